@@ -1,0 +1,30 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test build up bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %d.%d); run: make PYTHON=python3.x" % sys.version_info[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[local]'
+	@touch $@
+
+demo: $(VENV)/.installed  ## upload a video (VIDEO=path, or a generated one) and print the index
+	$(PY) -m localcloud demo $(if $(VIDEO),--video "$(VIDEO)")
+
+test: $(VENV)/.installed  ## the whole suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+build: $(VENV)/.installed  ## build/<function>/: the code folders s.yaml deploys
+	$(PY) -m localcloud.build
+
+up: $(VENV)/.installed  ## the local cloud in the foreground
+	$(PY) -m localcloud up
+
+bench: $(VENV)/.installed build  ## benchmarks on the local cloud; writes bench/results.json
+	$(PY) -m bench
+
+clean:
+	rm -rf build demo-output .pytest_cache .localcloud

@@ -1,0 +1,13 @@
+"""Callback function: ICE's HTTP callback; verifies it, confirms the job, writes index.json."""
+from snapshot_pipeline.callback import handle_callback
+from snapshot_pipeline.events import EventError, http_response, parse_http_event
+from snapshot_pipeline.runtime import services
+
+
+def handler(event, context):
+    try:
+        request = parse_http_event(event)
+    except EventError as exc:
+        return http_response(400, {"error": str(exc)})
+    s = services(context)
+    return handle_callback(request, s.settings, s.ice, s.store)

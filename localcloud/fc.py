@@ -1,0 +1,382 @@
+"""A local Function Compute: runs the functions s.yaml declares, as FC 3.0 invokes them.
+
+- Each function runs in instance *processes* (``localcloud.fc_worker``), started on demand
+  up to ``max_instances`` and reused while warm, with the function's own environment and
+  the python3.10 runtime's ``context`` (STS credentials, function, region...).
+- OSS triggers: object-created records from the local OSS are matched against the
+  trigger's events, prefix and suffix (case-sensitive, as OSS filters are) and delivered
+  as ``{"events": [record]}`` by *asynchronous* invocation: queued, and retried with
+  backoff when the handler raises, up to ``asyncInvokeConfig.maxAsyncRetryAttempts``.
+- HTTP triggers: an HTTP server per function turns each request into the FC 3.0
+  HTTP-trigger event and maps the returned ``{statusCode, headers, body, isBase64Encoded}``
+  dict to the response (a plain string result is a 200 with that body; a handler that raises
+  answers 502 with ``x-fc-error-type: UnhandledInvocationError``).
+"""
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .slsyaml import FunctionSpec
+
+
+class InvocationError(RuntimeError):
+    def __init__(self, error_type: str, message: str):
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass
+class Invocation:
+    function: str
+    request_id: str
+    trigger: str  # oss | http | direct
+    attempt: int
+    ok: bool
+    duration_s: float
+    error: str | None = None
+    result: Any = field(default=None, repr=False)
+
+
+class _Instance:
+    """One warm instance process."""
+
+    def __init__(self, pool: "FunctionPool"):
+        self.pool = pool
+        env = dict(pool.base_env)
+        env.update(pool.spec.environment)
+        env.update(pool.env_overrides)
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            [pool.python, "-m", "localcloud.fc_worker", str(pool.code_dir), pool.spec.props.get("handler", "index.handler")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            cwd=str(pool.code_dir),
+        )
+        threading.Thread(target=self._pump_logs, daemon=True).start()
+
+    def _pump_logs(self) -> None:
+        for line in self.proc.stderr:
+            self.pool.record_log(line.rstrip("\n"))
+
+    def invoke(self, event: bytes, context: dict, timeout_s: float) -> Any:
+        request = json.dumps({"event_b64": base64.b64encode(event).decode(), "context": context})
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        answer: list[str] = []
+        reader = threading.Thread(target=lambda: answer.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        if reader.is_alive() or not answer or not answer[0]:
+            self.kill()
+            if reader.is_alive():
+                raise InvocationError("FunctionTimeout", f"invocation exceeded the function timeout of {timeout_s:g}s")
+            raise InvocationError("InstanceExited", "the instance process exited during the invocation")
+        reply = json.loads(answer[0])
+        if not reply["ok"]:
+            raise InvocationError(reply["error_type"], reply["error_message"])
+        return reply["result"]
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class FunctionPool:
+    """Instances of one function, started on demand up to ``max_instances``."""
+
+    def __init__(self, spec: FunctionSpec, *, code_dir: Path, context_base: dict, env_overrides: dict[str, str],
+                 max_instances: int = 4, python: str = sys.executable, echo_logs: bool = False):
+        self.spec = spec
+        self.code_dir = Path(code_dir)
+        self.context_base = context_base
+        self.env_overrides = env_overrides
+        self.max_instances = max_instances
+        self.python = python
+        self.echo_logs = echo_logs
+        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "PYTEST_"))}
+        self.logs: collections.deque[str] = collections.deque(maxlen=20000)
+        self._idle: list[_Instance] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        self.started_instances = 0
+
+    def record_log(self, line: str) -> None:
+        self.logs.append(line)
+        if self.echo_logs:
+            print(f"[{self.spec.name}] {line}", file=sys.stderr, flush=True)
+
+    def _acquire(self) -> _Instance:
+        with self._cond:
+            while True:
+                while self._idle:
+                    inst = self._idle.pop()
+                    if inst.alive:
+                        return inst
+                    self._count -= 1
+                if self._count < self.max_instances:
+                    self._count += 1
+                    break
+                self._cond.wait()
+        try:
+            inst = _Instance(self)
+        except Exception:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        self.started_instances += 1
+        return inst
+
+    def _release(self, inst: _Instance) -> None:
+        with self._cond:
+            if inst.alive:
+                self._idle.append(inst)
+            else:
+                self._count -= 1
+            self._cond.notify()
+
+    def invoke(self, event: bytes, request_id: str | None = None) -> Any:
+        context = dict(self.context_base, request_id=request_id or str(uuid.uuid4()))
+        context["function"] = {"name": self.spec.props.get("functionName", self.spec.name),
+                               "handler": self.spec.props.get("handler"), "memory": self.spec.props.get("memorySize", 512),
+                               "timeout": self.spec.timeout_s}
+        inst = self._acquire()
+        try:
+            return inst.invoke(event, context, self.spec.timeout_s)
+        finally:
+            self._release(inst)
+
+    def stop(self) -> None:
+        with self._cond:
+            idle, self._idle = self._idle, []
+        for inst in idle:
+            inst.kill()
+
+
+def http_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, *, source_ip: str,
+               request_id: str, domain: str) -> dict:
+    """The FC 3.0 HTTP-trigger event for a built-in runtime."""
+    parts = urlsplit(raw_path)
+    query: dict[str, str] = {}
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        query[k] = f"{query[k]},{v}" if k in query else v
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode(), True
+    now = time.time()
+    return {
+        "version": "v1", "rawPath": parts.path, "body": text, "isBase64Encoded": is_b64,
+        "headers": headers, "queryParameters": query,
+        "requestContext": {
+            "accountId": "", "domainName": domain, "domainPrefix": domain.split(".")[0],
+            "http": {"method": method, "path": unquote(parts.path), "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "requestId": request_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "timeEpoch": str(int(now * 1000)),
+        },
+    }
+
+
+class _HttpTrigger:
+    def __init__(self, fc: "LocalFc", pool: FunctionPool, host: str, port: int):
+        trigger_pool = pool
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers: dict[str, str] = {}
+                for k, v in self.headers.items():
+                    headers[k] = f"{headers[k]},{v}" if k in headers else v
+                request_id = str(uuid.uuid4())
+                event = http_event(self.command, self.path, headers, body, source_ip=self.client_address[0],
+                                   request_id=request_id, domain=f"{self.server.server_address[0]}")
+                status, out_headers, payload = fc.invoke_http(trigger_pool, event, request_id)
+                self.send_response(status)
+                for k, v in out_headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("x-fc-request-id", request_id)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+class LocalFc:
+    """The functions of s.yaml, with their OSS and HTTP triggers."""
+
+    def __init__(self, functions: dict[str, FunctionSpec], *, code_dirs: dict[str, Path], context_base: dict,
+                 env_overrides: dict[str, str], host: str = "127.0.0.1", max_instances: int = 4,
+                 retry_base_s: float = 0.5, python: str = sys.executable, echo_logs: bool = False):
+        self.pools = {name: FunctionPool(spec, code_dir=code_dirs[name], context_base=context_base,
+                                         env_overrides=env_overrides, max_instances=max_instances,
+                                         python=python, echo_logs=echo_logs)
+                      for name, spec in functions.items()}
+        self.host = host
+        self.retry_base_s = retry_base_s
+        self.invocations: list[Invocation] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+        self._http: dict[str, _HttpTrigger] = {}
+        self._workers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._max_instances = max_instances
+        self.on_invocation: Callable[[Invocation], None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self, http_ports: dict[str, int] | None = None) -> "LocalFc":
+        for name, pool in self.pools.items():
+            if any(t.get("triggerType") == "http" for t in pool.spec.triggers):
+                trigger = _HttpTrigger(self, pool, self.host, (http_ports or {}).get(name, 0))
+                trigger.thread.start()
+                self._http[name] = trigger
+        for _ in range(self._max_instances * max(1, len(self.pools))):
+            t = threading.Thread(target=self._async_worker, daemon=True)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for _ in self._workers:
+            self._queue.put(None)
+        for trigger in self._http.values():
+            trigger.server.shutdown()
+            trigger.server.server_close()
+        for pool in self.pools.values():
+            pool.stop()
+
+    def url(self, function: str) -> str:
+        return self._http[function].url
+
+    # --- invocations ----------------------------------------------------------------------------
+    def _record(self, inv: Invocation) -> None:
+        with self._lock:
+            self.invocations.append(inv)
+        if self.on_invocation:
+            self.on_invocation(inv)
+
+    def invoke(self, function: str, event: bytes, *, trigger: str = "direct", attempt: int = 1,
+               request_id: str | None = None) -> Any:
+        """Invoke synchronously; raises InvocationError when the handler raises."""
+        pool = self.pools[function]
+        request_id = request_id or str(uuid.uuid4())
+        started = time.monotonic()
+        try:
+            result = pool.invoke(event, request_id)
+        except InvocationError as exc:
+            self._record(Invocation(function, request_id, trigger, attempt, False, time.monotonic() - started, str(exc)))
+            raise
+        self._record(Invocation(function, request_id, trigger, attempt, True, time.monotonic() - started, result=result))
+        return result
+
+    def invoke_http(self, pool: FunctionPool, event: dict, request_id: str) -> tuple[int, dict, bytes]:
+        try:
+            result = self.invoke(pool.spec.name, json.dumps(event).encode(), trigger="http", request_id=request_id)
+        except InvocationError as exc:
+            body = json.dumps({"errorType": exc.error_type, "errorMessage": exc.message}).encode()
+            return 502, {"Content-Type": "application/json", "x-fc-error-type": "UnhandledInvocationError"}, body
+        if isinstance(result, dict) and "statusCode" in result:
+            body = result.get("body") or ""
+            payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+            return int(result["statusCode"]), dict(result.get("headers") or {}), payload
+        text = result if isinstance(result, str) else json.dumps(result)
+        return 200, {"Content-Type": "text/plain; charset=utf-8"}, text.encode("utf-8")
+
+    def invoke_async(self, function: str, event: bytes) -> str:
+        request_id = str(uuid.uuid4())
+        with self._lock:
+            self._pending += 1
+        self._queue.put((function, event, request_id, 1))
+        return request_id
+
+    def _async_worker(self) -> None:
+        while not self._stopping.is_set():
+            item = self._queue.get()
+            if item is None:
+                return
+            function, event, request_id, attempt = item
+            retry = False
+            try:
+                self.invoke(function, event, trigger="async", attempt=attempt, request_id=request_id)
+            except InvocationError:
+                retry = attempt <= self.pools[function].spec.max_async_retries and not self._stopping.is_set()
+            except Exception as exc:  # the runner itself must keep going
+                print(f"localcloud fc: async invocation failed: {exc}", file=sys.stderr)
+            if retry:
+                delay = self.retry_base_s * (2 ** (attempt - 1))
+                threading.Timer(delay, self._queue.put, args=((function, event, request_id, attempt + 1),)).start()
+                continue
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    # --- OSS trigger ----------------------------------------------------------------------------
+    def on_oss_record(self, record: dict) -> None:
+        """Deliver an OSS notification record to every function whose OSS trigger matches it."""
+        bucket = record["oss"]["bucket"]["name"]
+        key = record["oss"]["object"]["key"]
+        event_name = "oss:" + record["eventName"]
+        for name, pool in self.pools.items():
+            for trigger in pool.spec.triggers:
+                if trigger.get("triggerType") != "oss":
+                    continue
+                arn_bucket = str(trigger.get("sourceArn", "")).rsplit(":", 1)[-1]
+                cfg = trigger.get("triggerConfig") or {}
+                events = cfg.get("events") or []
+                filt = (cfg.get("filter") or {}).get("key") or {}
+                if arn_bucket and arn_bucket != bucket:
+                    continue
+                if event_name not in events and "oss:ObjectCreated:*" not in events:
+                    continue
+                if not key.startswith(filt.get("prefix") or "") or not key.endswith(filt.get("suffix") or ""):
+                    continue
+                self.invoke_async(name, json.dumps({"events": [record]}).encode())

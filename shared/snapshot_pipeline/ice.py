@@ -1,0 +1,248 @@
+"""The ICE port: the snapshot calls the pipeline makes, through ``alibabacloud_ice20201109``.
+
+API reference: https://www.alibabacloud.com/help/en/ims/developer-reference/api-ice-2020-11-09-submitsnapshotjob
+(and the GetSnapshotJob / GetSnapshotUrls / ListSnapshotJobs pages beside it).
+
+The SDK is imported on first use, not at module import: it is the largest part of a
+function's cold start, and the callback answers within ICE's 3-second budget.
+Responses are turned into plain frozen values; SDK exceptions into :class:`IceError`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .credentials import Credentials
+
+URL_PAGE_SIZE = 30  # GetSnapshotUrls' maximum PageSize
+
+
+class IceError(RuntimeError):
+    """An ICE call failed. ``code`` is ICE's error code (``Throttling.User``, ``InvalidParameter``...)."""
+
+    def __init__(self, code: str, message: str, *, request_id: str | None = None,
+                 status_code: int | None = None):
+        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.status_code = status_code
+
+    @property
+    def retryable(self) -> bool:
+        """Throttling, server-side and network failures may succeed when tried again."""
+        return (
+            self.code.startswith("Throttling")
+            or self.code in ("ServiceUnavailable", "InternalError", "NetworkError")
+            or (self.status_code is not None and self.status_code >= 500)
+        )
+
+    @property
+    def not_found(self) -> bool:
+        return self.status_code == 404 or "NotFound" in self.code or "NotExist" in self.code
+
+
+@dataclass(frozen=True)
+class OssLocation:
+    bucket: str
+    key: str  # for outputs: the pattern, e.g. ".../{Count}.jpg"
+
+    @property
+    def uri(self) -> str:
+        return f"oss://{self.bucket}/{self.key}"
+
+
+def parse_oss_media(media: str, oss_file: Mapping | None = None) -> OssLocation | None:
+    """``oss://bucket/key`` or ``http(s)://bucket.oss-<region>.aliyuncs.com/key`` to a location."""
+    if oss_file and oss_file.get("Bucket") and oss_file.get("Object"):
+        return OssLocation(oss_file["Bucket"], oss_file["Object"])
+    if not media:
+        return None
+    if media.startswith("oss://"):
+        bucket, _, key = media[len("oss://"):].partition("/")
+        return OssLocation(bucket, key) if bucket and key else None
+    parts = urlsplit(media)
+    if parts.scheme in ("http", "https") and ".oss-" in (parts.hostname or ""):
+        return OssLocation(parts.hostname.split(".", 1)[0], parts.path.lstrip("/"))
+    return None
+
+
+@dataclass(frozen=True)
+class SnapshotJob:
+    job_id: str
+    status: str  # Init | Success | Fail
+    type: str | None
+    name: str | None
+    code: str | None
+    message: str | None
+    template_id: str | None
+    template_config: Mapping[str, Any]
+    user_data: str | None
+    input: OssLocation | None
+    output: OssLocation | None
+    count: int | None
+    create_time: str | None
+    submit_time: str | None
+    finish_time: str | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("Success", "Fail")
+
+    @classmethod
+    def from_map(cls, m: Mapping[str, Any]) -> "SnapshotJob":
+        cfg = m.get("TemplateConfig")
+        if isinstance(cfg, str):
+            try:
+                cfg = json.loads(cfg)
+            except json.JSONDecodeError:
+                cfg = {}
+        inp, out = m.get("Input") or {}, m.get("Output") or {}
+        return cls(
+            job_id=m.get("JobId", ""),
+            status=m.get("Status", ""),
+            type=m.get("Type"),
+            name=m.get("Name"),
+            code=m.get("Code") or None,
+            message=m.get("Message") or None,
+            template_id=m.get("TemplateId"),
+            template_config=cfg if isinstance(cfg, dict) else {},
+            user_data=m.get("UserData"),
+            input=parse_oss_media(inp.get("Media", ""), inp.get("OssFile")),
+            output=parse_oss_media(out.get("Media", ""), out.get("OssFile")),
+            count=m.get("Count"),
+            create_time=m.get("CreateTime"),
+            submit_time=m.get("SubmitTime"),
+            finish_time=m.get("FinishTime"),
+            raw=dict(m),
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotUrls:
+    total: int
+    urls: tuple[str, ...]
+    webvtt_url: str | None
+
+
+@dataclass(frozen=True)
+class SnapshotJobPage:
+    jobs: tuple[SnapshotJob, ...]
+    next_page_token: str | None
+
+
+def _translate(exc: BaseException) -> IceError:
+    code = getattr(exc, "code", None)
+    if code and code != "InvalidCredentials" and hasattr(exc, "status_code"):
+        data = getattr(exc, "data", None) or {}
+        message = data.get("Message") if isinstance(data, dict) else None
+        return IceError(str(code), message or str(getattr(exc, "message", exc)),
+                        request_id=getattr(exc, "request_id", None) or (data or {}).get("RequestId"),
+                        status_code=getattr(exc, "status_code", None))
+    if code == "InvalidCredentials":
+        return IceError("InvalidCredentials", str(exc))
+    return IceError("NetworkError", f"{type(exc).__name__}: {exc}")
+
+
+class Ice:
+    """Adapter over the ICE SDK client for snapshot jobs and templates."""
+
+    def __init__(self, *, endpoint: str, credentials: Credentials, region: str,
+                 protocol: str = "https", read_timeout_ms: int = 10000, connect_timeout_ms: int = 5000):
+        self._endpoint = endpoint
+        self._credentials = credentials
+        self._region = region
+        self._protocol = protocol
+        self._timeouts = (read_timeout_ms, connect_timeout_ms)
+        self._client = None
+        self._models = None
+
+    def _sdk(self):
+        if self._client is None:
+            from alibabacloud_ice20201109 import models
+            from alibabacloud_ice20201109.client import Client
+            from alibabacloud_tea_openapi.models import Config
+
+            c = self._credentials
+            self._client = Client(Config(
+                access_key_id=c.access_key_id, access_key_secret=c.access_key_secret,
+                security_token=c.security_token, region_id=self._region, endpoint=self._endpoint,
+                protocol=self._protocol, read_timeout=self._timeouts[0], connect_timeout=self._timeouts[1],
+            ))
+            self._models = models
+        return self._client, self._models
+
+    def _call(self, method: str, request: Any = None) -> dict:
+        client, _ = self._sdk()
+        try:
+            response = getattr(client, method)(request) if request is not None else getattr(client, method)()
+        except Exception as exc:
+            raise _translate(exc) from None
+        return response.body.to_map()
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def submit_snapshot_job(self, *, input: OssLocation, output: OssLocation, template_id: str,
+                            overwrite_params: Mapping[str, Any] | None = None,
+                            user_data: str | None = None, name: str | None = None,
+                            pipeline_id: str | None = None) -> str:
+        _, m = self._sdk()
+        template_config: dict[str, Any] = {"TemplateId": template_id}
+        if overwrite_params:
+            template_config["OverwriteParams"] = dict(overwrite_params)
+        request = m.SubmitSnapshotJobRequest(
+            input=m.SubmitSnapshotJobRequestInput(type="OSS", media=input.uri),
+            output=m.SubmitSnapshotJobRequestOutput(type="OSS", media=output.uri),
+            template_config=m.SubmitSnapshotJobRequestTemplateConfig().from_map(template_config),
+            user_data=user_data,
+            name=name,
+            schedule_config=m.SubmitSnapshotJobRequestScheduleConfig(pipeline_id=pipeline_id) if pipeline_id else None,
+        )
+        return self._call("submit_snapshot_job", request)["JobId"]
+
+    def get_snapshot_job(self, job_id: str) -> SnapshotJob:
+        _, m = self._sdk()
+        body = self._call("get_snapshot_job", m.GetSnapshotJobRequest(job_id=job_id))
+        return SnapshotJob.from_map(body.get("SnapshotJob") or {})
+
+    def list_snapshot_jobs(self, *, status: str | None = None, start_of_create_time: str | None = None,
+                           end_of_create_time: str | None = None, page_size: int = 100,
+                           next_page_token: str | None = None, order_by: str | None = None) -> SnapshotJobPage:
+        _, m = self._sdk()
+        body = self._call("list_snapshot_jobs", m.ListSnapshotJobsRequest(
+            status=status, start_of_create_time=start_of_create_time, end_of_create_time=end_of_create_time,
+            page_size=page_size, next_page_token=next_page_token, order_by=order_by))
+        return SnapshotJobPage(tuple(SnapshotJob.from_map(j) for j in body.get("Jobs") or ()),
+                               body.get("NextPageToken") or None)
+
+    def get_snapshot_urls_page(self, job_id: str, page_number: int, *, page_size: int = URL_PAGE_SIZE,
+                               timeout_s: int = 3600, order_by: str = "Asc") -> SnapshotUrls:
+        _, m = self._sdk()
+        body = self._call("get_snapshot_urls", m.GetSnapshotUrlsRequest(
+            job_id=job_id, page_number=page_number, page_size=page_size, order_by=order_by, timeout=timeout_s))
+        return SnapshotUrls(int(body.get("Total") or 0), tuple(body.get("SnapshotUrls") or ()),
+                            body.get("WebVTTUrl") or None)
+
+    def get_all_snapshot_urls(self, job_id: str, *, timeout_s: int = 3600, max_workers: int = 8) -> SnapshotUrls:
+        """Every URL of a job, in order. Pages after the first are fetched concurrently."""
+        first = self.get_snapshot_urls_page(job_id, 1, timeout_s=timeout_s)
+        pages = math.ceil(first.total / URL_PAGE_SIZE)
+        urls = list(first.urls)
+        if pages > 1:
+            with ThreadPoolExecutor(max_workers=min(max_workers, pages - 1)) as pool:
+                rest = pool.map(lambda n: self.get_snapshot_urls_page(job_id, n, timeout_s=timeout_s),
+                                range(2, pages + 1))
+                for page in rest:
+                    urls.extend(page.urls)
+        return SnapshotUrls(first.total, tuple(urls), first.webvtt_url)
+
+    # --- templates and event callback (operator workflow) -------------------------------------
+    def create_snapshot_template(self, name: str, config: Mapping[str, Any], subtype: int) -> dict:
+        _, m = self._sdk()
+        body = self._call("create_custom_template", m.CreateCustomTemplateRequest(
+            name=name, type=2, subtype=subtype, template_config=json.dumps(dict(config), separators=(",", ":"))))
+        return body.get("CustomTemplate") or {}
