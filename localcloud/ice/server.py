@@ -1,0 +1,460 @@
+"""LocalIce: the local ICE endpoint the unmodified ``alibabacloud_ice20201109`` client talks to.
+
+``Config(endpoint=ice.endpoint, protocol="http", access_key_id=..., access_key_secret=...)`` works
+against it. It serves the API (``responses.py`` over ``models.py``) from a threaded HTTP server, runs
+submitted snapshot jobs for real on a worker pool (input read by HTTP Range requests through an oss2
+signed URL of the local OSS, frames cut by ``engine.py``, outputs written with oss2), delivers
+completion callbacks with ICE's documented retry rule, and injects faults on demand.
+
+Admin endpoint (not part of ICE, no auth, loopback clients only) on the same port:
+``GET|POST /__localcloud/faults`` (JSON, the keys of :meth:`LocalIce.set_faults`),
+``GET /__localcloud/deliveries`` (the delivery log), ``POST /__localcloud/reset`` (clears jobs,
+templates, the event-callback setting, faults and the delivery log).
+
+Constructor knobs beyond the shared interface (keyword-only, defaults as ICE documents them):
+``qps_limits``, ``error_rate``, ``latency_s``, ``callback_drop_rate``, ``job_delay_s`` (the faults),
+``fault_seed`` (the fault RNG), ``callback_timeout_s=3.0``, ``callback_retry_interval_s=1.0``,
+``callback_attempts=3`` and ``max_clock_skew_s=900``.
+
+Assumptions:
+* Throttling answers ``Throttling.User`` (HTTP 400, no ``x-acs-retry-after``, so the SDK raises a
+  ``ClientException``): "Request was denied due to user flow control." Each action has a token
+  bucket of capacity ``max(1, limit)`` refilled at ``limit`` per second; refused calls take no token.
+* Faults apply after authentication and action lookup, before the action runs, so a throttled or
+  5xx'd call changes no state. Injected 5xx: ``InternalError`` (500).
+* An input object (or bucket) that does not exist fails the job with ``ResourceNotFound`` naming
+  "Input" (ICE's documented job-level wording); an engine error keeps the engine's code (an output
+  that cannot be written: ``Output.WriteFailed``); OSS unreachable or anything unexpected fails it
+  with ``InternalError``. A job never stays ``Init`` once its worker ran.
+* ``Count`` of a finished job is the number of frames captured; GetSnapshotUrls pages over the
+  distinct image objects written (for sprites: the sheets; for WebVtt: the images, with the VTT as
+  ``WebVTTUrl``), in the order written.
+* The delivery log entries are ``{job_id, url, attempt, status, error, elapsed_s, delivered,
+  dropped, at}`` with ``at`` in UNIX seconds.
+* One callback per finished job (Success or Fail). A callback that fault injection drops is logged
+  once with ``dropped: True`` and ``attempt: 0``; one to an MNS queue is logged, not sent.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import oss2
+
+from localcloud.ice import callbacks, engine
+from localcloud.ice.models import IceError, IceModel, SnapshotJob
+from localcloud.ice.rangefile import HttpRangeFile
+from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, Headers, IceResponses
+
+log = logging.getLogger("localcloud.ice")
+
+ADMIN_PREFIX = "/__localcloud/"
+INPUT_URL_EXPIRY_S = 3600
+
+
+@dataclass
+class Faults:
+    """What goes wrong on purpose. All zero/empty: nothing does."""
+
+    qps_limits: dict[str, float] = field(default_factory=dict)
+    error_rate: float = 0.0
+    latency_s: float = 0.0
+    callback_drop_rate: float = 0.0
+    job_delay_s: float = 0.0
+
+    def validated(self) -> "Faults":
+        if not isinstance(self.qps_limits, dict) or any(
+                not isinstance(k, str) or not isinstance(v, (int, float)) or v <= 0 for k, v in self.qps_limits.items()):
+            raise ValueError("qps_limits must map action names to limits > 0 calls per second")
+        for name in ("error_rate", "callback_drop_rate"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        for name in ("latency_s", "job_delay_s"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        return self
+
+
+class _TokenBucket:
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class FaultInjector:
+    """Holds the faults in force and applies the per-call ones (latency, throttling, 5xx)."""
+
+    FIELDS = tuple(f.name for f in fields(Faults))
+
+    def __init__(self, faults: Faults, seed: int | None = None):
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._faults = faults.validated()
+        self._buckets: dict[str, _TokenBucket] = {}
+
+    @property
+    def faults(self) -> Faults:
+        with self._lock:
+            return Faults(**asdict(self._faults))
+
+    def update(self, seed: int | None = None, **changes: Any) -> None:
+        unknown = sorted(set(changes) - set(self.FIELDS))
+        if unknown:
+            raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: seed, {', '.join(self.FIELDS)}")
+        with self._lock:
+            merged = Faults(**{**asdict(self._faults), **changes}).validated()
+            if "qps_limits" in changes:
+                merged.qps_limits = dict(merged.qps_limits)
+                self._buckets.clear()
+            self._faults = merged
+            if seed is not None:
+                self._rng.seed(seed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults = Faults()
+            self._buckets.clear()
+
+    def chance(self, rate: float) -> bool:
+        with self._lock:
+            return rate > 0 and self._rng.random() < rate
+
+    def gate(self, action: str) -> None:
+        faults = self.faults
+        if faults.latency_s:
+            time.sleep(faults.latency_s)
+        limit = faults.qps_limits.get(action)
+        if limit:
+            with self._lock:
+                bucket = self._buckets.get(action)
+                if bucket is None or bucket.rate != limit:
+                    bucket = self._buckets[action] = _TokenBucket(limit)
+                allowed = bucket.take()
+            if not allowed:
+                raise IceError("Throttling.User", "Request was denied due to user flow control.", 400)
+        if self.chance(faults.error_rate):
+            raise IceError("InternalError", "The request processing has failed due to some unknown error, "
+                                            "exception or failure.", 500)
+
+
+class LocalIce:
+    """A local ICE snapshot service for one account in one region (see the module docstring)."""
+
+    def __init__(self, *, access_key_id: str, access_key_secret: str, oss_endpoint: str,
+                 host: str = "127.0.0.1", port: int = 0, region: str = "cn-hangzhou",
+                 account_id: str = "1000000000000001", workers: int = 2,
+                 qps_limits: dict[str, float] | None = None, error_rate: float = 0.0, latency_s: float = 0.0,
+                 callback_drop_rate: float = 0.0, job_delay_s: float = 0.0, fault_seed: int | None = None,
+                 callback_timeout_s: float = 3.0, callback_retry_interval_s: float = 1.0,
+                 callback_attempts: int = 3, max_clock_skew_s: float = MAX_CLOCK_SKEW_S):
+        self._oss_auth = oss2.Auth(access_key_id, access_key_secret)
+        self._oss_endpoint = oss_endpoint.rstrip("/")
+        self._host, self._port = host, port
+        self._workers = workers
+        self.region, self.account_id = region, account_id
+        self.callback_timeout_s = callback_timeout_s
+        self.callback_retry_interval_s = callback_retry_interval_s
+        self.callback_attempts = callback_attempts
+        self.model = IceModel(region=region, account_id=account_id)
+        self._faults = FaultInjector(Faults(qps_limits=dict(qps_limits or {}), error_rate=error_rate,
+                                            latency_s=latency_s, callback_drop_rate=callback_drop_rate,
+                                            job_delay_s=job_delay_s), seed=fault_seed)
+        self._auth = Authenticator(access_key_id, access_key_secret, max_clock_skew_s=max_clock_skew_s)
+        self._responses = IceResponses(self.model, self._auth, sign_url=self._sign_url,
+                                       on_job_submitted=self._enqueue_job, gate=self._faults.gate,
+                                       host_id=f"ice.{region}.aliyuncs.com")
+        self._deliveries: list[dict[str, Any]] = []
+        self._connections: set[socket.socket] = set()
+        self._idle = threading.Condition()
+        self._busy = 0
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._job_pool: ThreadPoolExecutor | None = None
+        self._callback_pool: ThreadPoolExecutor | None = None
+        self.endpoint = ""
+        self.url = ""
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> "LocalIce":
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
+        self._server.daemon_threads = False  # server_close() joins the connection threads
+        host, port = self._server.server_address[:2]
+        self.endpoint = f"{host}:{port}"
+        self.url = f"http://{self.endpoint}"
+        self._job_pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="local-ice-job")
+        self._callback_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="local-ice-callback")
+        self._serve_thread = threading.Thread(target=self._server.serve_forever, name="local-ice-http", daemon=True)
+        self._serve_thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        with self._idle:
+            open_connections = list(self._connections)
+        for connection in open_connections:  # idle keep-alive connections would block the join
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        server.server_close()
+        if self._serve_thread is not None:
+            self._serve_thread.join()
+        for pool in (self._job_pool, self._callback_pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._job_pool = self._callback_pool = None
+
+    def __enter__(self) -> "LocalIce":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # ---- test and admin controls -----------------------------------------------------------
+
+    def set_event_callback(self, url: str, auth_key: str | None, event_types: str = "SnapshotComplete") -> None:
+        """The same as SetEventCallback with CallbackType HTTP (AuthSwitch on when ``auth_key``)."""
+        self.model.set_event_callback(callback_type="HTTP", callback_url=url, event_type_list=event_types,
+                                      auth_switch="on" if auth_key else "off", auth_key=auth_key)
+
+    def set_faults(self, **faults: Any) -> None:
+        """Change the given faults (``qps_limits``, ``error_rate``, ``latency_s``, ``callback_drop_rate``,
+        ``job_delay_s``; ``seed`` reseeds the fault RNG); the others stay as they are."""
+        self._faults.update(**faults)
+
+    def faults(self) -> dict[str, Any]:
+        return asdict(self._faults.faults)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        with self._idle:
+            return [dict(d) for d in self._deliveries]
+
+    def reset(self) -> None:
+        """Forget jobs, templates, the event-callback setting, faults and the delivery log."""
+        self.model.reset()
+        self._faults.clear()
+        self._auth.reset()
+        with self._idle:
+            self._deliveries.clear()
+
+    def wait_idle(self, timeout: float = 30) -> bool:
+        """True once every submitted job has finished and every callback delivery has settled."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    # ---- jobs ------------------------------------------------------------------------------
+
+    def _busy_add(self, n: int) -> None:
+        with self._idle:
+            self._busy += n
+            if self._busy == 0:
+                self._idle.notify_all()
+
+    def _bucket(self, name: str) -> oss2.Bucket:
+        return oss2.Bucket(self._oss_auth, self._oss_endpoint, name)
+
+    def _sign_url(self, bucket: str, key: str, expires_s: int) -> str:
+        return self._bucket(bucket).sign_url("GET", key, expires_s, slash_safe=True)
+
+    def _enqueue_job(self, job: SnapshotJob) -> None:
+        self._busy_add(1)
+        try:
+            assert self._job_pool is not None, "LocalIce is not started"
+            self._job_pool.submit(self._run_job, job.job_id)
+        except BaseException:
+            self._busy_add(-1)
+            raise
+
+    def _run_job(self, job_id: str) -> None:
+        try:
+            delay = self._faults.faults.job_delay_s
+            if delay and self._stopping.wait(delay):
+                return
+            job = self.model.find_job(job_id)
+            if job is None:
+                return
+            try:
+                finished = self._process(job)
+            except oss2.exceptions.OssError as exc:
+                log.warning("snapshot job %s: OSS call failed with status %s", job_id, exc.status)
+                finished = self.model.fail_job(job_id, code="InternalError",
+                                               message=f"The job could not access OSS ({type(exc).__name__}, "
+                                                       f"status {exc.status}).")
+            except Exception as exc:  # a job must never stay Init because its worker crashed
+                log.exception("snapshot job %s crashed", job_id)
+                finished = self.model.fail_job(job_id, code="InternalError",
+                                               message=f"The job failed unexpectedly: {type(exc).__name__}: "
+                                                       f"{str(exc)[:300]}")
+            if finished is not None:
+                self._schedule_callback(finished)
+        finally:
+            self._busy_add(-1)
+
+    def _process(self, job: SnapshotJob) -> SnapshotJob | None:
+        source = self._bucket(job.input.bucket)
+        try:
+            source.head_object(job.input.object)
+        except (oss2.exceptions.NotFound, oss2.exceptions.NoSuchBucket, oss2.exceptions.NoSuchKey):
+            return self.model.fail_job(job.job_id, code="ResourceNotFound",
+                                       message=f'The specified resource for "Input" could not be found: '
+                                               f"oss://{job.input.bucket}/{job.input.object}")
+        target = self._bucket(job.output.bucket)
+
+        def write(key: str, data: bytes, content_type: str) -> None:
+            target.put_object(key, data, headers={"Content-Type": content_type})
+
+        url = source.sign_url("GET", job.input.object, INPUT_URL_EXPIRY_S, slash_safe=True)
+        try:
+            with closing(HttpRangeFile(url)) as reader:
+                result = engine.run(reader, job.params, job.output.object, write)
+        except engine.EngineError as exc:
+            return self.model.fail_job(job.job_id, code=exc.code, message=exc.message)
+        keys = list(dict.fromkeys(s.key for s in result.snapshots))
+        return self.model.complete_job(job.job_id, snapshot_keys=keys, count=len(result.snapshots),
+                                       vtt_key=result.vtt_key)
+
+    # ---- callbacks -------------------------------------------------------------------------
+
+    def _schedule_callback(self, job: SnapshotJob) -> None:
+        target = self.model.callback_target(job)
+        if target is None or self._callback_pool is None:
+            return
+        self._busy_add(1)
+        try:
+            self._callback_pool.submit(self._deliver, job, target)
+        except BaseException:
+            self._busy_add(-1)
+            raise
+
+    def _record(self, job: SnapshotJob, url: str, attempt: int, *, status: int | None = None,
+                error: str | None = None, elapsed_s: float = 0.0, delivered: bool = False,
+                dropped: bool = False) -> None:
+        entry = {"job_id": job.job_id, "url": url, "attempt": attempt, "status": status, "error": error,
+                 "elapsed_s": round(elapsed_s, 4), "delivered": delivered, "dropped": dropped, "at": time.time()}
+        with self._idle:
+            self._deliveries.append(entry)
+        log.info("callback job=%s attempt=%s status=%s delivered=%s%s", job.job_id, attempt, status, delivered,
+                 f" error={error}" if error else "")
+
+    def _deliver(self, job: SnapshotJob, target: Any) -> None:
+        try:
+            if target.kind == "MNS":
+                self._record(job, target.address, 0, error="MNS queues are not emulated by the local ICE; not sent")
+                return
+            if self._faults.chance(self._faults.faults.callback_drop_rate):
+                self._record(job, target.address, 0, error="dropped by fault injection (callback_drop_rate)",
+                             dropped=True)
+                return
+            body = callbacks.encode(callbacks.snapshot_complete_event(job, self.account_id, job.finish_time))
+            for attempt in range(1, self.callback_attempts + 1):
+                if attempt > 1 and self._stopping.wait(self.callback_retry_interval_s):
+                    return
+                headers = callbacks.signed_headers(target.address, target.auth_key, time.time())
+                result = callbacks.post(target.address, body, headers, self.callback_timeout_s)
+                delivered = result.succeeded(self.callback_timeout_s)
+                self._record(job, target.address, attempt, status=result.status, error=result.error,
+                             elapsed_s=result.elapsed_s, delivered=delivered)
+                if delivered:
+                    return
+        finally:
+            self._busy_add(-1)
+
+
+def _handler_for(ice: LocalIce) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "LocalIce"
+        timeout = 120  # seconds an idle keep-alive connection is kept
+
+        def setup(self) -> None:
+            super().setup()
+            with ice._idle:
+                ice._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with ice._idle:
+                ice._connections.discard(self.connection)
+            super().finish()
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _dispatch(self) -> None:
+            body = self._body()
+            parts = urlsplit(self.path)
+            if parts.path.startswith(ADMIN_PREFIX):
+                self._send(*self._admin(parts.path[len(ADMIN_PREFIX):], body))
+                return
+            self._send(*ice._responses.handle(self.command, parts.path, parts.query,
+                                              Headers(self.headers.items()), body))
+
+        def _admin(self, name: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+            def answer(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:
+                return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+
+            if not self.client_address[0].startswith("127.") and self.client_address[0] != "::1":
+                return answer(403, {"error": "the admin endpoint answers loopback clients only"})
+            if name == "faults" and self.command == "GET":
+                return answer(200, ice.faults())
+            if name == "faults" and self.command == "POST":
+                try:
+                    changes = json.loads(body or b"{}")
+                    if not isinstance(changes, dict):
+                        raise ValueError("the body must be a JSON object")
+                    ice.set_faults(**changes)
+                except (ValueError, TypeError) as exc:
+                    return answer(400, {"error": str(exc)})
+                return answer(200, ice.faults())
+            if name == "deliveries" and self.command == "GET":
+                return answer(200, ice.deliveries())
+            if name == "reset" and self.command == "POST":
+                ice.reset()
+                return answer(200, {"reset": True})
+            return answer(404, {"error": f"unknown admin call {self.command} {ADMIN_PREFIX}{name}"})
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # The request line carries the query (SetEventCallback's AuthKey): log method and path only.
+            log.debug("%s %s -> %s", self.command, urlsplit(self.path).path, args[1] if len(args) > 1 else "")
+
+    return Handler
