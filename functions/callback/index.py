@@ -1,13 +1,16 @@
 """Callback function: ICE's HTTP callback; verifies it, confirms the job, writes index.json."""
+import time
+
 from snapshot_pipeline.callback import handle_callback
 from snapshot_pipeline.events import EventError, http_response, parse_http_event
 from snapshot_pipeline.runtime import services
 
 
 def handler(event, context):
+    started = time.monotonic()
     try:
         request = parse_http_event(event)
     except EventError as exc:
         return http_response(400, {"error": str(exc)})
-    s = services(context)
+    s = services(context, started)
     return handle_callback(request, s.settings, s.ice, s.store)

@@ -1,11 +1,13 @@
 """Submit function: fired by the OSS trigger, submits one ICE snapshot job per uploaded video."""
 import json
+import time
 
 from snapshot_pipeline.runtime import services
-from snapshot_pipeline.submit import handle_oss_event
+from snapshot_pipeline.submit import Submitter
 
 
 def handler(event, context):
-    s = services(context)
-    outcomes = handle_oss_event(event, s.settings, s.ice, request_id=getattr(context, "request_id", None))
-    return json.dumps([o.__dict__ for o in outcomes], ensure_ascii=False)
+    started = time.monotonic()
+    s = services(context, started)
+    outcomes = Submitter(s.settings, s.ice, s.store, lease_s=s.timeout_s).handle_event(event, s.request_id)
+    return json.dumps([o.to_dict() for o in outcomes], ensure_ascii=False)

@@ -87,15 +87,35 @@ def parse_oss_record(record: Any) -> ObjectEvent:
     )
 
 
-def parse_oss_event(raw: bytes | str | Mapping) -> list[Any]:
-    """Return the raw records of an OSS trigger event, to be parsed one by one.
+def _from_cloudevent(doc: Mapping) -> Any:
+    """An EventBridge (CloudEvents) OSS event: ``data`` holds an OSS record; the event name is
+    taken from ``type`` (``oss:ObjectCreated:PutObject``) when the record lacks one."""
+    data = doc.get("data")
+    if isinstance(data, str):
+        data = _load_json(data, "EventBridge event field 'data'")
+    if not isinstance(data, Mapping):
+        raise EventError("EventBridge event field 'data' must be a JSON object")
+    if "eventName" not in data and isinstance(doc.get("type"), str):
+        data = dict(data, eventName=doc["type"])
+    return data
 
-    Records are returned unparsed so that one bad record can be reported on its own
-    without stopping the others.
+
+def parse_oss_event(raw: bytes | str | Mapping) -> list[Any]:
+    """Return the raw records of an OSS event, to be parsed one by one.
+
+    Accepts the native OSS trigger shape ``{"events": [record, ...]}`` and the EventBridge
+    shape (one CloudEvent ``{"source": "acs.oss", "type", "data": record}``, or a list of them).
+    Records are returned unparsed so that one bad record can be reported on its own without
+    stopping the others.
     """
     doc = _load_json(raw, "OSS trigger event")
+    if isinstance(doc, list) and doc and all(isinstance(d, Mapping) and "data" in d for d in doc):
+        return [_from_cloudevent(d) for d in doc]
+    if isinstance(doc, Mapping) and "data" in doc and ("specversion" in doc or "source" in doc):
+        return [_from_cloudevent(doc)]
     if not isinstance(doc, Mapping) or "events" not in doc:
-        raise EventError("OSS trigger event must be a JSON object with an 'events' list")
+        raise EventError("OSS trigger event must be a JSON object with an 'events' list "
+                         "(native OSS trigger) or a CloudEvent with 'data' (EventBridge)")
     records = doc["events"]
     if not isinstance(records, list):
         raise EventError("OSS trigger event field 'events' must be a list")

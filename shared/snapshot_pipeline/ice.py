@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from .credentials import Credentials
+from .retry import Deadline, RetryPolicy
 
 URL_PAGE_SIZE = 30  # GetSnapshotUrls' maximum PageSize
 
@@ -153,7 +154,11 @@ class Ice:
     """Adapter over the ICE SDK client for snapshot jobs and templates."""
 
     def __init__(self, *, endpoint: str, credentials: Credentials, region: str,
-                 protocol: str = "https", read_timeout_ms: int = 10000, connect_timeout_ms: int = 5000):
+                 protocol: str = "https", read_timeout_ms: int = 10000, connect_timeout_ms: int = 5000,
+                 retry: RetryPolicy | None = None, deadline: Deadline | None = None):
+        self.retry = retry or RetryPolicy()
+        #: Set per invocation by the runtime; retries stop when it leaves no time for another try.
+        self.deadline = deadline or Deadline.after(300)
         self._endpoint = endpoint
         self._credentials = credentials
         self._region = region
@@ -177,13 +182,21 @@ class Ice:
             self._models = models
         return self._client, self._models
 
-    def _call(self, method: str, request: Any = None) -> dict:
+    def _call(self, method: str, request: Any = None, *, idempotent: bool = True) -> dict:
+        """One API call, retried on throttling and 5xx within the deadline, and on network errors
+        when repeating it is harmless (a submit whose answer was lost may have created a job)."""
         client, _ = self._sdk()
-        try:
-            response = getattr(client, method)(request) if request is not None else getattr(client, method)()
-        except Exception as exc:
-            raise _translate(exc) from None
-        return response.body.to_map()
+
+        def once() -> dict:
+            try:
+                response = getattr(client, method)(request) if request is not None else getattr(client, method)()
+            except Exception as exc:
+                raise _translate(exc) from None
+            return response.body.to_map()
+
+        return self.retry.call(once, deadline=self.deadline,
+                               retryable=lambda e: isinstance(e, IceError) and e.retryable
+                               and (idempotent or e.code != "NetworkError"))
 
     # --- jobs ---------------------------------------------------------------------------------
     def submit_snapshot_job(self, *, input: OssLocation, output: OssLocation, template_id: str,
@@ -202,7 +215,7 @@ class Ice:
             name=name,
             schedule_config=m.SubmitSnapshotJobRequestScheduleConfig(pipeline_id=pipeline_id) if pipeline_id else None,
         )
-        return self._call("submit_snapshot_job", request)["JobId"]
+        return self._call("submit_snapshot_job", request, idempotent=False)["JobId"]
 
     def get_snapshot_job(self, job_id: str) -> SnapshotJob:
         _, m = self._sdk()

@@ -1,14 +1,23 @@
-"""The index.json document: the durable record of a video's snapshots.
+"""The index.json document: the durable record of a video's snapshots (``snapshot-index/1``).
 
 Object keys are the durable reference; the signed URLs are a convenience that expires
 (``url_expires_at``). Schema: ``schemas/snapshot-index-1.json``.
+
+What ICE reports is only the list of image URLs, so the rest is derived and marked as such:
+- ``time`` of a snapshot: read from the WebVTT cues for WebVtt jobs; for stills and sprite
+  tiles, the *requested* time ``Time + (n-1) * Interval`` when the job's config has an
+  Interval; otherwise unknown (null).
+- sprite geometry: Columns, Lines, Padding, Margin from the job's config; the cell size from
+  CellWidth/CellHeight, else Width/Height, else measured from the first sheet's pixel size.
 """
 from __future__ import annotations
 
 import json
+import re
+import struct
 from datetime import datetime, timezone
-from typing import Any, Mapping
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 from .ice import SnapshotJob, SnapshotUrls
 
@@ -48,26 +57,144 @@ def source_of(job: SnapshotJob) -> dict[str, Any]:
     except json.JSONDecodeError:
         data = None
     src = data.get("source") if isinstance(data, Mapping) else None
-    if isinstance(src, Mapping) and src.get("bucket") and src.get("key"):
+    src = src if isinstance(src, Mapping) else {}
+    if src.get("bucket") and src.get("key"):
         return {"bucket": src["bucket"], "key": src["key"], "etag": src.get("etag")}
     if job.input:
-        return {"bucket": job.input.bucket, "key": job.input.key, "etag": None}
+        return {"bucket": job.input.bucket, "key": job.input.key, "etag": src.get("etag")}
     raise ValueError(f"job {job.job_id} names no source: no UserData.source and no OSS Input")
 
 
-def build_index(job: SnapshotJob, urls: SnapshotUrls | None, *, now: float, url_timeout_s: int) -> dict:
-    source = source_of(job)
+def jpeg_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first bytes of a JPEG (its SOF marker), without decoding it."""
+    i = 2
+    while i + 9 < len(head):
+        if head[i] != 0xFF:
+            return None
+        marker, length = head[i + 1], struct.unpack(">H", head[i + 2:i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", head[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+_CUE = re.compile(r"^(\d+:)?(\d{2}):(\d{2})\.(\d{3})\s+-->\s+(\d+:)?(\d{2}):(\d{2})\.(\d{3})")
+
+
+def _seconds(h: str | None, m: str, s: str, ms: str) -> float:
+    return int((h or "0:")[:-1]) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def parse_vtt(text: str) -> list[dict[str, Any]]:
+    """Cues of a WebVTT storyboard: start, end, and the image reference (path, optional xywh)."""
+    cues, lines = [], text.splitlines()
+    for n, line in enumerate(lines):
+        m = _CUE.match(line.strip())
+        if m and n + 1 < len(lines):
+            ref = lines[n + 1].strip()
+            path, _, fragment = ref.partition("#xywh=")
+            cue = {"start": _seconds(*m.group(1, 2, 3, 4)), "end": _seconds(*m.group(5, 6, 7, 8)), "image": path}
+            if fragment:
+                x, y, w, h = (int(v) for v in fragment.split(","))
+                cue["xywh"] = [x, y, w, h]
+            cues.append(cue)
+    return cues
+
+
+def _requested_times(config: Mapping[str, Any], n: int) -> list[float | None]:
+    interval = config.get("Interval")
+    if not interval:
+        return [None] * n
+    start = (config.get("Time") or 0) / 1000
+    return [round(start + k * interval, 3) for k in range(n)]
+
+
+def sprite_geometry(config: Mapping[str, Any], sheet_size: tuple[int, int] | None, frames: int) -> dict | None:
+    sprite = config.get("SpriteSnapshotConfig") or {}
+    columns, lines = sprite.get("Columns"), sprite.get("Lines")
+    if not columns or not lines:
+        return None
+    padding, margin = sprite.get("Padding") or 0, sprite.get("Margin") or 0
+    cell_w = sprite.get("CellWidth") or config.get("Width")
+    cell_h = sprite.get("CellHeight") or config.get("Height")
+    if (not cell_w or not cell_h) and sheet_size:
+        cell_w = cell_w or (sheet_size[0] - 2 * margin - (columns - 1) * padding) // columns
+        cell_h = cell_h or (sheet_size[1] - 2 * margin - (lines - 1) * padding) // lines
+    geometry: dict[str, Any] = {"columns": columns, "lines": lines, "cell_width": cell_w, "cell_height": cell_h,
+                                "padding": padding, "margin": margin, "tiles": []}
+    if not cell_w or not cell_h:
+        return geometry
+    per_sheet = columns * lines
+    for k, t in enumerate(_requested_times(config, frames)):
+        column, line = (k % per_sheet) % columns, (k % per_sheet) // columns
+        geometry["tiles"].append({"sprite": k // per_sheet + 1, "column": column, "line": line,
+                                  "x": margin + column * (cell_w + padding), "y": margin + line * (cell_h + padding),
+                                  "w": cell_w, "h": cell_h, "time": t})
+    return geometry
+
+
+def build_index(job: SnapshotJob, urls: SnapshotUrls | None, *, now: float, url_timeout_s: int,
+                source_size: int | None = None, read: Callable[[str, str, int], bytes | None] | None = None) -> dict:
+    """The index of a finished job. ``read(bucket, key, max_bytes)`` fetches the start of an
+    object (the WebVTT file, a sprite sheet's header) when the index needs it."""
+    source = dict(source_of(job), size=source_size)
     out_bucket = job.output.bucket if job.output else source["bucket"]
+    config = job.template_config or {}
     snapshots = []
     for i, url in enumerate(urls.urls if urls else (), start=1):
         bucket, key = object_of_url(url, out_bucket)
         snapshots.append({"index": i, "bucket": bucket, "key": key, "url": url,
-                          "url_expires_at": url_expiry(url, now, url_timeout_s)})
-    job_doc: dict[str, Any] = {
-        "id": job.job_id, "status": job.status, "type": job.type, "template_id": job.template_id,
-        "created": job.create_time, "finished": job.finish_time,
-    }
+                          "url_expires_at": url_expiry(url, now, url_timeout_s), "time": None})
+    doc: dict[str, Any] = {"schema": SCHEMA, "source": source, "job": _job_doc(job), "snapshots": snapshots}
+
+    if job.type == "WebVtt" and urls and urls.webvtt_url:
+        vtt_bucket, vtt_key = object_of_url(urls.webvtt_url, out_bucket)
+        webvtt: dict[str, Any] = {"bucket": vtt_bucket, "key": vtt_key, "url": urls.webvtt_url,
+                                  "url_expires_at": url_expiry(urls.webvtt_url, now, url_timeout_s)}
+        text = read(vtt_bucket, vtt_key, 4 << 20) if read else None
+        if text is not None:
+            cues = parse_vtt(text.decode("utf-8", "replace"))
+            by_key = {s["key"]: s for s in snapshots}
+            base = vtt_key.rsplit("/", 1)[0] + "/" if "/" in vtt_key else ""
+            webvtt["cues"] = []
+            for cue in cues:
+                image_key = unquote(urljoin("/" + base, cue["image"]).lstrip("/"))
+                cue_doc = {"start": cue["start"], "end": cue["end"], "key": image_key}
+                if "xywh" in cue:
+                    cue_doc["xywh"] = cue["xywh"]
+                webvtt["cues"].append(cue_doc)
+                snap = by_key.get(image_key)
+                if snap is not None and snap["time"] is None:
+                    snap["time"] = cue["start"]
+        doc["webvtt"] = webvtt
+    elif job.type == "Sprite":
+        sheet = None
+        if snapshots and read:
+            head = read(snapshots[0]["bucket"], snapshots[0]["key"], 65536)
+            sheet = jpeg_size(head) if head else None
+        geometry = sprite_geometry(config, sheet, config.get("Count") or 0)
+        if geometry is not None:
+            doc["sprite"] = geometry
+    else:
+        for snap, t in zip(snapshots, _requested_times(config, len(snapshots))):
+            snap["time"] = t
+    doc["generated_at"] = iso(now)
+    return doc
+
+
+def _job_doc(job: SnapshotJob) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": job.job_id, "status": job.status, "type": job.type, "template_id": job.template_id,
+                           "created": job.create_time, "finished": job.finish_time}
     if job.status == "Fail":
-        job_doc["error"] = {"code": job.code, "message": job.message}
-    return {"schema": SCHEMA, "source": source, "job": job_doc, "snapshots": snapshots,
-            "generated_at": iso(now)}
+        doc["error"] = {"code": job.code, "message": job.message}
+    return doc
+
+
+def failure_index(source: Mapping[str, Any], code: str, message: str, *, template_id: str | None, now: float,
+                  size: int | None = None) -> dict:
+    """The index of an upload ICE refused to take (no job exists): the failure, durably."""
+    return {"schema": SCHEMA, "source": dict(source, size=size),
+            "job": {"id": None, "status": "Fail", "type": None, "template_id": template_id, "created": None,
+                    "finished": None, "error": {"code": code, "message": message, "stage": "submit"}},
+            "snapshots": [], "generated_at": iso(now)}

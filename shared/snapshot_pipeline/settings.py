@@ -36,8 +36,10 @@ class Settings:
     pipeline_id: str | None
     callback_url: str | None
     callback_auth_key: str | None = field(repr=False)
+    callback_auth_key_previous: str | None = field(repr=False)
     video_suffixes: tuple[str, ...]
     url_timeout_s: int
+    reconcile_window_s: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -102,6 +104,17 @@ class Settings:
                 if not 1 <= url_timeout <= 129600:
                     problems.append("SNAPSHOT_URL_TIMEOUT must be between 1 and 129600 seconds")
 
+        window = 86400
+        raw_window = get("RECONCILE_WINDOW_HOURS")
+        if raw_window:
+            try:
+                window = int(float(raw_window) * 3600)
+            except ValueError:
+                problems.append(f"RECONCILE_WINDOW_HOURS must be a number, not {raw_window!r}")
+            else:
+                if window <= 0:
+                    problems.append("RECONCILE_WINDOW_HOURS must be positive")
+
         callback_url = get("CALLBACK_URL")
         if callback_url and not callback_url.startswith(("http://", "https://")):
             problems.append(f"CALLBACK_URL must be an http(s) URL, not {callback_url!r}")
@@ -122,8 +135,10 @@ class Settings:
             pipeline_id=get("PIPELINE_ID"),
             callback_url=callback_url,
             callback_auth_key=get("ICE_CALLBACK_AUTH_KEY"),
+            callback_auth_key_previous=get("ICE_CALLBACK_AUTH_KEY_PREVIOUS"),
             video_suffixes=suffixes,
             url_timeout_s=url_timeout,
+            reconcile_window_s=window,
         )
 
     def require(self, *names: str) -> "Settings":

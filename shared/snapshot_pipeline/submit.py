@@ -1,109 +1,195 @@
-"""Submit: an OSS object-created record becomes one ICE snapshot job.
+"""Submit: each uploaded video becomes exactly one ICE snapshot job.
 
-Output naming is deterministic, so the snapshots and the index of a video always sit at
-``<output bucket>/<OUTPUT_PREFIX><source key>/``.
+Per record: skip what is not a whole, new video (with a log line saying why); confirm the
+object with HEAD (its etag and size, and the key's encoding); claim the upload
+(:mod:`.claims`); submit; record the JobId in the claim. A job ICE refuses (bad template,
+bucket not registered...) gets a failure index at once: nothing is lost silently. Throttling,
+5xx and network errors are retried within the invocation's time; when that is spent, or
+another attempt holds the claim, the handler raises so Function Compute retries it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+from urllib.parse import unquote, unquote_plus
 
+from .claims import ClaimLost, Claims, Upload
 from .events import EventError, ObjectEvent, parse_oss_event, parse_oss_record
-from .ice import Ice, OssLocation
+from .ice import Ice, IceError, OssLocation
+from .index import failure_index
+from .layout import index_key, output_location
 from .log import log
 from .settings import Settings
-
-OUTPUT_FILE = {"Normal": "{Count}.jpg", "Sprite": "sprite-{TileCount}.jpg", "WebVtt": "storyboard.vtt"}
-INDEX_FILE = "index.json"
+from .store import ObjectStore
 
 
-def output_dir(settings: Settings, source_key: str) -> str:
-    return f"{settings.output_prefix}{source_key}/"
-
-
-def output_location(settings: Settings, source: ObjectEvent) -> OssLocation:
-    bucket = settings.output_bucket or source.bucket
-    return OssLocation(bucket, output_dir(settings, source.key) + OUTPUT_FILE[settings.snapshot_type])
-
-
-def job_name(source: ObjectEvent) -> str:
-    """A short deterministic name: the same upload always yields the same job name."""
-    digest = hashlib.sha1(f"{source.bucket}/{source.key}/{source.etag}".encode("utf-8")).hexdigest()
-    return f"snap-{digest[:20]}"
-
-
-def user_data(settings: Settings, source: ObjectEvent) -> str:
-    """UserData echoed back by GetSnapshotJob: where the video came from, and where to call back."""
-    doc: dict[str, Any] = {"source": {"bucket": source.bucket, "key": source.key, "etag": source.etag}}
-    if settings.callback_url:
-        doc["NotifyAddress"] = settings.callback_url
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-
-
-def skip_reason(settings: Settings, source: ObjectEvent) -> str | None:
-    if not source.is_object_created:
-        return f"event {source.event_name} is not an object creation"
-    if source.key.endswith("/"):
-        return "folder marker"
-    if source.key.startswith(settings.output_prefix):
-        return f"key is under the output prefix {settings.output_prefix!r}"
-    if not source.key.lower().endswith(settings.video_suffixes):
-        return "not a video suffix"
-    if source.size == 0:
-        return "zero-size object"
-    return None
+USER_DATA_MAX_BYTES = 512
 
 
 @dataclass(frozen=True)
 class Outcome:
     bucket: str | None
     key: str | None
-    outcome: str  # submitted | skipped | invalid
+    outcome: str  # submitted | duplicate | skipped | invalid | rejected | retry
     job_id: str | None = None
     reason: str | None = None
 
-
-def submit_object(settings: Settings, ice: Ice, source: ObjectEvent) -> str:
-    """Submit the snapshot job for one uploaded video; return its JobId."""
-    overwrite = {"Type": settings.snapshot_type, **settings.overwrite_params}
-    return ice.submit_snapshot_job(
-        input=OssLocation(source.bucket, source.key),
-        output=output_location(settings, source),
-        template_id=settings.template_id,
-        overwrite_params=overwrite,
-        user_data=user_data(settings, source),
-        name=job_name(source),
-        pipeline_id=settings.pipeline_id,
-    )
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def handle_oss_event(raw: Any, settings: Settings, ice: Ice, request_id: str | None = None) -> list[Outcome]:
-    """Handle every record of an OSS trigger event.
+class RetryLater(RuntimeError):
+    """Some records could not be settled now; raised after all records were handled so that
+    Function Compute retries the invocation (settled records are then skipped as duplicates)."""
 
-    A malformed record is logged and reported as ``invalid`` without stopping the others.
-    An ICE failure propagates, so Function Compute retries the invocation.
-    """
-    settings.require("template_id")
-    outcomes = []
-    for raw_record in parse_oss_event(raw):
-        started = time.monotonic()
+
+def job_name(upload: Upload) -> str:
+    """A short deterministic name: the same upload always yields the same job name."""
+    return "snap-" + hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}".encode("utf-8")).hexdigest()[:20]
+
+
+class Submitter:
+    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, *, lease_s: float = 60,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.ice = ice
+        self.store = store
+        self.lease_s = lease_s
+        self.clock = clock
+
+    # --- naming ---------------------------------------------------------------------------------
+    def output_bucket(self, upload: Upload) -> str:
+        return self.settings.output_bucket or upload.bucket
+
+    def claims(self, upload: Upload) -> Claims:
+        return Claims(self.store, self.output_bucket(upload), self.settings.output_prefix,
+                      lease_s=self.lease_s, clock=self.clock)
+
+    def user_data(self, upload: Upload) -> str:
+        """UserData echoed back by GetSnapshotJob: where the video came from, and where to call back.
+
+        ICE limits UserData to 512 bytes (documented for other job types; assumed here). A key too
+        long for that is left out: the job's Input names it too.
+        """
+        doc: dict[str, Any] = {"source": upload.to_doc()}
+        if self.settings.callback_url:
+            doc["NotifyAddress"] = self.settings.callback_url
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        if len(text.encode("utf-8")) > USER_DATA_MAX_BYTES:
+            doc["source"] = {"etag": upload.etag}
+            text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        return text
+
+    # --- filtering ------------------------------------------------------------------------------
+    def skip_reason(self, event: ObjectEvent) -> str | None:
+        if not event.is_object_created:
+            return f"event {event.event_name} is not an object creation"
+        if event.key.endswith("/"):
+            return "folder marker"
+        if event.key.startswith(self.settings.output_prefix):
+            return f"key is under the output prefix {self.settings.output_prefix!r}"
+        if not event.key.lower().endswith(self.settings.video_suffixes):
+            return "not a video suffix"
+        if event.size == 0:
+            return "zero-size object"
+        return None
+
+    def resolve(self, event: ObjectEvent) -> tuple[Upload | None, str | None]:
+        """HEAD the object: it must exist, be the version the event names, and not be empty.
+
+        The key is used as OSS sent it; only when no such object exists and the key looks
+        URL-encoded is the decoded key tried (see README, "Object keys in events").
+        """
+        key, info = event.key, self.store.head(event.bucket, event.key)
+        if info is None and ("%" in key or "+" in key):
+            for candidate in dict.fromkeys((unquote(key), unquote_plus(key))):
+                if candidate != key:
+                    info = self.store.head(event.bucket, candidate)
+                    if info is not None:
+                        key = candidate
+                        break
+        if info is None:
+            return None, "object no longer exists"
+        if event.etag and info.etag != event.etag:
+            return None, f"superseded: the object's etag is now {info.etag}, not {event.etag}"
+        if info.size == 0:
+            return None, "zero-size object"
+        return Upload(event.bucket, key, info.etag, info.size), None
+
+    # --- submitting -----------------------------------------------------------------------------
+    def submit_upload(self, upload: Upload, owner: str) -> Outcome:
+        """Claim and submit one upload. Raises ClaimBusy / retryable errors for a later retry."""
+        claims = self.claims(upload)
+        claim = claims.acquire(upload, owner)
+        if claim.job_id or claim.state == "failed":
+            return Outcome(upload.bucket, upload.key, "duplicate", claim.job_id,
+                           reason=f"already {claim.state} by an earlier delivery")
+        if not claims.usable(claim):
+            raise ClaimLost("not enough of the claim's lease is left to submit safely")
+        overwrite = {"Type": self.settings.snapshot_type, **self.settings.overwrite_params}
         try:
-            source = parse_oss_record(raw_record)
+            job_id = self.ice.submit_snapshot_job(
+                input=OssLocation(upload.bucket, upload.key),
+                output=output_location(self.output_bucket(upload), self.settings.output_prefix,
+                                       self.settings.snapshot_type, upload.bucket, upload.key),
+                template_id=self.settings.template_id, overwrite_params=overwrite,
+                user_data=self.user_data(upload), name=job_name(upload), pipeline_id=self.settings.pipeline_id)
+        except IceError as exc:
+            if exc.retryable:
+                raise
+            # ICE refused the job itself: record the failure durably, in the index and the claim.
+            doc = failure_index(upload.to_doc(), exc.code, exc.message, template_id=self.settings.template_id,
+                                now=self.clock(), size=upload.size)
+            self.store.put_json(self.output_bucket(upload),
+                                index_key(self.settings.output_prefix, upload.bucket, upload.key), doc)
+            claims.record_failure(claim, exc.code, exc.message)
+            return Outcome(upload.bucket, upload.key, "rejected", reason=str(exc))
+        claims.record_job(claim, job_id)
+        return Outcome(upload.bucket, upload.key, "submitted", job_id)
+
+    def handle_record(self, raw_record: Any, owner: str) -> Outcome:
+        try:
+            event = parse_oss_record(raw_record)
         except EventError as exc:
-            log("submit.record", request_id=request_id, outcome="invalid", reason=str(exc))
-            outcomes.append(Outcome(None, None, "invalid", reason=str(exc)))
-            continue
-        reason = skip_reason(settings, source)
+            return Outcome(None, None, "invalid", reason=str(exc))
+        reason = self.skip_reason(event)
         if reason:
-            outcome = Outcome(source.bucket, source.key, "skipped", reason=reason)
-        else:
-            job_id = submit_object(settings, ice, source)
-            outcome = Outcome(source.bucket, source.key, "submitted", job_id=job_id)
-        log("submit.record", request_id=request_id, bucket=outcome.bucket, key=outcome.key,
-            etag=source.etag, job_id=outcome.job_id, outcome=outcome.outcome, reason=outcome.reason,
-            duration_s=round(time.monotonic() - started, 4))
-        outcomes.append(outcome)
-    return outcomes
+            return Outcome(event.bucket, event.key, "skipped", reason=reason)
+        upload, reason = self.resolve(event)
+        if upload is None:
+            return Outcome(event.bucket, event.key, "skipped", reason=reason)
+        return self.submit_upload(upload, owner)
+
+    def handle_event(self, raw: Any, request_id: str | None = None) -> list[Outcome]:
+        """Handle every record of an OSS event; raise RetryLater at the end if any must be retried."""
+        self.settings.require("template_id")
+        owner = request_id or uuid.uuid4().hex
+        outcomes: list[Outcome] = []
+        retry_errors: list[Exception] = []
+        for raw_record in parse_oss_event(raw):
+            started = time.monotonic()
+            try:
+                outcome = self.handle_record(raw_record, owner)
+            except Exception as exc:  # settle the other records first; raised below for the platform
+                retry_errors.append(exc)
+                bucket, key = _where(raw_record)
+                outcome = Outcome(bucket, key, "retry", reason=f"{type(exc).__name__}: {exc}")
+            log("submit.record", request_id=request_id, duration_s=round(time.monotonic() - started, 4),
+                **outcome.to_dict())
+            outcomes.append(outcome)
+        if retry_errors:
+            raise RetryLater(f"{len(retry_errors)} of {len(outcomes)} record(s) must be retried: "
+                             f"{type(retry_errors[0]).__name__}: {retry_errors[0]}") from retry_errors[0]
+        return outcomes
+
+
+def _where(raw_record: Any) -> tuple[str | None, str | None]:
+    try:
+        event = parse_oss_record(raw_record)
+    except EventError:
+        return None, None
+    return event.bucket, event.key

@@ -1,0 +1,145 @@
+"""Exactly one job per upload: claims in OSS, created with ``x-oss-forbid-overwrite``.
+
+An upload is identified by (bucket, key, etag). Before submitting, an attempt *claims* the
+upload by creating ``<OUTPUT_PREFIX>_claims/<id>/<generation>.json``; OSS lets exactly one
+of concurrent creators succeed. After submitting it records the JobId in that claim.
+
+- A claim with a JobId: the upload is done; later deliveries skip it.
+- A claim without a JobId that has not expired: another attempt is working on it; this
+  attempt raises :class:`ClaimBusy` so Function Compute retries it later.
+- A claim without a JobId that has expired: its owner crashed before submitting. The next
+  attempt takes over by creating the *next generation* (again forbid-overwrite, so exactly
+  one taker wins).
+
+A claim's lease is the function's timeout plus a margin for clock skew, and its owner
+submits only while the lease has more than :data:`SUBMIT_MARGIN_S` left: Function Compute
+stops an invocation at its timeout, so an owner is never still working when its claim
+expires, and a claim never blocks forever.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from .store import ObjectStore
+
+CLAIMS_DIR = "_claims/"
+CLOCK_SKEW_S = 30.0
+SUBMIT_MARGIN_S = 15.0
+
+
+class ClaimBusy(RuntimeError):
+    """Another attempt holds the claim; retry after it expires or completes."""
+
+
+class ClaimLost(RuntimeError):
+    """The claim expired before this attempt could submit: a newer attempt owns the upload."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    bucket: str
+    key: str
+    etag: str
+    size: int | None = None
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.bucket}\n{self.key}\n{self.etag}".encode("utf-8")).hexdigest()
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "key": self.key, "etag": self.etag}
+
+
+@dataclass(frozen=True)
+class Claim:
+    upload: Upload
+    object_key: str
+    generation: int
+    doc: dict[str, Any]
+
+    @property
+    def job_id(self) -> str | None:
+        return self.doc.get("job_id")
+
+    @property
+    def state(self) -> str:
+        return self.doc.get("state", "claimed")
+
+    @property
+    def expires_at(self) -> float:
+        return float(self.doc.get("expires_at", 0))
+
+
+class Claims:
+    def __init__(self, store: ObjectStore, bucket: str, output_prefix: str, *, lease_s: float,
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.bucket = bucket
+        self.root = f"{output_prefix}{CLAIMS_DIR}"
+        self.lease_s = lease_s + CLOCK_SKEW_S
+        self.clock = clock
+
+    def _dir(self, upload_id: str) -> str:
+        return f"{self.root}{upload_id}/"
+
+    def latest(self, upload: Upload) -> Claim | None:
+        generations = sorted(o.key for o in self.store.list(self.bucket, self._dir(upload.id)))
+        if not generations:
+            return None
+        key = generations[-1]
+        doc = self.store.get_json(self.bucket, key) or {}
+        return Claim(upload, key, int(key.rsplit("/", 1)[-1].split(".")[0]), doc)
+
+    def acquire(self, upload: Upload, owner: str) -> Claim:
+        """Claim the upload for ``owner``. Returns the claim: a fresh one (no ``job_id``) to submit
+        under, or the existing one carrying the ``job_id`` when the upload was already submitted."""
+        for _ in range(5):
+            current = self.latest(upload)
+            if current is not None:
+                if current.job_id or current.state in ("submitted", "failed"):
+                    return current
+                now = self.clock()
+                if current.expires_at > now:
+                    raise ClaimBusy(f"upload is claimed by attempt {current.doc.get('owner')} until "
+                                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(current.expires_at))}")
+            generation = current.generation + 1 if current else 1
+            now = self.clock()
+            doc = {"schema": "snapshot-claim/1", "source": upload.to_doc(), "state": "claimed", "owner": owner,
+                   "generation": generation, "claimed_at": now, "expires_at": now + self.lease_s}
+            key = f"{self._dir(upload.id)}{generation:06d}.json"
+            if self.store.create_json(self.bucket, key, doc):
+                return Claim(upload, key, generation, doc)
+        raise ClaimBusy("the claim changed hands too often; retry later")
+
+    def usable(self, claim: Claim) -> bool:
+        """Whether the owner may still submit under this claim."""
+        return claim.expires_at - self.clock() > SUBMIT_MARGIN_S
+
+    def _finish(self, claim: Claim, **fields: Any) -> Claim:
+        doc = dict(claim.doc, **fields, finished_at=self.clock())
+        self.store.put_json(self.bucket, claim.object_key, doc)
+        return Claim(claim.upload, claim.object_key, claim.generation, doc)
+
+    def record_job(self, claim: Claim, job_id: str) -> Claim:
+        return self._finish(claim, state="submitted", job_id=job_id)
+
+    def record_failure(self, claim: Claim, code: str, message: str) -> Claim:
+        return self._finish(claim, state="failed", error={"code": code, "message": message})
+
+    def all_latest(self) -> Iterator[Claim]:
+        """The latest claim of every upload (for the reconciler)."""
+        by_upload: dict[str, str] = {}
+        for obj in self.store.list(self.bucket, self.root):
+            upload_id = obj.key[len(self.root):].split("/", 1)[0]
+            if obj.key > by_upload.get(upload_id, ""):
+                by_upload[upload_id] = obj.key
+        for key in by_upload.values():
+            doc = self.store.get_json(self.bucket, key) or {}
+            src = doc.get("source") or {}
+            if not src.get("bucket") or not src.get("key"):
+                continue
+            upload = Upload(src["bucket"], src["key"], src.get("etag") or "")
+            yield Claim(upload, key, int(key.rsplit("/", 1)[-1].split(".")[0]), doc)

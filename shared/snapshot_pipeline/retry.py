@@ -1,0 +1,61 @@
+"""Retries that end: exponential backoff with full jitter, within the invocation's time.
+
+Throttling, 5xx and connection failures are tried again until the function's remaining
+time would not allow another attempt; then the last error is raised so Function Compute
+retries the whole invocation. ``sleep``, ``clock`` and ``random`` are injected, so tests
+of throttling run instantly and deterministically.
+"""
+from __future__ import annotations
+
+import random as _random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class DeadlineExceeded(RuntimeError):
+    """Not enough of the invocation's time is left to start the operation."""
+
+
+@dataclass
+class Deadline:
+    """The invocation's time budget: ``at`` is a ``clock()`` value; ``reserve_s`` is kept for the
+    work after the last retry (writing a record, answering)."""
+
+    at: float
+    clock: Callable[[], float] = time.monotonic
+    reserve_s: float = 1.0
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic, reserve_s: float = 1.0) -> "Deadline":
+        return cls(clock() + seconds, clock, reserve_s)
+
+    def remaining(self) -> float:
+        return self.at - self.clock() - self.reserve_s
+
+
+@dataclass
+class RetryPolicy:
+    base_s: float = 0.2
+    cap_s: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = field(default_factory=lambda: _random.random)
+
+    def call(self, operation: Callable[[], T], *, deadline: Deadline, retryable: Callable[[Exception], bool],
+             on_retry: Callable[[int, Exception, float], None] | None = None) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return operation()
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                delay = self.random() * min(self.cap_s, self.base_s * (2 ** (attempt - 1)))
+                if deadline.remaining() < delay:
+                    raise
+                if on_retry:
+                    on_retry(attempt, exc, delay)
+                self.sleep(delay)
