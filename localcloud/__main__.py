@@ -1,0 +1,112 @@
+"""``python -m localcloud up``: the local cloud in the foreground.
+``python -m localcloud demo [--video PATH]``: the whole product once, end to end.
+
+``up`` prints one JSON line first (endpoints, bucket, credentials, callback URL and key:
+what a client needs to talk to it), then serves until Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .cloud import LocalCloud, LocalCloudOptions
+
+STATE_FILE = Path(".localcloud") / "state.json"
+
+
+def _options(args: argparse.Namespace) -> LocalCloudOptions:
+    options = LocalCloudOptions(host=args.host, bucket=args.bucket, code=args.code, echo_logs=args.verbose,
+                                oss_port=args.oss_port, ice_port=args.ice_port, callback_port=args.callback_port)
+    if args.template_config:
+        options.template_config = json.loads(args.template_config)
+    return options
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    cloud = LocalCloud(_options(args)).start()
+    try:
+        info = cloud.describe()
+        print(json.dumps(info), flush=True)
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        STATE_FILE.write_text(json.dumps(info))
+        print(f"local cloud up: upload videos to oss://{info['bucket']}/uploads/ (Ctrl-C to stop)",
+              file=sys.stderr, flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        STATE_FILE.unlink(missing_ok=True)
+        cloud.stop()
+        print("local cloud stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    out = Path(args.out)
+    with LocalCloud(_options(args)) as cloud:
+        if args.video:
+            data, name = Path(args.video).read_bytes(), Path(args.video).name
+        else:
+            from .media import make_test_video
+
+            data, name = make_test_video(duration_s=8.0, width=640, height=360), "demo.mp4"
+        key = f"uploads/{name}"
+        started = time.monotonic()
+        cloud.bucket().put_object(key, data)
+        print(f"uploaded {len(data)} bytes to oss://{cloud.options.bucket}/{key}", file=sys.stderr)
+        index = cloud.wait_for_index(key, timeout=args.timeout)
+        elapsed = time.monotonic() - started
+        out.mkdir(parents=True, exist_ok=True)
+        for snap in index["snapshots"]:
+            body = cloud.bucket(snap["bucket"]).get_object(snap["key"]).read()
+            Image.open(io.BytesIO(body)).verify()  # every snapshot decodes
+            (out / Path(snap["key"]).name).write_bytes(body)
+        (out / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
+        print(json.dumps(index, indent=2, ensure_ascii=False))
+        print(f"{len(index['snapshots'])} snapshots indexed {elapsed:.1f}s after upload; saved to {out}/",
+              file=sys.stderr)
+        expected = cloud.options.template_config.get("Count")
+        if index["job"]["status"] != "Success" or (expected and not args.video and len(index["snapshots"]) != expected):
+            print(f"demo failed: job {index['job']['status']}, {len(index['snapshots'])} snapshots", file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("up", "run the local cloud in the foreground"),
+                            ("demo", "upload a video and print the index the pipeline writes")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--bucket", default="media")
+        p.add_argument("--code", choices=("source", "build"), default="source",
+                       help="run the functions from functions/ (default) or from the `make build` folders")
+        p.add_argument("--template-config", help="TemplateConfig JSON of the snapshot template to create")
+        p.add_argument("--oss-port", type=int, default=0)
+        p.add_argument("--ice-port", type=int, default=0)
+        p.add_argument("--callback-port", type=int, default=0)
+        p.add_argument("-v", "--verbose", action="store_true", help="echo the functions' logs")
+        if name == "demo":
+            p.add_argument("--video", help="a video file to upload (default: generate one)")
+            p.add_argument("--out", default="demo-output")
+            p.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args(argv)
+    return cmd_up(args) if args.command == "up" else cmd_demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

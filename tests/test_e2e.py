@@ -1,0 +1,73 @@
+"""End to end on the local cloud: an upload through oss2 becomes snapshots and an index.json."""
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+
+import jsonschema
+from PIL import Image
+
+from snapshot_pipeline.callback import signature
+from tests.conftest import ROOT
+
+INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-1.json").read_text())
+
+
+def _post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers},
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_upload_becomes_snapshots_and_index(cloud, small_video):
+    key = "uploads/e2e clip.mp4"
+    result = cloud.bucket().put_object(key, small_video)
+    index = cloud.wait_for_index(key, timeout=60)
+
+    jsonschema.validate(index, INDEX_SCHEMA)
+    assert index["source"] == {"bucket": "media", "key": key, "etag": result.etag.upper(), "size": len(small_video)}
+    assert index["job"]["status"] == "Success"
+    assert index["job"]["template_id"] == cloud.template_id
+    assert index["job"]["type"] == "Normal"
+    expected = cloud.options.template_config["Count"]
+    assert [s["index"] for s in index["snapshots"]] == list(range(1, expected + 1))
+    for snap in index["snapshots"]:
+        assert snap["bucket"] == "media"
+        assert snap["key"].startswith(f"snapshots/{key}/")
+        image = Image.open(io.BytesIO(cloud.bucket(snap["bucket"]).get_object(snap["key"]).read()))
+        assert image.format == "JPEG" and image.size == (320, 240)
+        with urllib.request.urlopen(snap["url"], timeout=10) as resp:  # the signed URL works, for now
+            assert resp.read()[:2] == b"\xff\xd8"
+        assert snap["url_expires_at"] > index["generated_at"]
+
+
+def test_non_video_and_output_prefix_uploads_make_no_job(cloud):
+    before = len(cloud.ice_adapter().list_snapshot_jobs().jobs)
+    cloud.bucket().put_object("uploads/notes.txt", b"not a video")
+    cloud.bucket().put_object("snapshots/uploads/x.mp4/00001.mp4", b"\x00" * 10)
+    assert cloud.fc.wait_idle(30)
+    assert len(cloud.ice_adapter().list_snapshot_jobs().jobs) == before
+
+
+def test_callback_refuses_a_bad_signature_and_writes_nothing(cloud):
+    body = json.dumps({"MessageBody": {"JobId": "does-not-matter"}}).encode()
+    ts = str(int(time.time()))
+    status, payload = _post(cloud.callback_url, body, {"X-ICE-TIMESTAMP": ts, "X-ICE-SIGNATURE": "0" * 32})
+    assert status == 401 and "signature" in payload["error"]
+    status, _ = _post(cloud.callback_url, body, {})
+    assert status == 401
+
+
+def test_signed_callback_for_unknown_job_is_404(cloud):
+    ts = str(int(time.time()))
+    sig = signature(cloud.callback_url, ts, cloud.callback_auth_key)
+    body = json.dumps({"EventType": "SnapshotComplete", "MessageBody": {"JobId": "0" * 32}}).encode()
+    status, payload = _post(cloud.callback_url, body, {"X-ICE-TIMESTAMP": ts, "X-ICE-SIGNATURE": sig})
+    assert status == 404, payload
