@@ -168,4 +168,25 @@ class LocalCloud:
             time.sleep(0.1)
 
     def wait_for_index(self, source_key: str, timeout: float = 60) -> dict:
-        return json.loads(self.wait_for_object(f"snapshots/{source_key}/index.json", timeout))
+        from snapshot_pipeline.layout import index_key
+
+        key = index_key("snapshots/", self.options.bucket, source_key)
+        return json.loads(self.wait_for_object(key, timeout))
+
+    def function_env(self, **overrides: str) -> dict[str, str]:
+        """The environment the deployed functions see (all of them merged), as a mapping."""
+        env = {"ICE_ENDPOINT": self.ice.endpoint, "ICE_PROTOCOL": "http", "OSS_ENDPOINT": self.oss.endpoint}
+        env.update(self.deploy_env())
+        env.update(overrides)
+        return env
+
+    def settings(self, **overrides: str):
+        """Settings as the functions build them, for driving the library in-process."""
+        from snapshot_pipeline.settings import Settings
+
+        return Settings.from_env(self.function_env(**overrides))
+
+    def store(self):
+        from snapshot_pipeline.store import ObjectStore
+
+        return ObjectStore(endpoint=self.oss.endpoint, credentials=self.credentials())

@@ -7,6 +7,9 @@
   trigger's events, prefix and suffix (case-sensitive, as OSS filters are) and delivered
   as ``{"events": [record]}`` by *asynchronous* invocation: queued, and retried with
   backoff when the handler raises, up to ``asyncInvokeConfig.maxAsyncRetryAttempts``.
+- Timer triggers: ``@every <n>s|m|h`` schedules deliver FC's timer event
+  ``{"triggerTime", "triggerName", "payload"}`` asynchronously (cron expressions are not run
+  locally; :meth:`LocalFc.fire_timer` delivers one tick on demand).
 - HTTP triggers: an HTTP server per function turns each request into the FC 3.0
   HTTP-trigger event and maps the returned ``{statusCode, headers, body, isBase64Encoded}``
   dict to the response (a plain string result is a 200 with that body; a handler that raises
@@ -19,6 +22,7 @@ import collections
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -202,6 +206,14 @@ def http_event(method: str, raw_path: str, headers: dict[str, str], body: bytes,
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is not an error
+            super().handle_error(request, client_address)
+
+
 class _HttpTrigger:
     def __init__(self, fc: "LocalFc", pool: FunctionPool, host: str, port: int):
         trigger_pool = pool
@@ -219,23 +231,39 @@ class _HttpTrigger:
                 event = http_event(self.command, self.path, headers, body, source_ip=self.client_address[0],
                                    request_id=request_id, domain=f"{self.server.server_address[0]}")
                 status, out_headers, payload = fc.invoke_http(trigger_pool, event, request_id)
-                self.send_response(status)
-                for k, v in out_headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(payload)))
-                self.send_header("x-fc-request-id", request_id)
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for k, v in out_headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.send_header("x-fc-request-id", request_id)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller gave up waiting (ICE does after 3 s); the function still ran
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _QuietServer((host, port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+def timer_event(trigger: dict) -> dict:
+    """FC's timer-trigger event."""
+    cfg = trigger.get("triggerConfig") or {}
+    return {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "triggerName": trigger.get("triggerName", ""), "payload": cfg.get("payload", "")}
+
+
+def every_seconds(expression: str) -> float | None:
+    """Seconds of an ``@every 10m`` schedule; None for a cron expression."""
+    m = re.fullmatch(r"@every\s+(\d+)([smh])", expression.strip())
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)] if m else None
 
 
 class LocalFc:
@@ -268,6 +296,12 @@ class LocalFc:
                 trigger = _HttpTrigger(self, pool, self.host, (http_ports or {}).get(name, 0))
                 trigger.thread.start()
                 self._http[name] = trigger
+        for name, pool in self.pools.items():
+            for trigger in pool.spec.triggers:
+                cfg = trigger.get("triggerConfig") or {}
+                period = every_seconds(str(cfg.get("cronExpression", "")))
+                if trigger.get("triggerType") == "timer" and cfg.get("enable") and period:
+                    threading.Thread(target=self._timer_loop, args=(name, trigger, period), daemon=True).start()
         for _ in range(self._max_instances * max(1, len(self.pools))):
             t = threading.Thread(target=self._async_worker, daemon=True)
             t.start()
@@ -358,6 +392,16 @@ class LocalFc:
                     return False
                 self._idle.wait(remaining)
         return True
+
+    # --- timer trigger --------------------------------------------------------------------------
+    def _timer_loop(self, function: str, trigger: dict, period: float) -> None:
+        while not self._stopping.wait(period):
+            self.invoke_async(function, json.dumps(timer_event(trigger)).encode())
+
+    def fire_timer(self, function: str) -> Any:
+        """Deliver one timer tick to ``function`` synchronously and return its result."""
+        (trigger,) = [t for t in self.pools[function].spec.triggers if t.get("triggerType") == "timer"]
+        return self.invoke(function, json.dumps(timer_event(trigger)).encode(), trigger="timer")
 
     # --- OSS trigger ----------------------------------------------------------------------------
     def on_oss_record(self, record: dict) -> None:

@@ -24,7 +24,7 @@ def functions():
 def test_every_resource_validates_against_the_fc3_schema(functions):
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft7Validator(schema)
-    assert set(functions) >= {"submit", "callback"}
+    assert set(functions) == {"submit", "callback", "reconcile"}
     for name, spec in functions.items():
         errors = sorted(validator.iter_errors(dict(spec.props)), key=lambda e: list(e.path))
         assert not errors, f"{name}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
@@ -64,3 +64,11 @@ def test_unknown_expression_is_refused(tmp_path):
     (tmp_path / "s.yaml").write_text("resources:\n  f:\n    component: fc3\n    props:\n      x: ${oops()}\n")
     with pytest.raises(slsyaml.SYamlError, match="oops"):
         slsyaml.load(tmp_path / "s.yaml", env={}, config={})
+
+
+def test_reconciler_runs_on_a_timer(functions):
+    (trigger,) = functions["reconcile"].triggers
+    assert trigger["triggerType"] == "timer"
+    assert trigger["triggerConfig"]["enable"] is True
+    assert trigger["triggerConfig"]["cronExpression"] == "@every 10m"
+    assert functions["reconcile"].environment["OUTPUT_BUCKET"] == "videos"

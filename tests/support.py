@@ -1,0 +1,46 @@
+"""Helpers the tests share: event records as OSS sends them, job counting, index validation."""
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+
+from tests.conftest import ROOT, load_event
+
+INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-1.json").read_text())
+
+
+def assert_valid_index(doc: dict) -> dict:
+    jsonschema.validate(doc, INDEX_SCHEMA)
+    return doc
+
+
+def oss_record(bucket: str, key: str, etag: str, size: int, event_name: str = "ObjectCreated:PutObject") -> dict:
+    """One native OSS-trigger record, shaped like events/oss-put.json."""
+    record = copy.deepcopy(load_event("oss-put.json")["events"][0])
+    record["eventName"] = event_name
+    record["oss"]["bucket"]["name"] = bucket
+    record["oss"]["object"].update({"key": key, "eTag": etag, "size": size, "deltaSize": size})
+    return record
+
+
+def oss_event(*records: dict) -> bytes:
+    return json.dumps({"events": list(records)}).encode()
+
+
+def upload(cloud, key: str, data: bytes) -> dict:
+    """Put an object without going through the trigger's prefix; return its OSS record."""
+    result = cloud.bucket().put_object(key, data)
+    return oss_record(cloud.options.bucket, key, result.etag.upper(), len(data))
+
+
+def jobs_for(cloud, key: str) -> list:
+    """Every ICE job whose input is ``key`` in the cloud's bucket."""
+    ice, token, jobs = cloud.ice_adapter(), None, []
+    while True:
+        page = ice.list_snapshot_jobs(page_size=100, next_page_token=token)
+        jobs += [j for j in page.jobs if j.input and j.input.key == key and j.input.bucket == cloud.options.bucket]
+        token = page.next_page_token
+        if not token:
+            return jobs

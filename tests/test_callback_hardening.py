@@ -1,0 +1,128 @@
+"""The callback function: trusts only a valid signature, and only GetSnapshotJob's word."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from localcloud.cloud import LocalCloud, LocalCloudOptions
+from localcloud.media import make_garbage
+from snapshot_pipeline.callback import MAX_BODY_BYTES, signature
+from snapshot_pipeline.layout import index_key
+from tests.support import assert_valid_index, jobs_for
+
+OLD_KEY = "OldKey2025abc"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    options = LocalCloudOptions(bucket="callbacks", extra_env={"ICE_CALLBACK_AUTH_KEY_PREVIOUS": OLD_KEY})
+    with LocalCloud(options) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def clear_faults(cloud):
+    yield
+    cloud.ice.set_faults(callback_drop_rate=0.0, job_delay_s=0.0)
+
+
+def post(cloud, job_id: str, *, key: str | None = None, ts: int | None = None, body: bytes | None = None):
+    ts = str(int(time.time()) if ts is None else ts)
+    sig = signature(cloud.callback_url, ts, key or cloud.callback_auth_key)
+    data = body if body is not None else json.dumps(
+        {"EventType": "SnapshotComplete", "MessageBody": {"JobId": job_id, "Status": "Success"}}).encode()
+    req = urllib.request.Request(cloud.callback_url, data=data, method="POST",
+                                 headers={"Content-Type": "application/json", "X-ICE-TIMESTAMP": ts,
+                                          "X-ICE-SIGNATURE": sig})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def finished_job_without_index(cloud, key: str, data: bytes):
+    """Upload through the trigger with every callback dropped: a finished job, no index."""
+    cloud.ice.set_faults(callback_drop_rate=1.0)
+    cloud.bucket().put_object(key, data)
+    deadline = time.monotonic() + 30
+    while not (jobs_for(cloud, key) and jobs_for(cloud, key)[0].finished):
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.1)
+    assert cloud.ice.wait_idle(30)
+    assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", key))
+    return jobs_for(cloud, key)[0]
+
+
+def test_every_bad_call_is_401_and_writes_nothing(cloud, small_video):
+    job = finished_job_without_index(cloud, "uploads/guarded.mp4", small_video)
+    now = int(time.time())
+    cases = {
+        "wrong key": post(cloud, job.job_id, key="WrongKey123"),
+        "too old": post(cloud, job.job_id, ts=now - 301),
+        "from the future": post(cloud, job.job_id, ts=now + 301),
+        "too big": post(cloud, job.job_id, body=b" " * (MAX_BODY_BYTES + 1)),
+    }
+    for case, (status, payload) in cases.items():
+        assert status == 401, case
+        assert "invalid ICE callback" in payload["error"], case
+    assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", "uploads/guarded.mp4"))
+    status, payload = post(cloud, job.job_id)
+    assert status == 200 and payload["status"] == "Success"
+    assert_valid_index(cloud.wait_for_index("uploads/guarded.mp4", timeout=5))
+
+
+def test_previous_key_is_accepted_during_rotation(cloud, small_video):
+    job = finished_job_without_index(cloud, "uploads/rotated.mp4", small_video)
+    status, _ = post(cloud, job.job_id, key=OLD_KEY)
+    assert status == 200
+    assert cloud.wait_for_index("uploads/rotated.mp4", timeout=5)["job"]["id"] == job.job_id
+
+
+def test_job_still_running_is_202_and_nothing_written(cloud, small_video):
+    cloud.ice.set_faults(job_delay_s=5.0)
+    cloud.bucket().put_object("uploads/slow-job.mp4", small_video)
+    deadline = time.monotonic() + 10
+    while not jobs_for(cloud, "uploads/slow-job.mp4"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (job,) = jobs_for(cloud, "uploads/slow-job.mp4")
+    status, payload = post(cloud, job.job_id)
+    assert status == 202 and payload["status"] == "Init"
+    assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", "uploads/slow-job.mp4"))
+    assert cloud.wait_for_index("uploads/slow-job.mp4", timeout=30)["job"]["status"] == "Success"
+
+
+def test_failed_job_gets_an_index_with_its_code_and_message(cloud):
+    cloud.bucket().put_object("uploads/broken.mp4", make_garbage(50_000))
+    index = assert_valid_index(cloud.wait_for_index("uploads/broken.mp4", timeout=30))
+    assert index["job"]["status"] == "Fail"
+    assert index["job"]["error"]["code"].startswith("InvalidInput")
+    assert index["job"]["error"]["message"]
+    assert index["snapshots"] == []
+
+
+def test_replayed_callback_rewrites_the_same_index(cloud, small_video):
+    job = finished_job_without_index(cloud, "uploads/replayed.mp4", small_video)
+    assert post(cloud, job.job_id)[0] == 200
+    first = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)
+    time.sleep(1.1)
+    assert post(cloud, job.job_id)[0] == 200
+    second = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)
+    assert second["generated_at"] >= first["generated_at"]
+    strip = lambda doc: (doc["source"], doc["job"], [(s["index"], s["key"]) for s in doc["snapshots"]])
+    assert strip(first) == strip(second)
+
+
+def test_callback_logs_hold_no_secret_signature_or_signed_url(cloud):
+    logs = "\n".join([*cloud.fc.pools["callback"].logs, *cloud.fc.pools["submit"].logs])
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    callbacks = [line for line in lines if line.get("event") == "callback"]
+    assert callbacks and all({"request_id", "outcome", "duration_s", "http_status"} <= set(c) for c in callbacks)
+    assert any(c.get("job_id") and c.get("bucket") and c.get("key") for c in callbacks)
+    for secret in (cloud.callback_auth_key, OLD_KEY, cloud.access_key_secret, "Signature=", "OSSAccessKeyId"):
+        assert secret not in logs

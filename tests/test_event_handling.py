@@ -1,0 +1,132 @@
+"""Events: both OSS event shapes, per-record handling, skips that say why, awkward keys."""
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+from localcloud.cloud import LocalCloud, LocalCloudOptions
+from localcloud.fc import InvocationError
+from snapshot_pipeline.layout import index_key
+from tests.support import assert_valid_index, jobs_for, oss_event, oss_record, upload
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with LocalCloud(LocalCloudOptions(bucket="events")) as running:
+        yield running
+
+
+def record_logs(cloud, key: str) -> list[dict]:
+    lines = []
+    for line in list(cloud.fc.pools["submit"].logs):
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if doc.get("event") == "submit.record" and doc.get("key") == key:
+            lines.append(doc)
+    return lines
+
+
+def test_eventbridge_cloudevent_is_accepted(cloud, small_video):
+    record = upload(cloud, "manual/eventbridge.mp4", small_video)
+    cloudevent = {"id": "e-1", "source": "acs.oss", "specversion": "1.0", "type": "oss:ObjectCreated:PutObject",
+                  "subject": "acs:oss:cn-hangzhou:1000000000000001:events/manual/eventbridge.mp4",
+                  "time": "2026-11-24T06:45:43Z", "aliyunaccountid": "1000000000000001",
+                  "aliyunregionid": "cn-hangzhou", "datacontenttype": "application/json;charset=utf-8",
+                  "data": {k: v for k, v in record.items() if k != "eventName"}}
+    result = json.loads(cloud.fc.invoke("submit", json.dumps(cloudevent).encode()))
+    assert result[0]["outcome"] == "submitted"
+    assert len(jobs_for(cloud, "manual/eventbridge.mp4")) == 1
+
+
+def test_one_bad_record_does_not_stop_the_others(cloud, small_video):
+    good = upload(cloud, "manual/multi-good.mp4", small_video)
+    bad = oss_record("events", "manual/multi-bad.mp4", "AB", 10)
+    del bad["oss"]["object"]["key"]
+    result = json.loads(cloud.fc.invoke("submit", oss_event(bad, good)))
+    assert result[0]["outcome"] == "invalid" and "oss.object.key" in result[0]["reason"]
+    assert result[1]["outcome"] == "submitted"
+    assert len(jobs_for(cloud, "manual/multi-good.mp4")) == 1
+
+
+@pytest.mark.parametrize("key, data, event_name, reason", [
+    ("manual/readme.txt", b"text", "ObjectCreated:PutObject", "not a video suffix"),
+    ("manual/empty.mp4", b"", "ObjectCreated:PutObject", "zero-size object"),
+    ("manual/folder.mp4/", b"", "ObjectCreated:PutObject", "folder marker"),
+    ("snapshots/manual/x.mp4", b"video", "ObjectCreated:PutObject", "under the output prefix"),
+    ("manual/removed.mp4", b"video", "ObjectRemoved:DeleteObject", "not an object creation"),
+])
+def test_skips_are_logged_with_their_reason(cloud, key, data, event_name, reason):
+    record = upload(cloud, key, data)
+    record["eventName"] = event_name
+    result = json.loads(cloud.fc.invoke("submit", oss_event(record)))
+    assert result[0]["outcome"] == "skipped" and reason in result[0]["reason"]
+    assert jobs_for(cloud, key) == []
+    (line,) = record_logs(cloud, key)
+    assert line["outcome"] == "skipped" and reason in line["reason"] and line["request_id"]
+
+
+def test_suffix_match_is_case_insensitive(cloud, small_video):
+    record = upload(cloud, "manual/UPPER.MOV", small_video)
+    assert json.loads(cloud.fc.invoke("submit", oss_event(record)))[0]["outcome"] == "submitted"
+
+
+LONG_KEY = "uploads/" + "l" * (1023 - len("uploads/") - len(".mp4")) + ".mp4"
+
+
+@pytest.mark.parametrize("key", [
+    "uploads/with space.mp4", "uploads/plus+sign.mp4", "uploads/percent%20literal.mp4",
+    "uploads/ünïcødé/视频.mp4", LONG_KEY,
+])
+def test_awkward_keys_end_with_an_index(cloud, small_video, key):
+    assert len(key.encode()) <= 1023
+    cloud.bucket().put_object(key, small_video)
+    index = assert_valid_index(cloud.wait_for_index(key, timeout=60))
+    assert index["source"]["key"] == key and index["job"]["status"] == "Success"
+    for snap in index["snapshots"]:
+        assert cloud.bucket().object_exists(snap["key"])
+    if key == LONG_KEY:
+        assert "_by-hash/" in index_key("snapshots/", "events", key)
+
+
+def test_a_url_encoded_key_in_the_event_is_resolved(cloud, small_video):
+    key = "manual/encoded name+1.mp4"
+    record = upload(cloud, key, small_video)
+    record["oss"]["object"]["key"] = quote(key)  # as if OSS had URL-encoded it
+    result = json.loads(cloud.fc.invoke("submit", oss_event(record)))
+    assert result[0]["outcome"] == "submitted"
+    assert len(jobs_for(cloud, key)) == 1
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"{not json", "is not JSON"),
+    (b'{"Records": []}', "'events' list"),
+    (b'{"events": "x"}', "must be a list"),
+])
+def test_malformed_event_fails_naming_the_problem(cloud, body, problem):
+    with pytest.raises(InvocationError) as err:
+        cloud.fc.invoke("submit", body)
+    assert err.value.error_type == "EventError" and problem in err.value.message
+
+
+def test_a_job_ice_refuses_is_recorded_in_a_failure_index(cloud, small_video):
+    from snapshot_pipeline.claims import Upload
+    from snapshot_pipeline.submit import Submitter
+
+    record = upload(cloud, "manual/refused.mp4", small_video)
+    obj = record["oss"]["object"]
+    settings = cloud.settings(SNAPSHOT_OVERWRITE_PARAMS='{"Count": -1}')
+    submitter = Submitter(settings, cloud.ice_adapter(), cloud.store())
+    the_upload = Upload("events", "manual/refused.mp4", obj["eTag"], obj["size"])
+    outcome = submitter.submit_upload(the_upload, owner="t")
+    assert outcome.outcome == "rejected" and "Count" in outcome.reason
+    index = assert_valid_index(cloud.wait_for_index("manual/refused.mp4", timeout=5))
+    assert index["job"]["id"] is None and index["job"]["status"] == "Fail"
+    assert index["job"]["error"]["code"] == "InvalidParameter" and index["job"]["error"]["stage"] == "submit"
+    assert "Count" in index["job"]["error"]["message"]
+    # A redelivery does not resubmit a refused upload.
+    assert submitter.submit_upload(the_upload, owner="t2").outcome == "duplicate"
+    assert jobs_for(cloud, "manual/refused.mp4") == []

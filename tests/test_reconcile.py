@@ -1,0 +1,89 @@
+"""Nothing lost: with every callback dropped, one reconciler run indexes every upload."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from localcloud.cloud import LocalCloud, LocalCloudOptions
+from snapshot_pipeline.claims import Claims, Upload
+from snapshot_pipeline.layout import index_key
+from tests.support import assert_valid_index, jobs_for, upload
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with LocalCloud(LocalCloudOptions(bucket="reconcile")) as running:
+        yield running
+
+
+def settle(cloud, keys, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not all(jobs_for(cloud, k) and all(j.finished for j in jobs_for(cloud, k)) for k in keys):
+        assert time.monotonic() < deadline, "jobs did not finish"
+        time.sleep(0.2)
+    assert cloud.fc.wait_idle(30) and cloud.ice.wait_idle(30)
+
+
+def test_every_upload_ends_with_an_index_after_one_run_when_all_callbacks_are_dropped(cloud, small_video):
+    cloud.ice.set_faults(callback_drop_rate=1.0)
+    keys = [f"uploads/dropped-{n}.mp4" for n in range(4)]
+    for key in keys:
+        cloud.bucket().put_object(key, small_video)
+    settle(cloud, keys)
+    assert all(d["dropped"] for d in cloud.ice.deliveries() if d["job_id"] in
+               {jobs_for(cloud, k)[0].job_id for k in keys})
+    for key in keys:
+        assert not cloud.bucket().object_exists(index_key("snapshots/", "reconcile", key))
+
+    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert report["indexes_written"] >= 4 and report["errors"] == [] and report["complete"]
+    for key in keys:
+        index = assert_valid_index(json.loads(cloud.bucket().get_object(index_key("snapshots/", "reconcile", key)).read()))
+        assert index["job"]["status"] == "Success" and len(index["snapshots"]) == 5
+
+    again = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert again["indexes_written"] == 0 and again["indexes_current"] >= 4
+    cloud.ice.set_faults(callback_drop_rate=0.0)
+
+
+def test_a_claim_that_never_got_a_job_is_resubmitted(cloud, small_video):
+    record = upload(cloud, "manual/orphan.mp4", small_video)
+    obj = record["oss"]["object"]
+    orphan = Upload("reconcile", "manual/orphan.mp4", obj["eTag"], obj["size"])
+    long_ago = time.time() - 3600
+    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
+        orphan, owner="crashed-before-submit")
+
+    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert report["claims_resubmitted"] == 1
+    index = assert_valid_index(cloud.wait_for_index("manual/orphan.mp4", timeout=30))
+    assert index["job"]["status"] == "Success"
+    assert len(jobs_for(cloud, "manual/orphan.mp4")) == 1
+    assert json.loads(cloud.fc.fire_timer("reconcile"))["claims_resubmitted"] == 0
+    assert len(jobs_for(cloud, "manual/orphan.mp4")) == 1
+
+
+def test_a_live_claim_is_left_to_its_owner(cloud, small_video):
+    record = upload(cloud, "manual/in-progress.mp4", small_video)
+    obj = record["oss"]["object"]
+    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=600).acquire(
+        Upload("reconcile", "manual/in-progress.mp4", obj["eTag"], obj["size"]), owner="still-working")
+    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert report["claims_pending"] >= 1
+    assert jobs_for(cloud, "manual/in-progress.mp4") == []
+
+
+def test_a_claim_whose_video_was_deleted_gets_a_failure_index(cloud, small_video):
+    record = upload(cloud, "manual/deleted.mp4", small_video)
+    obj = record["oss"]["object"]
+    long_ago = time.time() - 3600
+    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
+        Upload("reconcile", "manual/deleted.mp4", obj["eTag"], obj["size"]), owner="crashed")
+    cloud.bucket().delete_object("manual/deleted.mp4")
+    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert report["claims_source_gone"] == 1
+    index = assert_valid_index(cloud.wait_for_index("manual/deleted.mp4", timeout=5))
+    assert index["job"]["status"] == "Fail" and index["job"]["error"]["code"] == "SourceNotFound"
+    assert jobs_for(cloud, "manual/deleted.mp4") == []
