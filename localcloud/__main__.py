@@ -2,18 +2,23 @@
 ``python -m localcloud demo [--video PATH]``: the whole product once, end to end.
 
 ``up`` prints one JSON line first (endpoints, bucket, credentials, callback URL and key:
-what a client needs to talk to it), then serves until Ctrl-C.
+what a client needs to talk to it), then serves until Ctrl-C. It also records that state, with its
+pid, in ``.localcloud/state.json`` and in ``$SNAPSHOTS_LOCAL_STATE`` (else a per-user file), where
+``snapshots --local`` finds it (see ``snapshot_pipeline.cli.find_local_state``).
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+from snapshot_pipeline.cli import LOCAL_STATE_ENV, remove_local_state, user_state_file, write_local_state
 
 from .cloud import LocalCloud, LocalCloudOptions
 
@@ -32,11 +37,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cloud = LocalCloud(_options(args)).start()
+    written: list[Path] = []
     try:
         info = cloud.describe()
-        print(json.dumps(info), flush=True)
-        STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(json.dumps(info))
+        for path in (STATE_FILE, Path(os.environ.get(LOCAL_STATE_ENV) or user_state_file())):
+            try:
+                write_local_state(path, dict(info, pid=os.getpid()))
+                written.append(path)
+            except OSError as exc:
+                print(f"cannot record the local cloud's state in {path}: {exc}", file=sys.stderr, flush=True)
+        print(json.dumps(info), flush=True)  # after the state files: a client that read it can use --local
         print(f"local cloud up: upload videos to oss://{info['bucket']}/uploads/ (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
         try:
@@ -45,7 +55,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     finally:
-        STATE_FILE.unlink(missing_ok=True)
+        for path in written:
+            remove_local_state(path, os.getpid())
         cloud.stop()
         print("local cloud stopped", file=sys.stderr, flush=True)
     return 0

@@ -15,10 +15,13 @@ REQUIRED = {"oss_endpoint", "bucket", "ice_endpoint", "access_key_id", "access_k
 
 def test_up_prints_json_line_runs_pipeline_and_stops_on_ctrl_c(small_video, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "localcloud", "up"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                            stderr=subprocess.PIPE, text=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                 "SNAPSHOTS_LOCAL_STATE": str(tmp_path / "state.json")})
     try:
         info = json.loads(proc.stdout.readline())
         assert REQUIRED <= set(info)
+        assert json.loads((tmp_path / "state.json").read_text())["oss_endpoint"] == info["oss_endpoint"]
         bucket = oss2.Bucket(oss2.Auth(info["access_key_id"], info["access_key_secret"]), info["oss_endpoint"],
                              info["bucket"])
         bucket.put_object("uploads/from-up.mp4", small_video)

@@ -24,7 +24,7 @@ from .index import failure_index
 from .layout import index_key, output_location
 from .log import log
 from .settings import Settings
-from .store import ObjectStore
+from .store import ObjectInfo, ObjectStore
 
 
 USER_DATA_MAX_BYTES = 512
@@ -50,6 +50,12 @@ class RetryLater(RuntimeError):
 def job_name(upload: Upload) -> str:
     """A short deterministic name: the same upload always yields the same job name."""
     return "snap-" + hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}".encode("utf-8")).hexdigest()[:20]
+
+
+def existing_object_event(bucket: str, info: ObjectInfo) -> ObjectEvent:
+    """An object that already exists (found by listing or HEAD), as the OSS trigger announces a new
+    one: the operator CLI runs it through the same skip rules and :meth:`Submitter.resolve`."""
+    return ObjectEvent("ObjectCreated:Existing", bucket, info.key, info.etag, info.size, None, None)
 
 
 class Submitter:
@@ -139,7 +145,7 @@ class Submitter:
                 template_id=self.settings.template_id, overwrite_params=overwrite,
                 user_data=self.user_data(upload), name=job_name(upload), pipeline_id=self.settings.pipeline_id)
         except IceError as exc:
-            if exc.retryable:
+            if not exc.rejects_job:
                 raise
             # ICE refused the job itself: record the failure durably, in the index and the claim.
             doc = failure_index(upload.to_doc(), exc.code, exc.message, template_id=self.settings.template_id,
