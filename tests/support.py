@@ -35,6 +35,14 @@ def upload(cloud, key: str, data: bytes) -> dict:
     return oss_record(cloud.options.bucket, key, result.etag.upper(), len(data))
 
 
+def upload_of(record: dict):
+    """The (bucket, key, etag, size) upload an OSS record names."""
+    from snapshot_pipeline.claims import Upload
+
+    obj = record["oss"]["object"]
+    return Upload(record["oss"]["bucket"]["name"], obj["key"], obj["eTag"], obj["size"])
+
+
 def jobs_for(cloud, key: str) -> list:
     """Every ICE job whose input is ``key`` in the cloud's bucket."""
     ice, token, jobs = cloud.ice_adapter(), None, []

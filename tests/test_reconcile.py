@@ -7,9 +7,9 @@ import time
 import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
-from snapshot_pipeline.claims import Claims, Upload
+from snapshot_pipeline.claims import Claims
 from snapshot_pipeline.layout import index_key
-from tests.support import assert_valid_index, jobs_for, upload
+from tests.support import assert_valid_index, jobs_for, upload, upload_of
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,7 @@ def test_every_upload_ends_with_an_index_after_one_run_when_all_callbacks_are_dr
 
 
 def test_a_claim_that_never_got_a_job_is_resubmitted(cloud, small_video):
-    record = upload(cloud, "manual/orphan.mp4", small_video)
-    obj = record["oss"]["object"]
-    orphan = Upload("reconcile", "manual/orphan.mp4", obj["eTag"], obj["size"])
+    orphan = upload_of(upload(cloud, "manual/orphan.mp4", small_video))
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
         orphan, owner="crashed-before-submit")
@@ -66,21 +64,18 @@ def test_a_claim_that_never_got_a_job_is_resubmitted(cloud, small_video):
 
 
 def test_a_live_claim_is_left_to_its_owner(cloud, small_video):
-    record = upload(cloud, "manual/in-progress.mp4", small_video)
-    obj = record["oss"]["object"]
-    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=600).acquire(
-        Upload("reconcile", "manual/in-progress.mp4", obj["eTag"], obj["size"]), owner="still-working")
+    in_progress = upload_of(upload(cloud, "manual/in-progress.mp4", small_video))
+    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=600).acquire(in_progress, owner="still-working")
     report = json.loads(cloud.fc.fire_timer("reconcile"))
     assert report["claims_pending"] >= 1
     assert jobs_for(cloud, "manual/in-progress.mp4") == []
 
 
 def test_a_claim_whose_video_was_deleted_gets_a_failure_index(cloud, small_video):
-    record = upload(cloud, "manual/deleted.mp4", small_video)
-    obj = record["oss"]["object"]
+    deleted = upload_of(upload(cloud, "manual/deleted.mp4", small_video))
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
-        Upload("reconcile", "manual/deleted.mp4", obj["eTag"], obj["size"]), owner="crashed")
+        deleted, owner="crashed")
     cloud.bucket().delete_object("manual/deleted.mp4")
     report = json.loads(cloud.fc.fire_timer("reconcile"))
     assert report["claims_source_gone"] == 1
