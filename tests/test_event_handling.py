@@ -9,6 +9,7 @@ import pytest
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.fc import InvocationError
 from snapshot_pipeline.layout import index_key
+from tests.conftest import load_event
 from tests.support import assert_valid_index, jobs_for, oss_event, oss_record, upload
 
 
@@ -32,11 +33,10 @@ def record_logs(cloud, key: str) -> list[dict]:
 
 def test_eventbridge_cloudevent_is_accepted(cloud, small_video):
     record = upload(cloud, "manual/eventbridge.mp4", small_video)
-    cloudevent = {"id": "e-1", "source": "acs.oss", "specversion": "1.0", "type": "oss:ObjectCreated:PutObject",
-                  "subject": "acs:oss:cn-hangzhou:1000000000000001:events/manual/eventbridge.mp4",
-                  "time": "2026-11-24T06:45:43Z", "aliyunaccountid": "1000000000000001",
-                  "aliyunregionid": "cn-hangzhou", "datacontenttype": "application/json;charset=utf-8",
-                  "data": {k: v for k, v in record.items() if k != "eventName"}}
+    cloudevent = load_event("eventbridge-oss-put.json")  # the sample, pointed at the uploaded object
+    cloudevent["data"]["oss"]["bucket"]["name"] = "events"
+    cloudevent["data"]["oss"]["object"].update({k: record["oss"]["object"][k] for k in ("key", "eTag", "size")})
+    assert "eventName" not in cloudevent["data"]  # the event name comes from the CloudEvent's type
     result = json.loads(cloud.fc.invoke("submit", json.dumps(cloudevent).encode()))
     assert result[0]["outcome"] == "submitted"
     assert len(jobs_for(cloud, "manual/eventbridge.mp4")) == 1

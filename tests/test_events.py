@@ -42,3 +42,11 @@ def test_http_event_base64_body():
     event = load_event("http-callback.json")
     event["body"], event["isBase64Encoded"] = "aGVsbG8=", True
     assert parse_http_event(event).body == b"hello"
+
+
+def test_eventbridge_sample_parses_to_the_same_record_shape():
+    (record,) = parse_oss_event(json.dumps(load_event("eventbridge-oss-put.json")))
+    event = parse_oss_record(record)
+    assert event.event_name == "ObjectCreated:PutObject"
+    assert (event.bucket, event.key, event.etag) == ("my-video-bucket", "uploads/holiday.mp4",
+                                                     "688A7BF4F233DC9C88A80BF985AB1234")

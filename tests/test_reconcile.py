@@ -9,6 +9,7 @@ import pytest
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from snapshot_pipeline.claims import Claims
 from snapshot_pipeline.layout import index_key
+from tests.conftest import load_event
 from tests.support import assert_valid_index, jobs_for, upload, upload_of
 
 
@@ -66,7 +67,8 @@ def test_a_claim_that_never_got_a_job_is_resubmitted(cloud, small_video):
 def test_a_live_claim_is_left_to_its_owner(cloud, small_video):
     in_progress = upload_of(upload(cloud, "manual/in-progress.mp4", small_video))
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=600).acquire(in_progress, owner="still-working")
-    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    timer_tick = json.dumps(load_event("timer.json")).encode()  # the sample event, as `s invoke` would send it
+    report = json.loads(cloud.fc.invoke("reconcile", timer_tick, trigger="timer"))
     assert report["claims_pending"] >= 1
     assert jobs_for(cloud, "manual/in-progress.mp4") == []
 
