@@ -220,6 +220,7 @@ class _HttpTrigger:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

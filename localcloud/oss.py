@@ -703,6 +703,7 @@ class _QuietRequestHandler(MotoRequestHandler):
 
     server_version = "AliyunOSS"
     sys_version = ""
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
 
     def version_string(self) -> str:
         return "AliyunOSS"

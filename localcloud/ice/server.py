@@ -170,6 +170,7 @@ class LocalIce:
                  callback_attempts: int = 3, max_clock_skew_s: float = MAX_CLOCK_SKEW_S):
         self._oss_auth = oss2.Auth(access_key_id, access_key_secret)
         self._oss_endpoint = oss_endpoint.rstrip("/")
+        self._buckets: dict[str, oss2.Bucket] = {}
         self._host, self._port = host, port
         self._workers = workers
         self.region, self.account_id = region, account_id
@@ -281,7 +282,11 @@ class LocalIce:
                 self._idle.notify_all()
 
     def _bucket(self, name: str) -> oss2.Bucket:
-        return oss2.Bucket(self._oss_auth, self._oss_endpoint, name)
+        """One oss2.Bucket per name (thread-safe): building one per signed URL costs ~0.2 ms of CPU."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = self._buckets.setdefault(name, oss2.Bucket(self._oss_auth, self._oss_endpoint, name))
+        return bucket
 
     def _sign_url(self, bucket: str, key: str, expires_s: int) -> str:
         return self._bucket(bucket).sign_url("GET", key, expires_s, slash_safe=True)
@@ -394,6 +399,7 @@ def _handler_for(ice: LocalIce) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "LocalIce"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
         timeout = 120  # seconds an idle keep-alive connection is kept
 
         def setup(self) -> None:
