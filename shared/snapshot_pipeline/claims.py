@@ -96,6 +96,9 @@ class Claims:
     def acquire(self, upload: Upload, owner: str) -> Claim:
         """Claim the upload for ``owner``. Returns the claim: a fresh one (no ``job_id``) to submit
         under, or the existing one carrying the ``job_id`` when the upload was already submitted."""
+        first = self._new_claim(upload, owner, 1)
+        if first is not None:  # the common case, a first delivery: one request, no listing
+            return first
         for _ in range(5):
             current = self.latest(upload)
             if current is not None:
@@ -105,14 +108,20 @@ class Claims:
                 if current.expires_at > now:
                     raise ClaimBusy(f"upload is claimed by attempt {current.doc.get('owner')} until "
                                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(current.expires_at))}")
-            generation = current.generation + 1 if current else 1
-            now = self.clock()
-            doc = {"schema": "snapshot-claim/1", "source": upload.to_doc(), "state": "claimed", "owner": owner,
-                   "generation": generation, "claimed_at": now, "expires_at": now + self.lease_s}
-            key = f"{self._dir(upload.id)}{generation:06d}.json"
-            if self.store.create_json(self.bucket, key, doc):
-                return Claim(upload, key, generation, doc)
+            claim = self._new_claim(upload, owner, current.generation + 1 if current else 1)
+            if claim is not None:
+                return claim
         raise ClaimBusy("the claim changed hands too often; retry later")
+
+    def _new_claim(self, upload: Upload, owner: str, generation: int) -> Claim | None:
+        """Create generation ``generation`` of the upload's claim; None if it already exists."""
+        now = self.clock()
+        doc = {"schema": "snapshot-claim/1", "source": upload.to_doc(), "state": "claimed", "owner": owner,
+               "generation": generation, "claimed_at": now, "expires_at": now + self.lease_s}
+        key = f"{self._dir(upload.id)}{generation:06d}.json"
+        if self.store.create_json(self.bucket, key, doc):
+            return Claim(upload, key, generation, doc)
+        return None
 
     def usable(self, claim: Claim) -> bool:
         """Whether the owner may still submit under this claim."""
