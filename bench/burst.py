@@ -1,0 +1,174 @@
+"""3. Burst: 1000 small videos uploaded at once, through the whole pipeline.
+
+A fresh local cloud per run: the local FC runs the functions with up to 16 concurrent instances
+each; the local ICE limits SubmitSnapshotJob to 50 QPS (token bucket) and fails 5% of *all* calls
+with a 5xx (``error_rate`` applies to every action: submits, GetSnapshotJob, GetSnapshotUrls). The
+uploads are made by 32 threads with unmodified oss2 under ``uploads/``; the OSS trigger fires the
+submit function (asynchronous invocations, retried by FC when the handler raises).
+
+- ``submit_wall_s``: from the first upload to the last successful SubmitSnapshotJob (the model's
+  job creation time), ``submit_ratio`` = that / (uploads / qps_limit), 1.0 being the QPS limit's floor;
+- ``all_indexed_s``: from the first upload to the last callback invocation that wrote an index
+  (HTTP 200), and every index then checked in OSS;
+- ``jobs`` (jobs in ICE), ``duplicate_jobs`` (jobs beyond one per uploaded key), ``indexes``
+  (uploads whose index.json exists), ``lost`` (uploads without one).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .common import Section, log, start_cloud, stats
+
+QPS_LIMIT = 50
+ERROR_RATE = 0.05
+MAX_INSTANCES = 16
+
+
+def tiny_video() -> bytes:
+    from localcloud.media import make_test_video
+
+    return make_test_video(duration_s=1.0, fps=5, width=64, height=48, gop_s=1.0)
+
+
+def one_run(n: int, *, timeout_s: float = 240, ice_workers: int = 2, upload_threads: int = 32,
+                        video: bytes | None = None) -> dict[str, Any]:
+    from snapshot_pipeline.layout import index_key
+
+    video = video or tiny_video()
+    # moto's store outlives a LocalCloud in this process, and its listings scan the whole bucket:
+    # a fresh bucket per run, or each run would be slower than the last (and see its claims)
+    run_id = uuid.uuid4().hex[:8]
+    cloud = start_cloud(max_instances=MAX_INSTANCES, ice_workers=ice_workers, bucket=f"burst-{run_id}")
+    try:
+        cloud.ice.set_faults(qps_limits={"SubmitSnapshotJob": QPS_LIMIT}, error_rate=ERROR_RATE, seed=1)
+        lock = threading.Lock()
+        indexed: dict[str, float] = {}  # index.json URI: when its first callback answered 200
+        failed_invocations = Counter()
+
+        def on_invocation(inv) -> None:
+            now = time.monotonic()
+            with lock:
+                if not inv.ok:
+                    failed_invocations[inv.function] += 1
+                elif inv.function == "callback" and isinstance(inv.result, dict) \
+                        and inv.result.get("statusCode") == 200:
+                    index = json.loads(inv.result.get("body") or "{}").get("index")
+                    if index not in indexed:  # ICE may deliver a callback twice: count each index once
+                        indexed[index] = now
+
+        cloud.fc.on_invocation = on_invocation
+        refused: Counter = Counter()  # what the local ICE's faults refused, by action and code
+        gate = cloud.ice._faults.gate
+
+        def counting_gate(action: str) -> None:
+            try:
+                gate(action)
+            except Exception as exc:
+                with lock:
+                    refused[f"{action}:{getattr(exc, 'code', type(exc).__name__)}"] += 1
+                raise
+
+        cloud.ice._responses._gate = counting_gate  # instrumentation only: the same faults apply
+        keys = [f"uploads/burst/{i:04d}.mp4" for i in range(n)]
+        bucket = cloud.bucket()
+        start_wall = time.time()
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=upload_threads) as pool:
+            list(pool.map(lambda k: bucket.put_object(k, video), keys))
+        uploaded_s = time.monotonic() - t0
+
+        # wait for every upload to be indexed (or the time-out), then settle the runners
+        deadline = t0 + timeout_s
+        while time.monotonic() < deadline:
+            with lock:
+                done = len(indexed)
+            if done >= n:
+                break
+            time.sleep(0.25)
+        cloud.fc.wait_idle(max(1.0, deadline - time.monotonic()))
+        cloud.ice.wait_idle(max(1.0, deadline - time.monotonic()))
+
+        jobs = []
+        token = None
+        while True:
+            page, token = cloud.ice.model.list_jobs(page_size=100, next_page_token=token, order_by="CreateTimeAsc")
+            jobs.extend(page)
+            if not token:
+                break
+        per_key = Counter(j.input.object for j in jobs)
+        last_created = max((j.create_time.timestamp() for j in jobs), default=start_wall)
+        present = 0
+        for key in keys:
+            if bucket.object_exists(index_key("snapshots/", cloud.options.bucket, key)):
+                present += 1
+        created = sorted(j.create_time.timestamp() - start_wall for j in jobs)
+        per_second = Counter(int(c) for c in created)
+        submit_instances = cloud.fc.pools["submit"].started_instances
+        submit_invocations = sum(1 for i in cloud.fc.invocations if i.function == "submit")
+        return {
+            "uploads": n, "jobs": len(jobs), "indexes": present,
+            "duplicate_jobs": sum(c - 1 for c in per_key.values() if c > 1),
+            "keys_with_jobs": len(per_key), "lost": n - present,
+            "upload_s": round(uploaded_s, 3),
+            "submit_wall_s": round(last_created - start_wall, 3) if jobs else None,
+            "all_indexed_s": round(max(indexed.values()) - t0, 3) if len(indexed) >= n else None,
+            "indexed_by_callbacks": len(indexed),
+            "callback_invocations": sum(1 for i in cloud.fc.invocations if i.function == "callback"), "failed_invocations": dict(failed_invocations),
+            "submit_invocations": submit_invocations, "submit_instances": submit_instances,
+            "first_job_s": round(created[0], 3) if created else None,
+            "jobs_per_s_after_first": round((len(created) - 1) / (created[-1] - created[0]), 1)
+            if len(created) > 1 and created[-1] > created[0] else None,
+            "refused_calls": dict(refused),
+            "jobs_created_per_second": [per_second.get(i, 0) for i in range(int(created[-1]) + 1)] if created else [],
+        }
+    finally:
+        cloud.stop()
+
+
+def run(*, runs: int = 5, n: int = 1000, time_budget_s: float | None = None) -> Section:
+    """``runs`` bursts, fewer if ``time_budget_s`` would be exceeded (the results say how many ran)."""
+    section = Section("burst")
+    video = tiny_video()
+    results = []
+    started = time.monotonic()
+    for i in range(runs):
+        result = one_run(n, video=video)
+        results.append(result)
+        log(f"burst run {i + 1}/{runs}: " + json.dumps({k: result[k] for k in (
+            "jobs", "indexes", "duplicate_jobs", "lost", "submit_wall_s", "all_indexed_s")}))
+        elapsed = time.monotonic() - started
+        if time_budget_s is not None and i + 1 < runs and elapsed / (i + 1) * (i + 2) > time_budget_s:
+            log(f"burst: stopping after {i + 1} run(s) to stay within the time budget")
+            break
+    floor = n / QPS_LIMIT
+    submit = stats(r["submit_wall_s"] for r in results if r["submit_wall_s"] is not None)
+    indexed = stats(r["all_indexed_s"] for r in results if r["all_indexed_s"] is not None)
+    ratio = stats(r["submit_wall_s"] / floor for r in results if r["submit_wall_s"] is not None)
+    worst = {k: (max if k in ("duplicate_jobs", "lost") else min)(r[k] for r in results)
+             for k in ("jobs", "indexes", "duplicate_jobs", "lost")}
+    # jobs/indexes: the worst run (fewest); duplicates/lost: the worst run (most)
+    section.flat = {"uploads": n, **worst, "qps_limit": QPS_LIMIT, "error_rate": ERROR_RATE,
+                    "max_instances": MAX_INSTANCES, "submit_wall_s": submit["median"],
+                    "submit_ratio": ratio["median"], "all_indexed_s": indexed["median"], "runs": len(results)}
+    section.details = {"first_job_s": stats(r["first_job_s"] for r in results if r["first_job_s"] is not None),
+                       "jobs_per_s_after_first": stats(r["jobs_per_s_after_first"] for r in results
+                                                       if r["jobs_per_s_after_first"]),
+                       "runs": results, "submit_wall_s": submit, "submit_ratio": ratio, "all_indexed_s": indexed,
+                       "jobs_per_run": [r["jobs"] for r in results], "indexes_per_run": [r["indexes"] for r in results],
+                       "floor_s": floor}
+    ok = worst["jobs"] == n and worst["indexes"] == n and worst["duplicate_jobs"] == 0 and worst["lost"] == 0
+    section.figure(f"jobs / indexes / duplicates / lost (worst of {len(results)} runs)",
+                   {"median": f"{worst['jobs']} / {worst['indexes']} / {worst['duplicate_jobs']} / {worst['lost']}",
+                    "min": None, "max": None, "runs": len(results)},
+                   unit="", target=f"{n} / {n} / 0 / 0", met=ok)
+    section.figure(f"submit wall time, {n} uploads (submit_wall_s)", submit)
+    section.figure(f"submit_ratio (submit_wall_s / ({n} / {QPS_LIMIT} QPS))", ratio, unit="x", target="<= 1.3",
+                   met=ratio["median"] is not None and ratio["median"] <= 1.3)
+    section.figure("all indexed (all_indexed_s)", indexed)
+    return section

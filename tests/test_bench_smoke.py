@@ -1,0 +1,37 @@
+"""The benchmark plumbing at tiny sizes, so that `make bench` does not rot. Times nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import engine_bench, report
+from bench.__main__ import notes_for
+from bench.common import Section, ratio_stats, stats
+
+
+def test_stats_and_ratios():
+    assert stats([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3, "values": [3.0, 1.0, 2.0]}
+    r = ratio_stats([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+    assert r["median"] == 0.5 and r["min"] == r["max"] == 0.5 and r["runs"] == 3
+
+
+def test_table_results_and_notes(tmp_path):
+    section = Section("callback", flat={"single_call_s": 0.05, "n1000_ratio": 7.0})
+    section.figure("n1000_ratio", {"median": 7.0, "min": 6.5, "max": 7.5, "runs": 5}, unit="x", target="<= 6",
+                   met=False)
+    table = report.table([section])
+    assert "| 7.00 |" in table and "**no**" in table
+    notes = notes_for([section])
+    assert len(notes) == 1 and "misses <= 6 by 17%" in notes[0]
+    doc = report.results([section], machine={"nproc": 2}, command="make bench", elapsed_s=1.0, notes=notes)
+    report.write(tmp_path / "results.json", doc)
+    loaded = json.loads((tmp_path / "results.json").read_text())
+    assert loaded["callback"]["n1000_ratio"] == 7.0 and loaded["targets"]["callback.n1000_ratio"]["met"] is False
+
+
+def test_engine_against_ffmpeg_tiny(cloud):
+    pytest.importorskip("imageio_ffmpeg")
+    section = engine_bench.run(cloud, runs=1, duration_s=4.0, width=160, height=120)
+    assert section.flat["normal_same_frames"] is True
+    assert set(section.flat) >= {"baseline_s", "intra_s", "normal_s", "intra_ratio", "normal_ratio"}
