@@ -33,10 +33,35 @@ def _options(args: argparse.Namespace) -> LocalCloudOptions:
     return options
 
 
+def _qps_limit(value: str) -> tuple[str, float]:
+    action, sep, rate = value.partition("=")
+    try:
+        if not sep or not action:
+            raise ValueError
+        return action, float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ACTION=QPS, e.g. SubmitSnapshotJob=50, not {value!r}") from None
+
+
+def _faults(args: argparse.Namespace) -> dict:
+    """The local ICE's fault settings from the flags (the admin endpoint changes them later)."""
+    faults: dict = {}
+    if args.qps_limit:
+        faults["qps_limits"] = dict(args.qps_limit)
+    for flag, name in (("error_rate", "error_rate"), ("latency", "latency_s"),
+                       ("callback_drop_rate", "callback_drop_rate"), ("job_delay", "job_delay_s")):
+        if getattr(args, flag) is not None:
+            faults[name] = getattr(args, flag)
+    if args.fault_seed is not None:
+        faults["seed"] = args.fault_seed
+    return faults
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cloud = LocalCloud(_options(args)).start()
+    cloud.ice.set_faults(**_faults(args))
     written: list[Path] = []
     try:
         info = cloud.describe()
@@ -111,6 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--ice-port", type=int, default=0)
         p.add_argument("--callback-port", type=int, default=0)
         p.add_argument("-v", "--verbose", action="store_true", help="echo the functions' logs")
+        if name == "up":
+            faults = p.add_argument_group("faults of the local ICE (also: POST /__localcloud/faults on it)")
+            faults.add_argument("--qps-limit", type=_qps_limit, action="append", metavar="ACTION=QPS",
+                                help="answer Throttling.User above QPS calls per second of ACTION (repeatable)")
+            faults.add_argument("--error-rate", type=float, metavar="P", help="fail this share of calls with a 5xx")
+            faults.add_argument("--latency", type=float, metavar="S", help="add S seconds to every API call")
+            faults.add_argument("--callback-drop-rate", type=float, metavar="P", help="drop this share of callbacks")
+            faults.add_argument("--job-delay", type=float, metavar="S", help="wait S seconds before running each job")
+            faults.add_argument("--fault-seed", type=int, help="seed of the fault RNG, for reproducible runs")
         if name == "demo":
             p.add_argument("--video", help="a video file to upload (default: generate one)")
             p.add_argument("--out", default="demo-output")

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import oss2
 
@@ -14,7 +15,8 @@ REQUIRED = {"oss_endpoint", "bucket", "ice_endpoint", "access_key_id", "access_k
 
 
 def test_up_prints_json_line_runs_pipeline_and_stops_on_ctrl_c(small_video, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "up"], cwd=tmp_path, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "up", "--qps-limit", "SubmitSnapshotJob=50",
+                             "--latency", "0.01", "--fault-seed", "1"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                                  "SNAPSHOTS_LOCAL_STATE": str(tmp_path / "state.json")})
@@ -22,6 +24,9 @@ def test_up_prints_json_line_runs_pipeline_and_stops_on_ctrl_c(small_video, tmp_
         info = json.loads(proc.stdout.readline())
         assert REQUIRED <= set(info)
         assert json.loads((tmp_path / "state.json").read_text())["oss_endpoint"] == info["oss_endpoint"]
+        with urllib.request.urlopen(f"http://{info['ice_endpoint']}/__localcloud/faults", timeout=10) as resp:
+            faults = json.loads(resp.read())
+        assert faults["qps_limits"] == {"SubmitSnapshotJob": 50.0} and faults["latency_s"] == 0.01
         bucket = oss2.Bucket(oss2.Auth(info["access_key_id"], info["access_key_secret"]), info["oss_endpoint"],
                              info["bucket"])
         bucket.put_object("uploads/from-up.mp4", small_video)
