@@ -50,11 +50,11 @@ class EventRecorder:
         with self._cond:
             return [r for r in self.records if r["oss"]["bucket"]["name"] == bucket]
 
-    def wait_for(self, bucket: str, key: str, timeout: float = 5.0) -> list[dict]:
-        """Block until an event for bucket/key arrived; return all events of that bucket so far."""
+    def wait_for(self, bucket: str, key: str, timeout: float = 5.0, count: int = 1) -> list[dict]:
+        """Block until ``count`` events for bucket/key arrived; return all events of that bucket so far."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not any(r["oss"]["object"]["key"] == key for r in self.for_bucket(bucket)):
+            while sum(r["oss"]["object"]["key"] == key for r in self.for_bucket(bucket)) < count:
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, f"no notification for {bucket}/{key}; got {self.for_bucket(bucket)}"
                 self._cond.wait(remaining)
@@ -342,7 +342,7 @@ def test_put_notification_record_shape(bucket, events):
     }
 
     bucket.put_object(key, b"12")  # overwrite: deltaSize is the change in size
-    overwrite = events.wait_for(bucket.bucket_name, key)
+    overwrite = events.wait_for(bucket.bucket_name, key, count=2)
     assert [(r["oss"]["object"]["size"], r["oss"]["object"]["deltaSize"]) for r in overwrite] == [(5, 5), (2, -3)]
 
 
