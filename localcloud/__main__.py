@@ -91,6 +91,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from PIL import Image
 
     out = Path(args.out)
+    if args.video and not Path(args.video).is_file():
+        print(f"demo: VIDEO={args.video!r} is not a file", file=sys.stderr)
+        return 2
     with LocalCloud(_options(args)) as cloud:
         if args.video:
             data, name = Path(args.video).read_bytes(), Path(args.video).name
