@@ -408,3 +408,44 @@ def test_the_console_script_runs_against_the_local_cloud(cloud, state_file):
     assert done.returncode == 0, done.stderr
     assert cloud.template_id in [t["TemplateId"] for t in json.loads(done.stdout)]
     assert cloud.access_key_secret not in done.stdout + done.stderr
+
+
+def test_backfill_retry_failed_resubmits_only_the_latest_failure(cloud, run, tiny_video):
+    from localcloud.media import make_garbage
+    from snapshot_pipeline.layout import index_key
+
+    prefix = f"retry-{uuid.uuid4().hex[:8]}/"
+    good, broken = f"{prefix}good.mp4", f"{prefix}broken.mp4"
+    cloud.bucket().put_object(good, tiny_video)
+    cloud.bucket().put_object(broken, make_garbage(20_000))
+    source = f"oss://media/{prefix}"
+
+    def index_of(key: str) -> dict:
+        return json.loads(cloud.wait_for_object(index_key("snapshots/", "media", key), timeout=30))
+
+    code, out, _ = run("--local", "backfill", source, "--overwrite", '{"Count": -1}', "--json")
+    assert code == 1 and json.loads(out)["rejected"] == 2  # a bad override: ICE refuses both
+    assert index_of(good)["job"]["error"]["stage"] == "submit"
+
+    code, out, _ = run("--local", "backfill", source, "--json")
+    assert json.loads(out)["submitted"] == 0  # failures are final, unless the operator asks
+
+    code, out, _ = run("--local", "backfill", source, "--retry-failed", "--json")
+    assert code == 0 and json.loads(out)["submitted"] == 2
+    deadline = time.monotonic() + 30
+    while not (index_of(good)["job"]["status"] == "Success" and index_of(broken)["job"]["id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert index_of(broken)["job"]["status"] == "Fail"
+
+    cloud.ice.set_faults(job_delay_s=5.0)  # the retried job stays Init: its index still shows the old failure
+    try:
+        code, out, _ = run("--local", "backfill", source, "--retry-failed", "--json")
+        assert json.loads(out)["submitted"] == 1  # the failed job only; the good video is done
+        code, out, _ = run("--local", "backfill", source, "--retry-failed", "--json")
+        assert json.loads(out)["submitted"] == 0  # that failure was already retried: no duplicate
+    finally:
+        cloud.ice.set_faults(job_delay_s=0.0)
+    code, out, _ = run("--local", "jobs", "list", "--input", source, "--limit", "0", "--json")
+    assert sorted(j["Input"]["Media"].rsplit("/", 1)[1] for j in json.loads(out)) == \
+        ["broken.mp4", "broken.mp4", "good.mp4"]

@@ -93,19 +93,25 @@ class Claims:
         doc = self.store.get_json(self.bucket, key) or {}
         return Claim(upload, key, int(key.rsplit("/", 1)[-1].split(".")[0]), doc)
 
-    def acquire(self, upload: Upload, owner: str) -> Claim:
+    def acquire(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Claim:
         """Claim the upload for ``owner``. Returns the claim: a fresh one (no ``job_id``) to submit
-        under, or the existing one carrying the ``job_id`` when the upload was already submitted."""
+        under, or the existing one carrying the ``job_id`` when the upload was already submitted.
+
+        ``supersede`` names a finished claim (its object key) that an operator chose to retry,
+        because its job failed or ICE refused it: if it is still the latest, the next generation is
+        created; if another attempt already superseded it, that attempt's claim is returned.
+        """
         first = self._new_claim(upload, owner, 1)
         if first is not None:  # the common case, a first delivery: one request, no listing
             return first
         for _ in range(5):
             current = self.latest(upload)
             if current is not None:
-                if current.job_id or current.state in ("submitted", "failed"):
+                finished = current.job_id or current.state in ("submitted", "failed")
+                if finished and current.object_key != supersede:
                     return current
                 now = self.clock()
-                if current.expires_at > now:
+                if not finished and current.expires_at > now:
                     raise ClaimBusy(f"upload is claimed by attempt {current.doc.get('owner')} until "
                                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(current.expires_at))}")
             claim = self._new_claim(upload, owner, current.generation + 1 if current else 1)

@@ -831,32 +831,40 @@ class Backfill:
     """Submit every video under a prefix that has neither an index nor a claim: the same rules and the
     same claims as the submit function, so a rerun (or the trigger, concurrently) never duplicates."""
 
-    def __init__(self, ctx: Context, submitter: Submitter, limiter: RateLimiter, progress_stream: Any):
+    def __init__(self, ctx: Context, submitter: Submitter, limiter: RateLimiter, progress_stream: Any,
+                 retry_failed: bool = False):
+        self.retry_failed = retry_failed
         self.ctx = ctx
         self.submitter = submitter
         self.store = ctx.store
         self.limiter = limiter
         self.progress_stream = progress_stream
 
-    def already_handled(self, upload: Upload) -> str | None:
-        """Why this upload needs no job: its index is there, or a claim has (or may get) its job."""
+    def already_handled(self, upload: Upload) -> tuple[str | None, str | None]:
+        """Why this upload needs no job (its index is there, or a claim has or may get its job), and,
+        with --retry-failed, the failed claim to supersede when its index records that failure."""
         s = self.submitter.settings
         index = self.store.get_json(self.submitter.output_bucket(upload),
                                     index_key(s.output_prefix, upload.bucket, upload.key))
+        claim = self.submitter.claims(upload).latest(upload)
         if isinstance(index, dict):
             indexed_etag = (index.get("source") or {}).get("etag")
             if not indexed_etag or indexed_etag == upload.etag:
-                return "already indexed"
-        claim = self.submitter.claims(upload).latest(upload)
+                job = index.get("job") or {}
+                if self.retry_failed and job.get("status") == "Fail" and claim is not None and (
+                        (claim.job_id and claim.job_id == job.get("id"))
+                        or (claim.state == "failed" and job.get("id") is None)):
+                    return None, claim.object_key  # the failure the index records is the latest attempt's
+                return "already indexed", None
         if claim is None:
-            return None
+            return None, None
         if claim.job_id or claim.state == "submitted":
-            return "already submitted (claim has a job)"
+            return "already submitted (claim has a job)", None
         if claim.state == "failed":
-            return "refused by ICE earlier (see its index)"
+            return "refused by ICE earlier (see its index)", None
         if claim.expires_at > self.submitter.clock():
-            return "claimed by another attempt"
-        return None  # an expired claim without a job: its owner crashed; submit_upload takes over
+            return "claimed by another attempt", None
+        return None, None  # an expired claim without a job: its owner crashed; submit_upload takes over
 
     def run(self, source: OssPath, *, dry_run: bool) -> BackfillReport:
         report = BackfillReport(source.uri, dry_run)
@@ -896,9 +904,9 @@ class Backfill:
 
     def _one(self, bucket: str, info: ObjectInfo, report: BackfillReport, dry_run: bool) -> Outcome | None:
         event = existing_object_event(bucket, info)
-        reason = self.submitter.skip_reason(event)
+        reason, supersede = self.submitter.skip_reason(event), None
         if reason is None:
-            reason = self.already_handled(Upload(bucket, info.key, info.etag, info.size))
+            reason, supersede = self.already_handled(Upload(bucket, info.key, info.etag, info.size))
         if reason is not None:
             report.skipped[reason] += 1
             return None
@@ -911,7 +919,7 @@ class Backfill:
             return None
         self.limiter.acquire()
         try:
-            outcome = self.submitter.submit_upload(upload, self.ctx.owner)
+            outcome = self.submitter.submit_upload(upload, self.ctx.owner, supersede=supersede)
         except ClaimBusy:
             report.skipped["claimed by another attempt"] += 1
             return None
@@ -954,7 +962,8 @@ def cmd_backfill(ctx: Context) -> int:
     a = ctx.args
     submitter = submitter_for(ctx)
     limiter = RateLimiter(a.rate, clock=ctx.seams.clock, sleep=ctx.seams.sleep)
-    report = Backfill(ctx, submitter, limiter, sys.stderr).run(a.source, dry_run=a.dry_run)
+    report = Backfill(ctx, submitter, limiter, sys.stderr, retry_failed=a.retry_failed).run(
+        a.source, dry_run=a.dry_run)
     emit(ctx, report.to_dict(), lambda: _backfill_summary(report))
     if report.interrupted:
         return EXIT_INTERRUPTED
@@ -1096,6 +1105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=_rate, default=DEFAULT_RATE,
                    help=f"at most this many submissions per second (default {DEFAULT_RATE:g})")
     p.add_argument("--dry-run", action="store_true", help="list what would be submitted, submit nothing")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also resubmit videos whose index records a failure (a failed job, or one ICE "
+                        "refused), e.g. after fixing the template")
     _submission_options(p)
 
     p = leaf(commands, "reconcile", cmd_reconcile, "index finished jobs and resubmit abandoned claims, now")

@@ -127,10 +127,11 @@ class Submitter:
         return Upload(event.bucket, key, info.etag, info.size), None
 
     # --- submitting -----------------------------------------------------------------------------
-    def submit_upload(self, upload: Upload, owner: str) -> Outcome:
-        """Claim and submit one upload. Raises ClaimBusy / retryable errors for a later retry."""
+    def submit_upload(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Outcome:
+        """Claim and submit one upload. Raises ClaimBusy / retryable errors for a later retry.
+        ``supersede``: the key of a failed claim an operator retries (see Claims.acquire)."""
         claims = self.claims(upload)
-        claim = claims.acquire(upload, owner)
+        claim = claims.acquire(upload, owner, supersede=supersede)
         if claim.job_id or claim.state == "failed":
             return Outcome(upload.bucket, upload.key, "duplicate", claim.job_id,
                            reason=f"already {claim.state} by an earlier delivery")
