@@ -186,9 +186,6 @@ class _OssRequest:
     def param(self, name: str) -> str | None:
         return next((v for k, v in self.query if k == name), None)
 
-    def has(self, name: str) -> bool:
-        return any(k == name for k, _ in self.query)
-
     @functools.cached_property
     def operation(self) -> str:
         """The OSS API name of this request, as far as the layer needs to tell them apart."""

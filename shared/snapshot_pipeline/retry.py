@@ -15,10 +15,6 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-class DeadlineExceeded(RuntimeError):
-    """Not enough of the invocation's time is left to start the operation."""
-
-
 @dataclass
 class Deadline:
     """The invocation's time budget: ``at`` is a ``clock()`` value; ``reserve_s`` is kept for the

@@ -140,6 +140,3 @@ class ObjectStore:
             if not result.is_truncated:
                 return
             token = result.next_continuation_token
-
-    def sign_get_url(self, bucket: str, key: str, expires_s: int) -> str:
-        return self._bucket(bucket).sign_url("GET", key, expires_s)
