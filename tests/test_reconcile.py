@@ -84,3 +84,21 @@ def test_a_claim_whose_video_was_deleted_gets_a_failure_index(cloud, small_video
     index = assert_valid_index(cloud.wait_for_index("manual/deleted.mp4", timeout=5))
     assert index["job"]["status"] == "Fail" and index["job"]["error"]["code"] == "SourceNotFound"
     assert jobs_for(cloud, "manual/deleted.mp4") == []
+
+
+def test_the_claim_window_bounds_what_a_run_reads(cloud, small_video):
+    from snapshot_pipeline.reconcile import Reconciler
+
+    orphan = upload_of(upload(cloud, "manual/windowed.mp4", small_video))
+    long_ago = time.time() - 3600
+    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
+        orphan, owner="crashed-before-submit")
+    reconciler = Reconciler(cloud.settings(), cloud.ice_adapter(), cloud.store())
+
+    later = reconciler.run(since=time.time() + 5)  # a window that starts after the claim was written
+    assert later.claims_seen == 0 and later.claims_resubmitted == 0
+    assert jobs_for(cloud, "manual/windowed.mp4") == []
+
+    covering = reconciler.run(since=time.time() - 60)
+    assert covering.claims_resubmitted == 1
+    assert len(jobs_for(cloud, "manual/windowed.mp4")) == 1

@@ -144,14 +144,17 @@ class Claims:
     def record_failure(self, claim: Claim, code: str, message: str) -> Claim:
         return self._finish(claim, state="failed", error={"code": code, "message": message})
 
-    def all_latest(self) -> Iterator[Claim]:
-        """The latest claim of every upload (for the reconciler)."""
-        by_upload: dict[str, str] = {}
+    def all_latest(self, since: float = 0.0) -> Iterator[Claim]:
+        """The latest claim of every upload whose latest claim was written at or after ``since``
+        (for the reconciler: one LIST, then a GET only for the claims of that window)."""
+        by_upload: dict[str, tuple[str, float]] = {}
         for obj in self.store.list(self.bucket, self.root):
             upload_id = obj.key[len(self.root):].split("/", 1)[0]
-            if obj.key > by_upload.get(upload_id, ""):
-                by_upload[upload_id] = obj.key
-        for key in by_upload.values():
+            if obj.key > by_upload.get(upload_id, ("", 0.0))[0]:
+                by_upload[upload_id] = (obj.key, obj.last_modified)
+        for key, written in by_upload.values():
+            if written < since:
+                continue
             doc = self.store.get_json(self.bucket, key) or {}
             src = doc.get("source") or {}
             if not src.get("bucket") or not src.get("key"):
