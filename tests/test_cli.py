@@ -323,7 +323,10 @@ def test_callback_set_and_show_never_echo_the_key(cloud, run, monkeypatch):
     assert code == 2 and "NOT_SET_ANYWHERE" in one_line_error(err)
 
 
-def test_reconcile_on_demand_reports_in_json(run):
+def test_reconcile_on_demand_reports_in_json(cloud, run, tiny_video):
+    key = f"uploads/reconcile-{uuid.uuid4().hex[:8]}.mp4"  # at least one finished job in the window
+    cloud.bucket().put_object(key, tiny_video)
+    cloud.wait_for_index(key, timeout=30)
     code, out, _ = run("--local", "reconcile", "--since", "2h", "--json")
     report = json.loads(out)  # the library's log lines do not leak into stdout
     assert code == 0, report
