@@ -110,7 +110,10 @@ def _requested_times(config: Mapping[str, Any], n: int) -> list[float | None]:
     return [round(start + k * interval, 3) for k in range(n)]
 
 
-def sprite_geometry(config: Mapping[str, Any], sheet_size: tuple[int, int] | None, frames: int) -> dict | None:
+def sprite_geometry(config: Mapping[str, Any], measure_sheet: Callable[[], tuple[int, int] | None],
+                    frames: int) -> dict | None:
+    """The grid from the job's config; ``measure_sheet()`` (a ranged GET of the first sheet) is
+    called only when the config leaves the cell size to the output size."""
     sprite = config.get("SpriteSnapshotConfig") or {}
     columns, lines = sprite.get("Columns"), sprite.get("Lines")
     if not columns or not lines:
@@ -118,7 +121,8 @@ def sprite_geometry(config: Mapping[str, Any], sheet_size: tuple[int, int] | Non
     padding, margin = sprite.get("Padding") or 0, sprite.get("Margin") or 0
     cell_w = sprite.get("CellWidth") or config.get("Width")
     cell_h = sprite.get("CellHeight") or config.get("Height")
-    if (not cell_w or not cell_h) and sheet_size:
+    sheet_size = measure_sheet() if not cell_w or not cell_h else None
+    if sheet_size:
         cell_w = cell_w or (sheet_size[0] - 2 * margin - (columns - 1) * padding) // columns
         cell_h = cell_h or (sheet_size[1] - 2 * margin - (lines - 1) * padding) // lines
     geometry: dict[str, Any] = {"columns": columns, "lines": lines, "cell_width": cell_w, "cell_height": cell_h,
@@ -169,11 +173,13 @@ def build_index(job: SnapshotJob, urls: SnapshotUrls | None, *, now: float, url_
                     snap["time"] = cue["start"]
         doc["webvtt"] = webvtt
     elif job.type == "Sprite":
-        sheet = None
-        if snapshots and read:
+        def measure_sheet() -> tuple[int, int] | None:
+            if not (snapshots and read):
+                return None
             head = read(snapshots[0]["bucket"], snapshots[0]["key"], 65536)
-            sheet = jpeg_size(head) if head else None
-        geometry = sprite_geometry(config, sheet, config.get("Count") or 0)
+            return jpeg_size(head) if head else None
+
+        geometry = sprite_geometry(config, measure_sheet, config.get("Count") or 0)
         if geometry is not None:
             doc["sprite"] = geometry
     else:
