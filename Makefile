@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test build up bench clean
+.PHONY: demo test test-fast check build up bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %d.%d); run: make PYTHON=python3.x" % sys.version_info[:2])'
@@ -16,6 +16,13 @@ demo: $(VENV)/.installed  ## upload a video (VIDEO=path, or a generated one) and
 
 test: $(VENV)/.installed  ## the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast:  ## the inner loop: the existing venv, no pip, no build; skips the tests marked slow
+	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+check: $(VENV)/.installed  ## lint (ruff) and types (mypy)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 build: $(VENV)/.installed  ## build/<function>/: the code folders s.yaml deploys
 	$(PY) -m localcloud.build
