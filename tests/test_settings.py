@@ -22,10 +22,24 @@ def test_every_problem_is_named_at_once():
         assert name in message
 
 
-def test_require_names_the_missing_variables():
+def test_each_code_path_names_the_variables_it_requires():
     s = Settings.from_env({"REGION": "cn-shanghai"})
     with pytest.raises(SettingsError, match="CALLBACK_URL, ICE_CALLBACK_AUTH_KEY"):
-        s.require("callback_url", "callback_auth_key")
+        s.callback()
+    with pytest.raises(SettingsError, match="SNAPSHOT_TEMPLATE_ID"):
+        s.submission()
+    with pytest.raises(SettingsError, match="OUTPUT_BUCKET"):
+        s.reconciliation()
+
+
+def test_typed_views_carry_the_required_values():
+    s = Settings.from_env({"REGION": "cn-shanghai", "SNAPSHOT_TEMPLATE_ID": "tpl-1", "OUTPUT_BUCKET": "out",
+                           "CALLBACK_URL": "https://cb.example.com/", "ICE_CALLBACK_AUTH_KEY": "Key1",
+                           "ICE_CALLBACK_AUTH_KEY_PREVIOUS": "Key0"})
+    assert s.submission().template_id == "tpl-1"
+    assert s.callback().auth_keys == ("Key1", "Key0")
+    assert s.reconciliation().output_bucket == "out"
+    assert "Key1" not in repr(s.callback())
 
 
 def test_secret_not_in_repr():

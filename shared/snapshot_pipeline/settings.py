@@ -2,24 +2,160 @@
 
 No other module reads ``os.environ``. Every missing or malformed variable is reported
 in one error, so a misconfigured deployment fails on its first invocation with a message
-that names everything to fix.
+that names everything to fix. What a code path requires is asked for with a typed view
+(:meth:`Settings.submission`, :meth:`Settings.callback`, :meth:`Settings.reconciliation`) whose
+fields are not optional, so the type checker proves that nothing unset reaches the SDK.
 """
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, TypeVar
+
+from .domain import SnapshotType
 
 DEFAULT_VIDEO_SUFFIXES = (
     ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts", ".m2ts",
     ".mpg", ".mpeg", ".wmv", ".3gp",
 )
-SNAPSHOT_TYPES = ("Normal", "Sprite", "WebVtt")
+SNAPSHOT_TYPES = tuple(t.value for t in SnapshotType)
+DEFAULT_URL_TIMEOUT_S = 3600
+MAX_URL_TIMEOUT_S = 129600  # GetSnapshotUrls' maximum Timeout: 36 hours
+DEFAULT_RECONCILE_WINDOW_S = 86400
+
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
     """The environment does not describe a usable configuration; the message names every problem."""
+
+
+@dataclass(frozen=True)
+class SubmitSettings:
+    """What submitting a job needs; ``template_id`` is required."""
+
+    template_id: str
+    snapshot_type: SnapshotType
+    overwrite_params: Mapping[str, object]
+    output_bucket: str | None  # None: the source bucket
+    output_prefix: str
+    pipeline_id: str | None
+    callback_url: str | None
+    video_suffixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """What verifying ICE's callback needs: the URL ICE signs and the keys (current first)."""
+
+    callback_url: str
+    auth_keys: tuple[str, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """What the reconciler needs: the one output bucket it sweeps, and how to resubmit."""
+
+    output_bucket: str
+    window_s: int
+    submit: SubmitSettings
+
+
+class _Env:
+    """Reads variables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value if value else default
+
+    def parsed(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        """``parse(value)`` of a set variable (its ValueError is the problem), else ``default``."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name} {exc}")
+            return default
+
+
+def _protocol(raw: str) -> str:
+    if raw.lower() not in ("http", "https"):
+        raise ValueError(f"must be http or https, not {raw!r}")
+    return raw.lower()
+
+
+def _output_prefix(raw: str) -> str:
+    if raw.startswith("/"):
+        raise ValueError(f"must not start with '/': {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _snapshot_type(raw: str) -> SnapshotType:
+    try:
+        return SnapshotType(raw)
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(SNAPSHOT_TYPES)}, not {raw!r}") from None
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError("must be a JSON object")
+    return doc
+
+
+def _suffixes(raw: str) -> tuple[str, ...]:
+    parts = (part.strip().lower() for part in raw.split(","))
+    suffixes = tuple(s if s.startswith(".") else "." + s for s in parts if s)
+    if not suffixes:
+        raise ValueError("lists no suffix")
+    return suffixes
+
+
+def _url_timeout(raw: str) -> int:
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise ValueError(f"must be an integer, not {raw!r}") from None
+    if not 1 <= seconds <= MAX_URL_TIMEOUT_S:
+        raise ValueError(f"must be between 1 and {MAX_URL_TIMEOUT_S} seconds")
+    return seconds
+
+
+def _window_hours(raw: str) -> int:
+    try:
+        seconds = int(float(raw) * 3600)
+    except ValueError:
+        raise ValueError(f"must be a number, not {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL, not {raw!r}")
+    return raw
+
+
+def region_of(env: Mapping[str, str]) -> str | None:
+    """The region: ``REGION``, else the one Function Compute or the credentials tooling sets."""
+    for name in ("REGION", "FC_REGION", "ALIBABA_CLOUD_REGION_ID"):
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -31,7 +167,7 @@ class Settings:
     output_bucket: str | None
     output_prefix: str
     template_id: str | None
-    snapshot_type: str
+    snapshot_type: SnapshotType
     overwrite_params: Mapping[str, object]
     pipeline_id: str | None
     callback_url: str | None
@@ -42,114 +178,57 @@ class Settings:
     reconcile_window_s: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
-        problems: list[str] = []
-
-        def get(name: str, default: str | None = None) -> str | None:
-            value = env.get(name, "")
-            value = value.strip()
-            return value if value else default
-
-        region = get("REGION") or get("FC_REGION") or get("ALIBABA_CLOUD_REGION_ID")
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = _Env(os.environ if env is None else env)
+        region = region_of(e.env) or ""
         if not region:
-            problems.append("REGION is not set (the Alibaba Cloud region, e.g. cn-shanghai)")
-            region = ""
-
-        protocol = (get("ICE_PROTOCOL", "https") or "https").lower()
-        if protocol not in ("http", "https"):
-            problems.append(f"ICE_PROTOCOL must be http or https, not {protocol!r}")
-
-        prefix = get("OUTPUT_PREFIX", "snapshots/") or "snapshots/"
-        if prefix.startswith("/"):
-            problems.append(f"OUTPUT_PREFIX must not start with '/': {prefix!r}")
-        if not prefix.endswith("/"):
-            prefix += "/"
-
-        snapshot_type = get("SNAPSHOT_TYPE", "Normal")
-        if snapshot_type not in SNAPSHOT_TYPES:
-            problems.append(f"SNAPSHOT_TYPE must be one of {', '.join(SNAPSHOT_TYPES)}, not {snapshot_type!r}")
-
-        overwrite: dict = {}
-        raw_overwrite = get("SNAPSHOT_OVERWRITE_PARAMS")
-        if raw_overwrite:
-            try:
-                overwrite = json.loads(raw_overwrite)
-            except json.JSONDecodeError as exc:
-                problems.append(f"SNAPSHOT_OVERWRITE_PARAMS is not valid JSON: {exc}")
-            else:
-                if not isinstance(overwrite, dict):
-                    problems.append("SNAPSHOT_OVERWRITE_PARAMS must be a JSON object")
-                    overwrite = {}
-
-        suffixes = DEFAULT_VIDEO_SUFFIXES
-        raw_suffixes = get("VIDEO_SUFFIXES")
-        if raw_suffixes:
-            suffixes = tuple(
-                s if s.startswith(".") else "." + s
-                for s in (part.strip().lower() for part in raw_suffixes.split(","))
-                if s
-            )
-            if not suffixes:
-                problems.append("VIDEO_SUFFIXES lists no suffix")
-
-        url_timeout = 3600
-        raw_timeout = get("SNAPSHOT_URL_TIMEOUT")
-        if raw_timeout:
-            try:
-                url_timeout = int(raw_timeout)
-            except ValueError:
-                problems.append(f"SNAPSHOT_URL_TIMEOUT must be an integer, not {raw_timeout!r}")
-            else:
-                if not 1 <= url_timeout <= 129600:
-                    problems.append("SNAPSHOT_URL_TIMEOUT must be between 1 and 129600 seconds")
-
-        window = 86400
-        raw_window = get("RECONCILE_WINDOW_HOURS")
-        if raw_window:
-            try:
-                window = int(float(raw_window) * 3600)
-            except ValueError:
-                problems.append(f"RECONCILE_WINDOW_HOURS must be a number, not {raw_window!r}")
-            else:
-                if window <= 0:
-                    problems.append("RECONCILE_WINDOW_HOURS must be positive")
-
-        callback_url = get("CALLBACK_URL")
-        if callback_url and not callback_url.startswith(("http://", "https://")):
-            problems.append(f"CALLBACK_URL must be an http(s) URL, not {callback_url!r}")
-
-        if problems:
-            raise SettingsError("invalid configuration: " + "; ".join(problems))
-
-        return cls(
+            e.problems.append("REGION is not set (the Alibaba Cloud region, e.g. cn-shanghai)")
+        settings = cls(
             region=region,
-            ice_endpoint=get("ICE_ENDPOINT") or f"ice.{region}.aliyuncs.com",
-            ice_protocol=protocol,
-            oss_endpoint=get("OSS_ENDPOINT") or f"https://oss-{region}-internal.aliyuncs.com",
-            output_bucket=get("OUTPUT_BUCKET"),
-            output_prefix=prefix,
-            template_id=get("SNAPSHOT_TEMPLATE_ID"),
-            snapshot_type=snapshot_type,
-            overwrite_params=overwrite,
-            pipeline_id=get("PIPELINE_ID"),
-            callback_url=callback_url,
-            callback_auth_key=get("ICE_CALLBACK_AUTH_KEY"),
-            callback_auth_key_previous=get("ICE_CALLBACK_AUTH_KEY_PREVIOUS"),
-            video_suffixes=suffixes,
-            url_timeout_s=url_timeout,
-            reconcile_window_s=window,
+            ice_endpoint=e.get("ICE_ENDPOINT") or f"ice.{region}.aliyuncs.com",
+            ice_protocol=e.parsed("ICE_PROTOCOL", _protocol, "https"),
+            oss_endpoint=e.get("OSS_ENDPOINT") or f"https://oss-{region}-internal.aliyuncs.com",
+            output_bucket=e.get("OUTPUT_BUCKET"),
+            output_prefix=e.parsed("OUTPUT_PREFIX", _output_prefix, "snapshots/"),
+            template_id=e.get("SNAPSHOT_TEMPLATE_ID"),
+            snapshot_type=e.parsed("SNAPSHOT_TYPE", _snapshot_type, SnapshotType.NORMAL),
+            overwrite_params=e.parsed("SNAPSHOT_OVERWRITE_PARAMS", _json_object, {}),
+            pipeline_id=e.get("PIPELINE_ID"),
+            callback_url=e.parsed("CALLBACK_URL", _http_url, None),
+            callback_auth_key=e.get("ICE_CALLBACK_AUTH_KEY"),
+            callback_auth_key_previous=e.get("ICE_CALLBACK_AUTH_KEY_PREVIOUS"),
+            video_suffixes=e.parsed("VIDEO_SUFFIXES", _suffixes, DEFAULT_VIDEO_SUFFIXES),
+            url_timeout_s=e.parsed("SNAPSHOT_URL_TIMEOUT", _url_timeout, DEFAULT_URL_TIMEOUT_S),
+            reconcile_window_s=e.parsed("RECONCILE_WINDOW_HOURS", _window_hours, DEFAULT_RECONCILE_WINDOW_S),
         )
+        if e.problems:
+            raise SettingsError("invalid configuration: " + "; ".join(e.problems))
+        return settings
 
-    def require(self, *names: str) -> "Settings":
-        """Fail with one message naming every setting a code path needs but does not have."""
-        env_names = {
-            "template_id": "SNAPSHOT_TEMPLATE_ID",
-            "callback_url": "CALLBACK_URL",
-            "callback_auth_key": "ICE_CALLBACK_AUTH_KEY",
-            "output_bucket": "OUTPUT_BUCKET",
-        }
-        missing = [env_names.get(n, n) for n in names if not getattr(self, n)]
-        if missing:
-            raise SettingsError("missing required setting(s): " + ", ".join(missing))
-        return self
+    # --- what each code path requires ------------------------------------------------------------
+    def submission(self) -> SubmitSettings:
+        """The settings a submission needs; SettingsError names SNAPSHOT_TEMPLATE_ID when it is unset."""
+        template_id = _required(("SNAPSHOT_TEMPLATE_ID", self.template_id))[0]
+        return SubmitSettings(template_id=template_id, snapshot_type=self.snapshot_type,
+                              overwrite_params=self.overwrite_params, output_bucket=self.output_bucket,
+                              output_prefix=self.output_prefix, pipeline_id=self.pipeline_id,
+                              callback_url=self.callback_url, video_suffixes=self.video_suffixes)
+
+    def callback(self) -> CallbackSettings:
+        """The settings the callback needs: CALLBACK_URL and ICE_CALLBACK_AUTH_KEY are required."""
+        url, key = _required(("CALLBACK_URL", self.callback_url), ("ICE_CALLBACK_AUTH_KEY", self.callback_auth_key))
+        previous = (self.callback_auth_key_previous,) if self.callback_auth_key_previous else ()
+        return CallbackSettings(callback_url=url, auth_keys=(key, *previous))
+
+    def reconciliation(self) -> ReconcileSettings:
+        """The settings the reconciler needs: OUTPUT_BUCKET (the bucket it sweeps) and a template."""
+        (bucket,) = _required(("OUTPUT_BUCKET", self.output_bucket))
+        return ReconcileSettings(output_bucket=bucket, window_s=self.reconcile_window_s, submit=self.submission())
+
+
+def _required(*settings: tuple[str, str | None]) -> list[str]:
+    """The values of ``(variable name, value)`` pairs; one SettingsError naming every unset one."""
+    missing = [name for name, value in settings if not value]
+    if missing:
+        raise SettingsError("missing required setting(s): " + ", ".join(missing))
+    return [value for _, value in settings if value]
