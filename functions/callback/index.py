@@ -3,6 +3,7 @@ import time
 
 from snapshot_pipeline.callback import handle_callback
 from snapshot_pipeline.events import EventError, http_response, parse_http_event
+from snapshot_pipeline.log import request_context
 from snapshot_pipeline.runtime import services
 
 
@@ -13,4 +14,5 @@ def handler(event, context):
     except EventError as exc:
         return http_response(400, {"error": str(exc)})
     s = services(context, started)
-    return handle_callback(request, s.settings, s.ice, s.store)
+    with request_context(s.request_id or request.request_id):
+        return handle_callback(request, s.settings, s.ice, s.store)

@@ -2,6 +2,7 @@
 import json
 import time
 
+from snapshot_pipeline.log import request_context
 from snapshot_pipeline.runtime import services
 from snapshot_pipeline.submit import Submitter
 
@@ -9,5 +10,6 @@ from snapshot_pipeline.submit import Submitter
 def handler(event, context):
     started = time.monotonic()
     s = services(context, started)
-    outcomes = Submitter(s.settings, s.ice, s.store, lease_s=s.timeout_s).handle_event(event, s.request_id)
+    with request_context(s.request_id):
+        outcomes = Submitter(s.settings, s.ice, s.store, lease_s=s.timeout_s).handle_event(event, s.request_id)
     return json.dumps([o.to_dict() for o in outcomes], ensure_ascii=False)
