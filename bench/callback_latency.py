@@ -26,7 +26,7 @@ SIZES = (10, 100, 1000)
 def make_jobs(cloud, sizes=SIZES, *, prefix: str = "bench/callback") -> dict[int, str]:
     """Submit one job per size (intra stills, 64x48, Count n spread over a 20 s clip); wait for them."""
     from localcloud.media import make_test_video
-    from snapshot_pipeline.ice import OssLocation
+    from snapshot_pipeline.domain import OssLocation
 
     bucket = cloud.options.bucket
     source_key = f"{prefix}/source-{uuid.uuid4().hex[:6]}.mp4"
@@ -83,15 +83,17 @@ def _worker_init(env: dict[str, str], endpoint: str, oss_endpoint: str, region: 
     import sys
 
     from snapshot_pipeline.credentials import Credentials
-    from snapshot_pipeline.ice import Ice
+    from snapshot_pipeline.ice import IceClient
+    from snapshot_pipeline.retry import Deadline
     from snapshot_pipeline.settings import Settings
-    from snapshot_pipeline.store import ObjectStore
+    from snapshot_pipeline.store import OssStore
 
     sys.stdout = io.StringIO()  # the handler's log lines: not the bench's output
     creds = Credentials(ak, sk)
     _worker.update(settings=Settings.from_env(env),
-                   ice=Ice(endpoint=endpoint, credentials=creds, region=region, protocol="http"),
-                   store=ObjectStore(endpoint=oss_endpoint, credentials=creds))
+                   ice=IceClient(endpoint=endpoint, credentials=creds, region=region, protocol="http",
+                                 deadline=Deadline.after(300)),
+                   store=OssStore(endpoint=oss_endpoint, credentials=creds, deadline=Deadline.after(300)))
 
 
 def _worker_callback(request) -> tuple[float, dict]:

@@ -144,11 +144,13 @@ class LocalCloud:
 
         return Credentials(self.access_key_id, self.access_key_secret)
 
-    def ice_adapter(self):
-        from snapshot_pipeline.ice import Ice
+    def ice_adapter(self, budget_s: float = 300):
+        """The pipeline's ICE adapter against the local ICE, its retries bounded by ``budget_s``."""
+        from snapshot_pipeline.ice import IceClient
+        from snapshot_pipeline.retry import Deadline
 
-        return Ice(endpoint=self.ice.endpoint, credentials=self.credentials(), region=self.options.region,
-                   protocol="http")
+        return IceClient(endpoint=self.ice.endpoint, credentials=self.credentials(), region=self.options.region,
+                         protocol="http", deadline=Deadline.after(budget_s))
 
     def bucket(self, name: str | None = None):
         import oss2
@@ -186,7 +188,9 @@ class LocalCloud:
 
         return Settings.from_env(self.function_env(**overrides))
 
-    def store(self):
-        from snapshot_pipeline.store import ObjectStore
+    def store(self, budget_s: float = 300):
+        """The pipeline's OSS adapter against the local OSS, its retries bounded by ``budget_s``."""
+        from snapshot_pipeline.retry import Deadline
+        from snapshot_pipeline.store import OssStore
 
-        return ObjectStore(endpoint=self.oss.endpoint, credentials=self.credentials())
+        return OssStore(endpoint=self.oss.endpoint, credentials=self.credentials(), deadline=Deadline.after(budget_s))

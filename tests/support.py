@@ -37,7 +37,7 @@ def upload(cloud, key: str, data: bytes) -> dict:
 
 def upload_of(record: dict):
     """The (bucket, key, etag, size) upload an OSS record names."""
-    from snapshot_pipeline.claims import Upload
+    from snapshot_pipeline.domain import Upload
 
     obj = record["oss"]["object"]
     return Upload(record["oss"]["bucket"]["name"], obj["key"], obj["eTag"], obj["size"])

@@ -113,7 +113,7 @@ def test_malformed_event_fails_naming_the_problem(cloud, body, problem):
 
 
 def test_a_job_ice_refuses_is_recorded_in_a_failure_index(cloud, small_video):
-    from snapshot_pipeline.claims import Upload
+    from snapshot_pipeline.domain import Upload
     from snapshot_pipeline.submit import Submitter
 
     record = upload(cloud, "manual/refused.mp4", small_video)

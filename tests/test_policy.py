@@ -11,10 +11,10 @@ FUNCTION_MODULES = ("submit.py", "callback.py", "reconcile.py", "claims.py", "in
 
 
 def _ice_actions_by_method() -> dict[str, set[str]]:
-    """For each method of snapshot_pipeline.ice.Ice, the API actions it calls, directly or through
+    """For each method of snapshot_pipeline.ice.IceClient, the API actions it calls, directly or through
     the class's other methods (``self._call("get_snapshot_urls", ...)`` -> GetSnapshotUrls)."""
     (cls,) = [n for n in ast.parse((LIBRARY / "ice.py").read_text()).body
-              if isinstance(n, ast.ClassDef) and n.name == "Ice"]
+              if isinstance(n, ast.ClassDef) and n.name == "IceClient"]
     direct: dict[str, set[str]] = {}
     calls: dict[str, set[str]] = {}
     for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):

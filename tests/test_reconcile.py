@@ -8,6 +8,7 @@ import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from snapshot_pipeline.claims import Claims
+from snapshot_pipeline.retry import Deadline
 from snapshot_pipeline.layout import index_key
 from tests.conftest import load_event
 from tests.support import assert_valid_index, jobs_for, upload, upload_of
@@ -93,7 +94,7 @@ def test_the_claim_window_bounds_what_a_run_reads(cloud, small_video):
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
         orphan, owner="crashed-before-submit")
-    reconciler = Reconciler(cloud.settings(), cloud.ice_adapter(), cloud.store())
+    reconciler = Reconciler(cloud.settings(), cloud.ice_adapter(), cloud.store(), deadline=Deadline.after(300))
 
     later = reconciler.run(since=time.time() + 5)  # a window that starts after the claim was written
     assert later.claims_seen == 0 and later.claims_resubmitted == 0

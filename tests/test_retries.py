@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
-from snapshot_pipeline.claims import Upload
+from snapshot_pipeline.domain import Upload
 from snapshot_pipeline.credentials import Credentials
-from snapshot_pipeline.ice import Ice, IceError
+from snapshot_pipeline.ice import IceClient
+from snapshot_pipeline.ports import IceError, ObjectStoreError
 from snapshot_pipeline.retry import Deadline, RetryPolicy
-from snapshot_pipeline.store import ObjectStore, ObjectStoreError
+from snapshot_pipeline.store import OssStore
 from snapshot_pipeline.submit import Submitter
 from tests.support import jobs_for, oss_event, upload
 
@@ -83,9 +84,9 @@ def clear_faults(cloud):
 def _adapters(cloud, t: VirtualTime, budget_s: float):
     policy = RetryPolicy(sleep=t.sleep)
     deadline = Deadline(budget_s, t.clock, reserve_s=1)
-    ice = Ice(endpoint=cloud.ice.endpoint, credentials=cloud.credentials(), region=cloud.options.region,
-              protocol="http", retry=policy, deadline=deadline)
-    store = ObjectStore(endpoint=cloud.oss.endpoint, credentials=cloud.credentials(), retry=policy, deadline=deadline)
+    ice = IceClient(endpoint=cloud.ice.endpoint, credentials=cloud.credentials(), region=cloud.options.region,
+                    protocol="http", retry=policy, deadline=deadline)
+    store = OssStore(endpoint=cloud.oss.endpoint, credentials=cloud.credentials(), retry=policy, deadline=deadline)
     return ice, store
 
 
@@ -129,8 +130,8 @@ def test_when_the_budget_is_spent_the_submit_function_raises_for_the_platform(cl
 
 def test_oss_connection_errors_are_retried_then_raised():
     t = VirtualTime()
-    store = ObjectStore(endpoint="http://127.0.0.1:9", credentials=Credentials("a", "b"),
-                        retry=RetryPolicy(sleep=t.sleep), deadline=Deadline(15, t.clock), connect_timeout_s=1)
+    store = OssStore(endpoint="http://127.0.0.1:9", credentials=Credentials("a", "b"),
+                     retry=RetryPolicy(sleep=t.sleep), deadline=Deadline(15, t.clock), connect_timeout_s=1)
     with pytest.raises(ObjectStoreError) as err:
         store.get_bytes("bucket", "key")
     assert err.value.retryable and len(t.sleeps) >= 2

@@ -14,22 +14,21 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .events import HttpRequest, http_response
-from .ice import Ice, IceError, SnapshotJob
-from .index import build_index, source_of
-from .layout import INDEX_FILE, index_key
-from .log import log
+from .index import Indexer
+from .log import log, seconds_since
+from .ports import Ice, IceError, ObjectStore
 from .settings import Settings
-from .store import ObjectStore
 
 MAX_SKEW_S = 300
 MAX_BODY_BYTES = 64 * 1024
 
 
 def signature(callback_url: str, timestamp: str, auth_key: str) -> str:
-    return hashlib.md5(f"{callback_url}|{timestamp}|{auth_key}".encode("utf-8")).hexdigest()
+    return hashlib.md5(f"{callback_url}|{timestamp}|{auth_key}".encode()).hexdigest()
 
 
 def verify(request: HttpRequest, callback_url: str, auth_keys: tuple[str, ...] | str, *, now: float) -> str | None:
@@ -40,22 +39,29 @@ def verify(request: HttpRequest, callback_url: str, auth_keys: tuple[str, ...] |
     ts, sig = request.header("x-ice-timestamp"), request.header("x-ice-signature")
     if not ts or not sig:
         return "missing X-ICE-TIMESTAMP or X-ICE-SIGNATURE"
+    problem = _timestamp_problem(ts, now)
+    if problem:
+        return problem
+    given = sig.strip().lower().encode("ascii", "replace")
+    matches = [hmac.compare_digest(signature(callback_url, ts, key).encode("ascii"), given) for key in keys if key]
+    return None if any(matches) else "signature mismatch"
+
+
+def _timestamp_problem(ts: str, now: float) -> str | None:
     try:
         ts_value = int(ts)
     except ValueError:
         return "X-ICE-TIMESTAMP is not an integer"
     if abs(now - ts_value) > MAX_SKEW_S:
         return "X-ICE-TIMESTAMP is outside the accepted window"
-    given = sig.strip().lower().encode("ascii", "replace")
-    matches = [hmac.compare_digest(signature(callback_url, ts, key).encode("ascii"), given) for key in keys if key]
-    return None if any(matches) else "signature mismatch"
+    return None
 
 
 def job_id_of(body: Any) -> str | None:
     """Find the JobId defensively: the IMS envelope's MessageBody first, then the top level."""
     if not isinstance(body, Mapping):
         return None
-    candidates = []
+    candidates: list[Any] = []
     message = body.get("MessageBody")
     if isinstance(message, str):
         try:
@@ -68,50 +74,19 @@ def job_id_of(body: Any) -> str | None:
     return next((c for c in candidates if isinstance(c, str) and c), None)
 
 
-class Indexer:
-    """Writes a finished job's index beside its snapshots (callback and reconciler alike)."""
-
-    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, clock: Callable[[], float] = time.time):
-        self.settings = settings
-        self.ice = ice
-        self.store = store
-        self.clock = clock
-
-    def location(self, job: SnapshotJob) -> tuple[str, str]:
-        """The index sits beside the snapshots: in the directory of the job's output pattern."""
-        if job.output and "/" in job.output.key:
-            return job.output.bucket, job.output.key.rsplit("/", 1)[0] + "/" + INDEX_FILE
-        source = source_of(job)
-        return (self.settings.output_bucket or source["bucket"],
-                index_key(self.settings.output_prefix, source["bucket"], source["key"]))
-
-    def write(self, job: SnapshotJob) -> tuple[str, str, dict]:
-        urls = (self.ice.get_all_snapshot_urls(job.job_id, timeout_s=self.settings.url_timeout_s)
-                if job.status == "Success" else None)
-        source = source_of(job)
-        info = self.store.head(source["bucket"], source["key"])
-        doc = build_index(job, urls, now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
-                          source_size=info.size if info else None, read=self.store.get_head_bytes)
-        bucket, key = self.location(job)
-        self.store.put_json(bucket, key, doc)
-        return bucket, key, doc
-
-
 def handle_callback(request: HttpRequest, settings: Settings, ice: Ice, store: ObjectStore,
-                    clock: Callable[[], float] = time.time) -> dict:
-    settings.require("callback_url", "callback_auth_key")
+                    clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    trusted = settings.callback()
     started = time.monotonic()
-    fields: dict[str, Any] = {"request_id": request.request_id}
+    fields: dict[str, Any] = {}
 
-    def answer(status: int, outcome: str, payload: dict) -> dict:
-        log("callback", **fields, outcome=outcome, http_status=status,
-            duration_s=round(time.monotonic() - started, 4))
+    def answer(status: int, outcome: str, payload: dict[str, Any]) -> dict[str, Any]:
+        log("callback", **fields, outcome=outcome, http_status=status, duration_s=seconds_since(started))
         return http_response(status, payload)
 
     if request.method != "POST":
         return answer(405, "method_not_allowed", {"error": "only POST is accepted"})
-    problem = verify(request, settings.callback_url,
-                     (settings.callback_auth_key, settings.callback_auth_key_previous or ""), now=clock())
+    problem = verify(request, trusted.callback_url, trusted.auth_keys, now=clock())
     if problem:
         fields["reason"] = problem
         return answer(401, "unauthorized", {"error": f"invalid ICE callback: {problem}"})
@@ -130,7 +105,7 @@ def handle_callback(request: HttpRequest, settings: Settings, ice: Ice, store: O
             return answer(404, "unknown_job", {"error": f"job {job_id} not found"})
         raise
     if not job.finished:
-        return answer(202, "not_finished", {"job_id": job_id, "status": job.status})
+        return answer(202, "not_finished", {"job_id": job_id, "status": job.status.value})
     bucket, key, doc = Indexer(settings, ice, store, clock).write(job)
-    fields.update(bucket=bucket, key=key, job_status=job.status, snapshots=len(doc["snapshots"]))
-    return answer(200, "indexed", {"job_id": job_id, "status": job.status, "index": f"oss://{bucket}/{key}"})
+    fields.update(bucket=bucket, key=key, job_status=job.status.value, snapshots=len(doc["snapshots"]))
+    return answer(200, "indexed", {"job_id": job_id, "status": job.status.value, "index": f"oss://{bucket}/{key}"})

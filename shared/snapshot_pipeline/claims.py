@@ -18,12 +18,13 @@ expires, and a claim never blocks forever.
 """
 from __future__ import annotations
 
-import hashlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from .store import ObjectStore
+from .domain import ClaimState, Upload, iso
+from .ports import ObjectStore
 
 CLAIMS_DIR = "_claims/"
 CLOCK_SKEW_S = 30.0
@@ -39,21 +40,6 @@ class ClaimLost(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Upload:
-    bucket: str
-    key: str
-    etag: str
-    size: int | None = None
-
-    @property
-    def id(self) -> str:
-        return hashlib.sha256(f"{self.bucket}\n{self.key}\n{self.etag}".encode("utf-8")).hexdigest()
-
-    def to_doc(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "etag": self.etag}
-
-
-@dataclass(frozen=True)
 class Claim:
     upload: Upload
     object_key: str
@@ -62,15 +48,38 @@ class Claim:
 
     @property
     def job_id(self) -> str | None:
-        return self.doc.get("job_id")
+        job_id = self.doc.get("job_id")
+        return job_id if isinstance(job_id, str) and job_id else None
 
     @property
-    def state(self) -> str:
-        return self.doc.get("state", "claimed")
+    def state(self) -> ClaimState:
+        try:
+            return ClaimState(self.doc.get("state", ClaimState.CLAIMED))
+        except ValueError:
+            return ClaimState.CLAIMED
+
+    @property
+    def owner(self) -> str | None:
+        owner = self.doc.get("owner")
+        return owner if isinstance(owner, str) else None
 
     @property
     def expires_at(self) -> float:
         return float(self.doc.get("expires_at", 0))
+
+    @property
+    def settled(self) -> bool:
+        """The upload is done with: its job exists, or its failure is recorded. Nothing more to submit."""
+        return self.job_id is not None or self.state in (ClaimState.SUBMITTED, ClaimState.FAILED)
+
+    def live(self, now: float) -> bool:
+        """Unsettled and within its lease: its owner may still be submitting, so nobody else may."""
+        return not self.settled and self.expires_at > now
+
+    @staticmethod
+    def generation_of(object_key: str) -> int:
+        """The generation a claim object's key names (``.../000002.json`` is 2)."""
+        return int(object_key.rsplit("/", 1)[-1].split(".")[0])
 
 
 class Claims:
@@ -91,7 +100,7 @@ class Claims:
             return None
         key = generations[-1]
         doc = self.store.get_json(self.bucket, key) or {}
-        return Claim(upload, key, int(key.rsplit("/", 1)[-1].split(".")[0]), doc)
+        return Claim(upload, key, Claim.generation_of(key), doc)
 
     def acquire(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Claim:
         """Claim the upload for ``owner``. Returns the claim: a fresh one (no ``job_id``) to submit
@@ -107,13 +116,10 @@ class Claims:
         for _ in range(5):
             current = self.latest(upload)
             if current is not None:
-                finished = current.job_id or current.state in ("submitted", "failed")
-                if finished and current.object_key != supersede:
+                if current.settled and current.object_key != supersede:
                     return current
-                now = self.clock()
-                if not finished and current.expires_at > now:
-                    raise ClaimBusy(f"upload is claimed by attempt {current.doc.get('owner')} until "
-                                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(current.expires_at))}")
+                if current.live(self.clock()):
+                    raise ClaimBusy(f"upload is claimed by attempt {current.owner} until {iso(current.expires_at)}")
             claim = self._new_claim(upload, owner, current.generation + 1 if current else 1)
             if claim is not None:
                 return claim
@@ -122,7 +128,8 @@ class Claims:
     def _new_claim(self, upload: Upload, owner: str, generation: int) -> Claim | None:
         """Create generation ``generation`` of the upload's claim; None if it already exists."""
         now = self.clock()
-        doc = {"schema": "snapshot-claim/1", "source": upload.to_doc(), "state": "claimed", "owner": owner,
+        doc = {"schema": "snapshot-claim/1", "source": upload.to_doc(), "state": ClaimState.CLAIMED.value,
+               "owner": owner,
                "generation": generation, "claimed_at": now, "expires_at": now + self.lease_s}
         key = f"{self._dir(upload.id)}{generation:06d}.json"
         if self.store.create_json(self.bucket, key, doc):
@@ -139,10 +146,10 @@ class Claims:
         return Claim(claim.upload, claim.object_key, claim.generation, doc)
 
     def record_job(self, claim: Claim, job_id: str) -> Claim:
-        return self._finish(claim, state="submitted", job_id=job_id)
+        return self._finish(claim, state=ClaimState.SUBMITTED.value, job_id=job_id)
 
     def record_failure(self, claim: Claim, code: str, message: str) -> Claim:
-        return self._finish(claim, state="failed", error={"code": code, "message": message})
+        return self._finish(claim, state=ClaimState.FAILED.value, error={"code": code, "message": message})
 
     def all_latest(self, since: float = 0.0) -> Iterator[Claim]:
         """The latest claim of every upload whose latest claim was written at or after ``since``
@@ -160,4 +167,4 @@ class Claims:
             if not src.get("bucket") or not src.get("key"):
                 continue
             upload = Upload(src["bucket"], src["key"], src.get("etag") or "")
-            yield Claim(upload, key, int(key.rsplit("/", 1)[-1].split(".")[0]), doc)
+            yield Claim(upload, key, Claim.generation_of(key), doc)

@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import credentials as creds
-from .claims import ClaimBusy, ClaimLost, Upload
-from .ice import Ice, IceError, SnapshotJob
+from .claims import ClaimBusy, ClaimLost
+from .domain import SnapshotJob, Upload
+from .ice import IceClient as Ice
+from .ports import IceError, ObjectStoreError
 from .layout import index_key, output_location
 from .retry import Deadline
 from .settings import SNAPSHOT_TYPES, Settings, SettingsError
-from .store import ObjectInfo, ObjectStore, ObjectStoreError
+from .domain import ObjectInfo
+from .store import OssStore as ObjectStore
 from .submit import Outcome, Submitter, existing_object_event
 
 PROG = "snapshots"
@@ -975,8 +978,8 @@ def cmd_reconcile(ctx: Context) -> int:
     from .reconcile import Reconciler
 
     a = ctx.args
-    reconciler = Reconciler(ctx.settings(), ctx.ice, ctx.store, lease_s=CLAIM_LEASE_S)
     ctx.budget(a.max_time)
+    reconciler = Reconciler(ctx.settings(), ctx.ice, ctx.store, deadline=ctx.ice.deadline, lease_s=CLAIM_LEASE_S)
     sink = sys.stderr if a.verbose else io.StringIO()
     with contextlib.redirect_stdout(sink):  # the library logs JSON lines to stdout (for SLS)
         report = reconciler.run(since=a.since)

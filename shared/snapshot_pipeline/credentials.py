@@ -11,8 +11,9 @@ Secrets never appear in ``repr`` or logs.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 class CredentialsError(RuntimeError):

@@ -1,24 +1,28 @@
-"""The ICE port: the snapshot calls the pipeline makes, through ``alibabacloud_ice20201109``.
+"""The ICE adapter: the :class:`.ports.Ice` calls (and the operator's template and callback calls)
+through ``alibabacloud_ice20201109``.
 
 API reference: https://www.alibabacloud.com/help/en/ims/developer-reference/api-ice-2020-11-09-submitsnapshotjob
 (and the GetSnapshotJob / GetSnapshotUrls / ListSnapshotJobs pages beside it).
 
 The SDK is imported on first use, not at module import: it is the largest part of a
 function's cold start, and the callback answers within ICE's 3-second budget.
-Responses are turned into plain frozen values; SDK exceptions into :class:`IceError`.
+Responses are turned into the frozen values of :mod:`.domain`; SDK exceptions into
+:class:`.ports.IceError`.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-from urllib.parse import urlsplit
+from typing import Any
 
 from .credentials import Credentials
+from .domain import EventCallback, OssLocation, SnapshotJob, SnapshotJobPage, SnapshotUrls
+from .ports import IceError
 from .retry import Deadline, RetryPolicy
 
 URL_PAGE_SIZE = 30  # GetSnapshotUrls' maximum PageSize
@@ -26,140 +30,6 @@ URL_PAGE_SIZE = 30  # GetSnapshotUrls' maximum PageSize
 # trips (job, first page, the rest). It matches the SDK's connection pool (darabonba's
 # DEFAULT_POOL_MAXSIZE, 40), so every concurrent call reuses a kept-alive connection.
 URL_PAGE_WORKERS = 40
-
-
-class IceError(RuntimeError):
-    """An ICE call failed. ``code`` is ICE's error code (``Throttling.User``, ``InvalidParameter``...)."""
-
-    def __init__(self, code: str, message: str, *, request_id: str | None = None,
-                 status_code: int | None = None):
-        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.status_code = status_code
-
-    @property
-    def retryable(self) -> bool:
-        """Throttling, server-side and network failures may succeed when tried again."""
-        return (
-            self.code.startswith("Throttling")
-            or self.code in ("ServiceUnavailable", "InternalError", "NetworkError")
-            or (self.status_code is not None and self.status_code >= 500)
-        )
-
-    @property
-    def rejects_job(self) -> bool:
-        """ICE refused this job's own parameters (not the caller's identity or the service's
-        health): retrying the same request cannot succeed, so the refusal is the outcome."""
-        return self.code.startswith(("InvalidParameter", "MissingParameter", "ResourceNotFound"))
-
-    @property
-    def not_found(self) -> bool:
-        return self.status_code == 404 or "NotFound" in self.code or "NotExist" in self.code
-
-
-@dataclass(frozen=True)
-class OssLocation:
-    bucket: str
-    key: str  # for outputs: the pattern, e.g. ".../{Count}.jpg"
-
-    @property
-    def uri(self) -> str:
-        return f"oss://{self.bucket}/{self.key}"
-
-
-def parse_oss_media(media: str, oss_file: Mapping | None = None) -> OssLocation | None:
-    """``oss://bucket/key`` or ``http(s)://bucket.oss-<region>.aliyuncs.com/key`` to a location."""
-    if oss_file and oss_file.get("Bucket") and oss_file.get("Object"):
-        return OssLocation(oss_file["Bucket"], oss_file["Object"])
-    if not media:
-        return None
-    if media.startswith("oss://"):
-        bucket, _, key = media[len("oss://"):].partition("/")
-        return OssLocation(bucket, key) if bucket and key else None
-    parts = urlsplit(media)
-    if parts.scheme in ("http", "https") and ".oss-" in (parts.hostname or ""):
-        return OssLocation(parts.hostname.split(".", 1)[0], parts.path.lstrip("/"))
-    return None
-
-
-@dataclass(frozen=True)
-class SnapshotJob:
-    job_id: str
-    status: str  # Init | Success | Fail
-    type: str | None
-    name: str | None
-    code: str | None
-    message: str | None
-    template_id: str | None
-    template_config: Mapping[str, Any]
-    user_data: str | None
-    input: OssLocation | None
-    output: OssLocation | None
-    count: int | None
-    create_time: str | None
-    submit_time: str | None
-    finish_time: str | None
-    raw: Mapping[str, Any] = field(repr=False, compare=False)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("Success", "Fail")
-
-    @classmethod
-    def from_map(cls, m: Mapping[str, Any]) -> "SnapshotJob":
-        cfg = m.get("TemplateConfig")
-        if isinstance(cfg, str):
-            try:
-                cfg = json.loads(cfg)
-            except json.JSONDecodeError:
-                cfg = {}
-        inp, out = m.get("Input") or {}, m.get("Output") or {}
-        return cls(
-            job_id=m.get("JobId", ""),
-            status=m.get("Status", ""),
-            type=m.get("Type"),
-            name=m.get("Name"),
-            code=m.get("Code") or None,
-            message=m.get("Message") or None,
-            template_id=m.get("TemplateId"),
-            template_config=cfg if isinstance(cfg, dict) else {},
-            user_data=m.get("UserData"),
-            input=parse_oss_media(inp.get("Media", ""), inp.get("OssFile")),
-            output=parse_oss_media(out.get("Media", ""), out.get("OssFile")),
-            count=m.get("Count"),
-            create_time=m.get("CreateTime"),
-            submit_time=m.get("SubmitTime"),
-            finish_time=m.get("FinishTime"),
-            raw=dict(m),
-        )
-
-
-@dataclass(frozen=True)
-class SnapshotUrls:
-    total: int
-    urls: tuple[str, ...]
-    webvtt_url: str | None
-
-
-@dataclass(frozen=True)
-class SnapshotJobPage:
-    jobs: tuple[SnapshotJob, ...]
-    next_page_token: str | None
-
-
-@dataclass(frozen=True)
-class EventCallback:
-    """The region's event-callback setting (GetEventCallback). The AuthKey is a secret: kept out of
-    ``repr`` so it never reaches a log, and only ever compared, never shown."""
-
-    callback_type: str | None  # HTTP | MNS, None when nothing is set
-    callback_url: str | None
-    callback_queue_name: str | None
-    event_types: tuple[str, ...]  # empty: every event type
-    auth_switch: str | None  # on | off
-    auth_key: str | None = field(default=None, repr=False, compare=False)
 
 
 def _translate(exc: BaseException) -> IceError:
@@ -217,57 +87,78 @@ def _import_models_lazily() -> None:
             setattr(module, name, value)
             return value
 
-        module.__getattr__ = __getattr__
-        module.__dir__ = lambda: sorted(set(where) | set(vars(module)))
-        module.__all__ = list(where)
+        vars(module).update(__getattr__=__getattr__, __all__=list(where),
+                            __dir__=lambda: sorted(set(where) | set(vars(module))))
         sys.modules[_MODELS] = module
-        setattr(sys.modules[_MODELS.rpartition(".")[0]], "models", module)
+        vars(sys.modules[_MODELS.rpartition(".")[0]])["models"] = module
 
 
-class Ice:
-    """Adapter over the ICE SDK client for snapshot jobs and templates."""
+class _SdkConnection:
+    """The SDK client of one endpoint and set of credentials, built on first use and shared by every
+    deadline-bound copy of an :class:`IceClient` (one connection pool per instance, not per call)."""
 
-    def __init__(self, *, endpoint: str, credentials: Credentials, region: str,
-                 protocol: str = "https", read_timeout_ms: int = 10000, connect_timeout_ms: int = 5000,
-                 retry: RetryPolicy | None = None, deadline: Deadline | None = None):
-        self.retry = retry or RetryPolicy()
-        #: Set per invocation by the runtime; retries stop when it leaves no time for another try.
-        self.deadline = deadline or Deadline.after(300)
-        self._endpoint = endpoint
+    def __init__(self, *, endpoint: str, credentials: Credentials, region: str, protocol: str,
+                 read_timeout_ms: int, connect_timeout_ms: int):
+        self._config = dict(endpoint=endpoint, region_id=region, protocol=protocol, read_timeout=read_timeout_ms,
+                            connect_timeout=connect_timeout_ms)
         self._credentials = credentials
-        self._region = region
-        self._protocol = protocol
-        self._timeouts = (read_timeout_ms, connect_timeout_ms)
-        self._client = None
-        self._models = None
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self.models: Any = None
 
-    def _sdk(self):
-        if self._client is None:
-            _import_models_lazily()
-            from alibabacloud_ice20201109 import models
-            from alibabacloud_ice20201109.client import Client
-            from alibabacloud_tea_openapi.models import Config
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                _import_models_lazily()
+                from alibabacloud_ice20201109 import models
+                from alibabacloud_ice20201109.client import Client
+                from alibabacloud_tea_openapi.models import Config
 
-            c = self._credentials
-            self._client = Client(Config(
-                access_key_id=c.access_key_id, access_key_secret=c.access_key_secret,
-                security_token=c.security_token, region_id=self._region, endpoint=self._endpoint,
-                protocol=self._protocol, read_timeout=self._timeouts[0], connect_timeout=self._timeouts[1],
-            ))
-            self._models = models
-        return self._client, self._models
+                c = self._credentials
+                self._client = Client(Config(access_key_id=c.access_key_id, access_key_secret=c.access_key_secret,
+                                             security_token=c.security_token, **self._config))
+                self.models = models
+            return self._client
 
-    def _call(self, method: str, request: Any = None, *, idempotent: bool = True) -> dict:
+
+class IceClient:
+    """Adapter over the ICE SDK client for snapshot jobs and templates.
+
+    ``deadline`` bounds the retries of every call; :meth:`with_deadline` gives the next invocation
+    (or operation) its own, sharing the SDK client and its connection pool.
+    """
+
+    def __init__(self, *, endpoint: str, credentials: Credentials, region: str, deadline: Deadline,
+                 protocol: str = "https", read_timeout_ms: int = 10000, connect_timeout_ms: int = 5000,
+                 retry: RetryPolicy | None = None):
+        self.retry = retry or RetryPolicy()
+        self.deadline = deadline
+        self._connection = _SdkConnection(endpoint=endpoint, credentials=credentials, region=region,
+                                          protocol=protocol, read_timeout_ms=read_timeout_ms,
+                                          connect_timeout_ms=connect_timeout_ms)
+
+    def with_deadline(self, deadline: Deadline) -> IceClient:
+        """This adapter, sharing its SDK client, with retries bounded by ``deadline``."""
+        bound = copy.copy(self)
+        bound.deadline = deadline
+        return bound
+
+    def _sdk(self) -> tuple[Any, Any]:
+        client = self._connection.client()
+        return client, self._connection.models
+
+    def _call(self, method: str, request: Any = None, *, idempotent: bool = True) -> dict[str, Any]:
         """One API call, retried on throttling and 5xx within the deadline, and on network errors
         when repeating it is harmless (a submit whose answer was lost may have created a job)."""
         client, _ = self._sdk()
 
-        def once() -> dict:
+        def once() -> dict[str, Any]:
             try:
                 response = getattr(client, method)(request) if request is not None else getattr(client, method)()
             except Exception as exc:
                 raise _translate(exc) from None
-            return response.body.to_map()
+            body: dict[str, Any] = response.body.to_map()
+            return body
 
         return self.retry.call(once, deadline=self.deadline,
                                retryable=lambda e: isinstance(e, IceError) and e.retryable
@@ -290,7 +181,7 @@ class Ice:
             name=name,
             schedule_config=m.SubmitSnapshotJobRequestScheduleConfig(pipeline_id=pipeline_id) if pipeline_id else None,
         )
-        return self._call("submit_snapshot_job", request, idempotent=False)["JobId"]
+        return str(self._call("submit_snapshot_job", request, idempotent=False)["JobId"])
 
     def get_snapshot_job(self, job_id: str) -> SnapshotJob:
         _, m = self._sdk()

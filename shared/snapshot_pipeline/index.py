@@ -12,20 +12,23 @@ What ICE reports is only the list of image URLs, so the rest is derived and mark
 """
 from __future__ import annotations
 
-import json
 import re
 import struct
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
-from .ice import SnapshotJob, SnapshotUrls
+from .claims import Claim, Claims
+from .domain import JobStatus, SnapshotJob, SnapshotType, SnapshotUrls, Upload, iso
+from .layout import INDEX_FILE, index_key
+from .ports import Ice, ObjectStore
+from .settings import Settings
 
 SCHEMA = "snapshot-index/1"
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+#: ``read(bucket, key, max_bytes)``: the first bytes of an object, or None when it does not exist.
+ReadHead = Callable[[str, str, int], "bytes | None"]
 
 
 def object_of_url(url: str, bucket: str) -> tuple[str, str]:
@@ -48,21 +51,6 @@ def url_expiry(url: str, now: float, timeout_s: int) -> str:
         start = datetime.strptime(query["x-oss-date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
         return iso(start.timestamp() + int(query["x-oss-expires"][0]))
     return iso(now + timeout_s)
-
-
-def source_of(job: SnapshotJob) -> dict[str, Any]:
-    """Where the video came from: the UserData the submitter wrote, else the job's Input."""
-    try:
-        data = json.loads(job.user_data or "")
-    except json.JSONDecodeError:
-        data = None
-    src = data.get("source") if isinstance(data, Mapping) else None
-    src = src if isinstance(src, Mapping) else {}
-    if src.get("bucket") and src.get("key"):
-        return {"bucket": src["bucket"], "key": src["key"], "etag": src.get("etag")}
-    if job.input:
-        return {"bucket": job.input.bucket, "key": job.input.key, "etag": src.get("etag")}
-    raise ValueError(f"job {job.job_id} names no source: no UserData.source and no OSS Input")
 
 
 def jpeg_size(head: bytes) -> tuple[int, int] | None:
@@ -139,68 +127,123 @@ def sprite_geometry(config: Mapping[str, Any], measure_sheet: Callable[[], tuple
 
 
 def build_index(job: SnapshotJob, urls: SnapshotUrls | None, *, now: float, url_timeout_s: int,
-                source_size: int | None = None, read: Callable[[str, str, int], bytes | None] | None = None) -> dict:
-    """The index of a finished job. ``read(bucket, key, max_bytes)`` fetches the start of an
-    object (the WebVTT file, a sprite sheet's header) when the index needs it."""
-    source = dict(source_of(job), size=source_size)
+                source_size: int | None = None, read: ReadHead | None = None) -> dict[str, Any]:
+    """The index of a finished job. ``read`` fetches the start of an object (the WebVTT file, a
+    sprite sheet's header) when the index needs it."""
+    source = dict(job.source().to_doc(), size=source_size)
     out_bucket = job.output.bucket if job.output else source["bucket"]
-    config = job.template_config or {}
-    snapshots = []
-    for i, url in enumerate(urls.urls if urls else (), start=1):
-        bucket, key = object_of_url(url, out_bucket)
-        snapshots.append({"index": i, "bucket": bucket, "key": key, "url": url,
-                          "url_expires_at": url_expiry(url, now, url_timeout_s), "time": None})
+    snapshots = [_snapshot_doc(i, url, out_bucket, now=now, url_timeout_s=url_timeout_s)
+                 for i, url in enumerate(urls.urls if urls else (), start=1)]
     doc: dict[str, Any] = {"schema": SCHEMA, "source": source, "job": _job_doc(job), "snapshots": snapshots}
-
-    if job.type == "WebVtt" and urls and urls.webvtt_url:
-        vtt_bucket, vtt_key = object_of_url(urls.webvtt_url, out_bucket)
-        webvtt: dict[str, Any] = {"bucket": vtt_bucket, "key": vtt_key, "url": urls.webvtt_url,
-                                  "url_expires_at": url_expiry(urls.webvtt_url, now, url_timeout_s)}
-        text = read(vtt_bucket, vtt_key, 4 << 20) if read else None
-        if text is not None:
-            cues = parse_vtt(text.decode("utf-8", "replace"))
-            by_key = {s["key"]: s for s in snapshots}
-            base = vtt_key.rsplit("/", 1)[0] + "/" if "/" in vtt_key else ""
-            webvtt["cues"] = []
-            for cue in cues:
-                image_key = unquote(urljoin("/" + base, cue["image"]).lstrip("/"))
-                cue_doc = {"start": cue["start"], "end": cue["end"], "key": image_key}
-                if "xywh" in cue:
-                    cue_doc["xywh"] = cue["xywh"]
-                webvtt["cues"].append(cue_doc)
-                snap = by_key.get(image_key)
-                if snap is not None and snap["time"] is None:
-                    snap["time"] = cue["start"]
-        doc["webvtt"] = webvtt
-    elif job.type == "Sprite":
-        def measure_sheet() -> tuple[int, int] | None:
-            if not (snapshots and read):
-                return None
-            head = read(snapshots[0]["bucket"], snapshots[0]["key"], 65536)
-            return jpeg_size(head) if head else None
-
-        geometry = sprite_geometry(config, measure_sheet, config.get("Count") or 0)
+    config = job.template_config or {}
+    if job.type == SnapshotType.WEBVTT and urls and urls.webvtt_url:
+        doc["webvtt"] = _webvtt_doc(urls.webvtt_url, out_bucket, snapshots, now=now, url_timeout_s=url_timeout_s,
+                                    read=read)
+    elif job.type == SnapshotType.SPRITE:
+        geometry = sprite_geometry(config, lambda: _measure_first_sheet(snapshots, read), config.get("Count") or 0)
         if geometry is not None:
             doc["sprite"] = geometry
     else:
-        for snap, t in zip(snapshots, _requested_times(config, len(snapshots))):
+        for snap, t in zip(snapshots, _requested_times(config, len(snapshots)), strict=True):
             snap["time"] = t
     doc["generated_at"] = iso(now)
     return doc
 
 
+def _snapshot_doc(index: int, url: str, out_bucket: str, *, now: float, url_timeout_s: int) -> dict[str, Any]:
+    bucket, key = object_of_url(url, out_bucket)
+    return {"index": index, "bucket": bucket, "key": key, "url": url,
+            "url_expires_at": url_expiry(url, now, url_timeout_s), "time": None}
+
+
+def _webvtt_doc(webvtt_url: str, out_bucket: str, snapshots: list[dict[str, Any]], *, now: float,
+                url_timeout_s: int, read: ReadHead | None) -> dict[str, Any]:
+    """The storyboard's object and cues; each image's time is taken from the first cue showing it."""
+    vtt_bucket, vtt_key = object_of_url(webvtt_url, out_bucket)
+    webvtt: dict[str, Any] = {"bucket": vtt_bucket, "key": vtt_key, "url": webvtt_url,
+                              "url_expires_at": url_expiry(webvtt_url, now, url_timeout_s)}
+    text = read(vtt_bucket, vtt_key, 4 << 20) if read else None
+    if text is None:
+        return webvtt
+    by_key = {s["key"]: s for s in snapshots}
+    base = vtt_key.rsplit("/", 1)[0] + "/" if "/" in vtt_key else ""
+    webvtt["cues"] = []
+    for cue in parse_vtt(text.decode("utf-8", "replace")):
+        image_key = unquote(urljoin("/" + base, cue["image"]).lstrip("/"))
+        cue_doc = {"start": cue["start"], "end": cue["end"], "key": image_key}
+        if "xywh" in cue:
+            cue_doc["xywh"] = cue["xywh"]
+        webvtt["cues"].append(cue_doc)
+        snap = by_key.get(image_key)
+        if snap is not None and snap["time"] is None:
+            snap["time"] = cue["start"]
+    return webvtt
+
+
+def _measure_first_sheet(snapshots: list[dict[str, Any]], read: ReadHead | None) -> tuple[int, int] | None:
+    """The pixel size of the first sprite sheet, from one ranged GET of its header."""
+    if not (snapshots and read):
+        return None
+    head = read(snapshots[0]["bucket"], snapshots[0]["key"], 65536)
+    return jpeg_size(head) if head else None
+
+
 def _job_doc(job: SnapshotJob) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": job.job_id, "status": job.status, "type": job.type, "template_id": job.template_id,
-                           "created": job.create_time, "finished": job.finish_time}
-    if job.status == "Fail":
+    doc: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "type": job.type,
+                           "template_id": job.template_id, "created": job.create_time, "finished": job.finish_time}
+    if job.status == JobStatus.FAIL:
         doc["error"] = {"code": job.code, "message": job.message}
     return doc
 
 
-def failure_index(source: Mapping[str, Any], code: str, message: str, *, template_id: str | None, now: float,
-                  size: int | None = None) -> dict:
-    """The index of an upload ICE refused to take (no job exists): the failure, durably."""
-    return {"schema": SCHEMA, "source": dict(source, size=size),
-            "job": {"id": None, "status": "Fail", "type": None, "template_id": template_id, "created": None,
-                    "finished": None, "error": {"code": code, "message": message, "stage": "submit"}},
+def failure_index(upload: Upload, code: str, message: str, *, template_id: str | None,
+                  now: float) -> dict[str, Any]:
+    """The index of an upload that got no job (ICE refused it, or its source vanished): the failure, durably."""
+    return {"schema": SCHEMA, "source": dict(upload.to_doc(), size=upload.size),
+            "job": {"id": None, "status": JobStatus.FAIL.value, "type": None, "template_id": template_id,
+                    "created": None, "finished": None,
+                    "error": {"code": code, "message": message, "stage": "submit"}},
             "snapshots": [], "generated_at": iso(now)}
+
+
+class Indexer:
+    """Writes indexes: a finished job's beside its snapshots, or an upload's failure (callback,
+    submitter and reconciler alike)."""
+
+    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.ice = ice
+        self.store = store
+        self.clock = clock
+
+    def location(self, job: SnapshotJob) -> tuple[str, str]:
+        """The index sits beside the snapshots: in the directory of the job's output pattern."""
+        if job.output and "/" in job.output.key:
+            return job.output.bucket, job.output.key.rsplit("/", 1)[0] + "/" + INDEX_FILE
+        return self.upload_location(job.source())
+
+    def upload_location(self, upload: Upload) -> tuple[str, str]:
+        """Where the index of ``upload`` lives by the output layout."""
+        return (self.settings.output_bucket or upload.bucket,
+                index_key(self.settings.output_prefix, upload.bucket, upload.key))
+
+    def write(self, job: SnapshotJob) -> tuple[str, str, dict[str, Any]]:
+        urls = (self.ice.get_all_snapshot_urls(job.job_id, timeout_s=self.settings.url_timeout_s)
+                if job.status == JobStatus.SUCCESS else None)
+        source = job.source()
+        info = self.store.head(source.bucket, source.key)
+        doc = build_index(job, urls, now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
+                          source_size=info.size if info else None, read=self.store.get_head_bytes)
+        bucket, key = self.location(job)
+        self.store.put_json(bucket, key, doc)
+        return bucket, key, doc
+
+    def record_failure(self, claims: Claims, claim: Claim, code: str, message: str, *,
+                       template_id: str | None) -> Claim:
+        """An upload that will get no job: the failure goes in its index first, then closes its claim
+        (so a crash between the two leaves a claim that is retried, never a failure nobody can read)."""
+        upload = claim.upload
+        bucket, key = self.upload_location(upload)
+        self.store.put_json(bucket, key, failure_index(upload, code, message, template_id=template_id,
+                                                       now=self.clock()))
+        return claims.record_failure(claim, code, message)

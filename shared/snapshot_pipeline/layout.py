@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .ice import OssLocation
+from .domain import OssLocation
 
 MAX_KEY_BYTES = 1023
 OUTPUT_FILE = {"Normal": "{Count}.jpg", "Sprite": "sprite-{TileCount}.jpg", "WebVtt": "storyboard.vtt"}
@@ -21,7 +21,7 @@ def output_dir(output_prefix: str, source_bucket: str, source_key: str) -> str:
     natural = f"{output_prefix}{source_key}/"
     if len(natural.encode("utf-8")) + _LONGEST_NAME <= MAX_KEY_BYTES:
         return natural
-    digest = hashlib.sha256(f"{source_bucket}/{source_key}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{source_bucket}/{source_key}".encode()).hexdigest()
     return f"{output_prefix}_by-hash/{digest}/"
 
 

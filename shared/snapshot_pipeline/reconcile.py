@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from .callback import Indexer
-from .claims import ClaimBusy, ClaimLost, Claims, Upload
-from .ice import Ice, SnapshotJob
-from .index import failure_index, iso
-from .layout import index_key
-from .log import log
+from .claims import Claim, ClaimBusy, ClaimLost, Claims
+from .domain import ObjectInfo, OutcomeKind, SnapshotJob, Upload, iso
+from .index import Indexer
+from .log import current_request_id, log, request_context, seconds_since
+from .ports import Ice, ObjectStore
+from .retry import Deadline
 from .settings import Settings
-from .store import ObjectStore
 from .submit import Submitter
 
 #: Stop starting new work when less than this is left of the invocation.
@@ -53,33 +53,39 @@ class ReconcileReport:
         return asdict(self)
 
 
+def index_is_current(job: SnapshotJob, existing: Any) -> bool:
+    """The index describes this job in its final state, or a newer job of the same video."""
+    if not isinstance(existing, dict):
+        return False
+    indexed = existing.get("job") or {}
+    if indexed.get("id") == job.job_id:
+        return bool(indexed.get("status") == job.status.value)
+    if indexed.get("id") and indexed.get("created") and job.create_time:
+        return bool(indexed["created"] > job.create_time)
+    return False
+
+
 class Reconciler:
-    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, *, lease_s: float = 60,
-                 clock: Callable[[], float] = time.time):
-        self.settings = settings.require("output_bucket")
+    """One sweep of the window ``[since, now]``, bounded by ``deadline``: the invocation's (or the
+    operator's) time, passed in, so the sweep stops starting work before the platform stops it."""
+
+    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, *, deadline: Deadline,
+                 lease_s: float = 60, clock: Callable[[], float] = time.time):
+        self.config = settings.reconciliation()
+        self.settings = settings
         self.ice = ice
         self.store = store
+        self.deadline = deadline
         self.clock = clock
         self.indexer = Indexer(settings, ice, store, clock)
         self.submitter = Submitter(settings, ice, store, lease_s=lease_s, clock=clock)
 
     def _time_left(self) -> bool:
-        return self.ice.deadline.remaining() > STOP_MARGIN_S
+        return self.deadline.remaining() > STOP_MARGIN_S
 
     # --- jobs ------------------------------------------------------------------------------------
     def _ours(self, job: SnapshotJob) -> bool:
         return bool(job.output and job.output.key.startswith(self.settings.output_prefix))
-
-    def _index_is_current(self, job: SnapshotJob, existing: Any) -> bool:
-        """The index describes this job in its final state, or a newer job of the same video."""
-        if not isinstance(existing, dict):
-            return False
-        indexed = existing.get("job") or {}
-        if indexed.get("id") == job.job_id:
-            return indexed.get("status") == job.status
-        if indexed.get("id") and indexed.get("created") and job.create_time:
-            return indexed["created"] > job.create_time
-        return False
 
     def reconcile_jobs(self, since: float, until: float, report: ReconcileReport) -> None:
         token = None
@@ -87,86 +93,92 @@ class Reconciler:
             page = self.ice.list_snapshot_jobs(start_of_create_time=iso(since), end_of_create_time=iso(until),
                                                page_size=100, next_page_token=token, order_by="CreateTimeAsc")
             for job in page.jobs:
-                report.jobs_seen += 1
-                if not job.finished:
-                    continue
-                report.jobs_finished += 1
-                if not self._ours(job):
-                    report.jobs_foreign += 1
-                    continue
-                if not self._time_left():
+                if not self._reconcile_job(job, report):
                     report.complete = False
                     return
-                bucket, key = self.indexer.location(job)
-                if self._index_is_current(job, self.store.get_json(bucket, key)):
-                    report.indexes_current += 1
-                    continue
-                try:
-                    self.indexer.write(self.ice.get_snapshot_job(job.job_id))
-                except Exception as exc:  # one job's trouble must not stop the others; reported below
-                    report.errors.append(f"job {job.job_id}: {type(exc).__name__}: {exc}")
-                    continue
-                report.indexes_written += 1
-                log("reconcile.index", job_id=job.job_id, bucket=bucket, key=key, outcome="written")
             token = page.next_page_token
             if not token:
                 return
 
+    def _reconcile_job(self, job: SnapshotJob, report: ReconcileReport) -> bool:
+        """Index one listed job if it is ours, finished and not indexed as such; False when out of time."""
+        report.jobs_seen += 1
+        if not job.finished:
+            return True
+        report.jobs_finished += 1
+        if not self._ours(job):
+            report.jobs_foreign += 1
+            return True
+        if not self._time_left():
+            return False
+        bucket, key = self.indexer.location(job)
+        if index_is_current(job, self.store.get_json(bucket, key)):
+            report.indexes_current += 1
+            return True
+        try:
+            self.indexer.write(self.ice.get_snapshot_job(job.job_id))
+        except Exception as exc:  # one job's trouble must not stop the others; reported below
+            report.errors.append(f"job {job.job_id}: {type(exc).__name__}: {exc}")
+            return True
+        report.indexes_written += 1
+        log("reconcile.index", job_id=job.job_id, bucket=bucket, key=key, outcome="written")
+        return True
+
     # --- claims ----------------------------------------------------------------------------------
     def reconcile_claims(self, since: float, report: ReconcileReport) -> None:
-        claims = Claims(self.store, self.settings.output_bucket, self.settings.output_prefix,
+        claims = Claims(self.store, self.config.output_bucket, self.settings.output_prefix,
                         lease_s=self.submitter.lease_s, clock=self.clock)
         owner = f"reconciler-{uuid.uuid4().hex[:12]}"
         for claim in claims.all_latest(since):
             report.claims_seen += 1
-            if claim.job_id or claim.state != "claimed":
+            if claim.settled:
                 continue
             report.claims_pending += 1
-            if claim.expires_at > self.clock():
+            if claim.live(self.clock()):
                 continue  # its owner may still be working; a later run will see it
             if not self._time_left():
                 report.complete = False
                 return
-            upload = claim.upload
-            info = self.store.head(upload.bucket, upload.key)
             try:
-                if info is None or (upload.etag and info.etag != upload.etag):
-                    self._source_gone(claims, claim, owner, info)
-                    report.claims_source_gone += 1
-                    continue
-                outcome = self.submitter.submit_upload(Upload(upload.bucket, upload.key, info.etag, info.size), owner)
+                self._resubmit(claims, claim, owner, report)
             except (ClaimBusy, ClaimLost):
                 continue
             except Exception as exc:
                 report.errors.append(f"claim {claim.object_key}: {type(exc).__name__}: {exc}")
-                continue
-            if outcome.outcome in ("submitted", "rejected"):
-                report.claims_resubmitted += 1
-            log("reconcile.claim", bucket=upload.bucket, key=upload.key, job_id=outcome.job_id,
-                outcome=outcome.outcome, reason=outcome.reason)
 
-    def _source_gone(self, claims: Claims, claim, owner: str, info) -> None:
-        """The claimed version no longer exists: record that, durably, instead of submitting."""
+    def _resubmit(self, claims: Claims, claim: Claim, owner: str, report: ReconcileReport) -> None:
+        """An abandoned claim: submit its upload if the claimed version is still there, else record that."""
         upload = claim.upload
-        fresh = claims.acquire(upload, owner)
-        if fresh.job_id or fresh.state != "claimed":
+        info = self.store.head(upload.bucket, upload.key)
+        if info is None or (upload.etag and info.etag != upload.etag):
+            self._source_gone(claims, claim, owner, info)
+            report.claims_source_gone += 1
+            return
+        outcome = self.submitter.submit_upload(Upload(upload.bucket, upload.key, info.etag, info.size), owner)
+        if outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED):
+            report.claims_resubmitted += 1
+        log("reconcile.claim", bucket=upload.bucket, key=upload.key, job_id=outcome.job_id,
+            outcome=outcome.outcome.value, reason=outcome.reason)
+
+    def _source_gone(self, claims: Claims, claim: Claim, owner: str, info: ObjectInfo | None) -> None:
+        """The claimed version no longer exists: record that, durably, instead of submitting."""
+        fresh = claims.acquire(claim.upload, owner)
+        if fresh.settled:
             return
         message = "the uploaded object no longer exists" if info is None else \
             f"the object was replaced (etag {info.etag}) before it was processed"
-        self.store.put_json(self.settings.output_bucket,
-                            index_key(self.settings.output_prefix, upload.bucket, upload.key),
-                            failure_index(upload.to_doc(), "SourceNotFound", message,
-                                          template_id=self.settings.template_id, now=self.clock()))
-        claims.record_failure(fresh, "SourceNotFound", message)
+        self.indexer.record_failure(claims, fresh, "SourceNotFound", message,
+                                    template_id=self.submitter.settings.template_id)
 
     def run(self, since: float | None = None) -> ReconcileReport:
-        now = self.clock()
-        since = since if since is not None else now - self.settings.reconcile_window_s
-        report = ReconcileReport(since=iso(since), until=iso(now))
-        started = time.monotonic()
-        self.reconcile_jobs(since, now, report)
-        if report.complete:
-            self.reconcile_claims(since, report)
-        log("reconcile", duration_s=round(time.monotonic() - started, 3),
-            **{k: v for k, v in report.to_dict().items() if k != "errors"}, errors=len(report.errors))
-        return report
+        with request_context(current_request_id() or f"reconcile-{uuid.uuid4().hex[:12]}"):
+            now = self.clock()
+            since = since if since is not None else now - self.config.window_s
+            report = ReconcileReport(since=iso(since), until=iso(now))
+            started = time.monotonic()
+            self.reconcile_jobs(since, now, report)
+            if report.complete:
+                self.reconcile_claims(since, report)
+            log("reconcile", duration_s=seconds_since(started),
+                **{k: v for k, v in report.to_dict().items() if k != "errors"}, errors=len(report.errors))
+            return report

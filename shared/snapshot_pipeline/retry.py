@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random as _random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -25,7 +26,7 @@ class Deadline:
     reserve_s: float = 1.0
 
     @classmethod
-    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic, reserve_s: float = 1.0) -> "Deadline":
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic, reserve_s: float = 1.0) -> Deadline:
         return cls(clock() + seconds, clock, reserve_s)
 
     def remaining(self) -> float:

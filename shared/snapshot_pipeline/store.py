@@ -1,4 +1,4 @@
-"""The object-store port: the few OSS operations the pipeline needs, through ``oss2``.
+"""The object-store adapter: the :class:`.ports.ObjectStore` operations, through ``oss2``.
 
 ``oss2`` is imported on first use (it costs ~0.15 s of cold start). Bucket handles are
 cached per bucket name; an ``oss2.Bucket`` is safe to share between threads. Every call
@@ -6,56 +6,50 @@ is retried on 5xx and connection errors within the invocation's deadline.
 """
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from .credentials import Credentials
+from .domain import ObjectInfo
+from .ports import ObjectStoreError
 from .retry import Deadline, RetryPolicy
 
 T = TypeVar("T")
 
 
-class ObjectStoreError(RuntimeError):
-    def __init__(self, code: str, message: str, *, status: int | None = None, request_id: str | None = None):
-        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
-        self.code = code
-        self.status = status
-        self.request_id = request_id
+class OssStore:
+    """Adapter over ``oss2``. ``deadline`` bounds the retries of every call; :meth:`with_deadline`
+    gives the next invocation (or operation) its own, sharing the bucket handles."""
 
-    @property
-    def retryable(self) -> bool:
-        # oss2 reports connection failures with a negative status (RequestError: -2).
-        return self.status is None or self.status < 0 or self.status >= 500 or self.code.startswith("Throttling")
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    etag: str
-    last_modified: float  # epoch seconds
-
-
-class ObjectStore:
-    def __init__(self, *, endpoint: str, credentials: Credentials, connect_timeout_s: float = 10,
-                 retry: RetryPolicy | None = None, deadline: Deadline | None = None):
+    def __init__(self, *, endpoint: str, credentials: Credentials, deadline: Deadline,
+                 connect_timeout_s: float = 10, retry: RetryPolicy | None = None):
         self._endpoint = endpoint
         self._credentials = credentials
         self._connect_timeout = connect_timeout_s
         self._buckets: dict[str, Any] = {}
+        self._buckets_lock = threading.Lock()
         self.retry = retry or RetryPolicy()
-        self.deadline = deadline or Deadline.after(300)
+        self.deadline = deadline
 
-    def _bucket(self, name: str):
-        if name not in self._buckets:
-            import oss2
+    def with_deadline(self, deadline: Deadline) -> OssStore:
+        """This adapter, sharing its bucket handles, with retries bounded by ``deadline``."""
+        bound = copy.copy(self)
+        bound.deadline = deadline
+        return bound
 
-            c = self._credentials
-            auth = oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token) if c.security_token \
-                else oss2.Auth(c.access_key_id, c.access_key_secret)
-            self._buckets[name] = oss2.Bucket(auth, self._endpoint, name, connect_timeout=self._connect_timeout)
-        return self._buckets[name]
+    def _bucket(self, name: str) -> Any:
+        with self._buckets_lock:
+            if name not in self._buckets:
+                import oss2
+
+                c = self._credentials
+                auth = oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token) if c.security_token \
+                    else oss2.Auth(c.access_key_id, c.access_key_secret)
+                self._buckets[name] = oss2.Bucket(auth, self._endpoint, name, connect_timeout=self._connect_timeout)
+            return self._buckets[name]
 
     def _run(self, bucket: str, operation: Callable[[Any], T]) -> T:
         """Run ``operation(oss2.Bucket)``, translating oss2 errors and retrying the transient ones."""
@@ -133,10 +127,14 @@ class ObjectStore:
         """Every object under ``prefix``, following continuation tokens."""
         token = ""
         while True:
-            result = self._run(bucket, lambda b: b.list_objects_v2(prefix=prefix, continuation_token=token,
-                                                                    max_keys=page_size))
+            result = self._run(bucket, _list_page(prefix, token, page_size))
             for obj in result.object_list:
                 yield ObjectInfo(obj.key, int(obj.size), (obj.etag or "").strip('"').upper(), float(obj.last_modified))
             if not result.is_truncated:
                 return
             token = result.next_continuation_token
+
+
+def _list_page(prefix: str, token: str, page_size: int) -> Callable[[Any], Any]:
+    """One ListObjectsV2 page, as an operation on an ``oss2.Bucket``."""
+    return lambda bucket: bucket.list_objects_v2(prefix=prefix, continuation_token=token, max_keys=page_size)

@@ -13,33 +13,20 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from .claims import ClaimLost, Claims, Upload
+from .claims import ClaimLost, Claims
+from .domain import ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload
 from .events import EventError, ObjectEvent, parse_oss_event, parse_oss_record
-from .ice import Ice, IceError, OssLocation
-from .index import failure_index
-from .layout import index_key, output_location
-from .log import log
+from .index import Indexer
+from .layout import output_location
+from .log import current_request_id, log, seconds_since
+from .ports import Ice, IceError, ObjectStore
 from .settings import Settings
-from .store import ObjectInfo, ObjectStore
-
 
 USER_DATA_MAX_BYTES = 512
-
-
-@dataclass(frozen=True)
-class Outcome:
-    bucket: str | None
-    key: str | None
-    outcome: str  # submitted | duplicate | skipped | invalid | rejected | retry
-    job_id: str | None = None
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class RetryLater(RuntimeError):
@@ -49,7 +36,7 @@ class RetryLater(RuntimeError):
 
 def job_name(upload: Upload) -> str:
     """A short deterministic name: the same upload always yields the same job name."""
-    return "snap-" + hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}".encode("utf-8")).hexdigest()[:20]
+    return "snap-" + hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}".encode()).hexdigest()[:20]
 
 
 def existing_object_event(bucket: str, info: ObjectInfo) -> ObjectEvent:
@@ -59,17 +46,27 @@ def existing_object_event(bucket: str, info: ObjectInfo) -> ObjectEvent:
 
 
 class Submitter:
+    """Turns uploads into jobs under the claim protocol. Needs a template: building one without
+    ``SNAPSHOT_TEMPLATE_ID`` raises SettingsError before anything is claimed."""
+
     def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, *, lease_s: float = 60,
                  clock: Callable[[], float] = time.time):
-        self.settings = settings
+        self.settings = settings.submission()
         self.ice = ice
         self.store = store
         self.lease_s = lease_s
         self.clock = clock
+        self.indexer = Indexer(settings, ice, store, clock)
 
     # --- naming ---------------------------------------------------------------------------------
     def output_bucket(self, upload: Upload) -> str:
         return self.settings.output_bucket or upload.bucket
+
+    def output(self, upload: Upload) -> OssLocation:
+        """Where the job writes the upload's snapshots."""
+        s = self.settings
+        return output_location(self.output_bucket(upload), s.output_prefix, s.snapshot_type, upload.bucket,
+                               upload.key)
 
     def claims(self, upload: Upload) -> Claims:
         return Claims(self.store, self.output_bucket(upload), self.settings.output_prefix,
@@ -132,49 +129,43 @@ class Submitter:
         ``supersede``: the key of a failed claim an operator retries (see Claims.acquire)."""
         claims = self.claims(upload)
         claim = claims.acquire(upload, owner, supersede=supersede)
-        if claim.job_id or claim.state == "failed":
-            return Outcome(upload.bucket, upload.key, "duplicate", claim.job_id,
+        if claim.settled:
+            return Outcome(upload.bucket, upload.key, OutcomeKind.DUPLICATE, claim.job_id,
                            reason=f"already {claim.state} by an earlier delivery")
         if not claims.usable(claim):
             raise ClaimLost("not enough of the claim's lease is left to submit safely")
-        overwrite = {"Type": self.settings.snapshot_type, **self.settings.overwrite_params}
+        s = self.settings
         try:
             job_id = self.ice.submit_snapshot_job(
-                input=OssLocation(upload.bucket, upload.key),
-                output=output_location(self.output_bucket(upload), self.settings.output_prefix,
-                                       self.settings.snapshot_type, upload.bucket, upload.key),
-                template_id=self.settings.template_id, overwrite_params=overwrite,
-                user_data=self.user_data(upload), name=job_name(upload), pipeline_id=self.settings.pipeline_id)
+                input=upload.location, output=self.output(upload), template_id=s.template_id,
+                overwrite_params={"Type": s.snapshot_type.value, **s.overwrite_params},
+                user_data=self.user_data(upload), name=job_name(upload), pipeline_id=s.pipeline_id)
         except IceError as exc:
             if not exc.rejects_job:
                 raise
             # ICE refused the job itself: record the failure durably, in the index and the claim.
-            doc = failure_index(upload.to_doc(), exc.code, exc.message, template_id=self.settings.template_id,
-                                now=self.clock(), size=upload.size)
-            self.store.put_json(self.output_bucket(upload),
-                                index_key(self.settings.output_prefix, upload.bucket, upload.key), doc)
-            claims.record_failure(claim, exc.code, exc.message)
-            return Outcome(upload.bucket, upload.key, "rejected", reason=str(exc))
+            self.indexer.record_failure(claims, claim, exc.code, exc.message, template_id=s.template_id)
+            return Outcome(upload.bucket, upload.key, OutcomeKind.REJECTED, reason=str(exc))
         claims.record_job(claim, job_id)
-        return Outcome(upload.bucket, upload.key, "submitted", job_id)
+        return Outcome(upload.bucket, upload.key, OutcomeKind.SUBMITTED, job_id)
 
     def handle_record(self, raw_record: Any, owner: str) -> Outcome:
         try:
             event = parse_oss_record(raw_record)
         except EventError as exc:
-            return Outcome(None, None, "invalid", reason=str(exc))
+            return Outcome(None, None, OutcomeKind.INVALID, reason=str(exc))
         reason = self.skip_reason(event)
         if reason:
-            return Outcome(event.bucket, event.key, "skipped", reason=reason)
+            return Outcome(event.bucket, event.key, OutcomeKind.SKIPPED, reason=reason)
         upload, reason = self.resolve(event)
         if upload is None:
-            return Outcome(event.bucket, event.key, "skipped", reason=reason)
+            return Outcome(event.bucket, event.key, OutcomeKind.SKIPPED, reason=reason)
         return self.submit_upload(upload, owner)
 
     def handle_event(self, raw: Any, request_id: str | None = None) -> list[Outcome]:
-        """Handle every record of an OSS event; raise RetryLater at the end if any must be retried."""
-        self.settings.require("template_id")
-        owner = request_id or uuid.uuid4().hex
+        """Handle every record of an OSS event; raise RetryLater at the end if any must be retried.
+        The claims' owner is the invocation's request id (so its own claim is recognised on a retry)."""
+        owner = request_id or current_request_id() or uuid.uuid4().hex
         outcomes: list[Outcome] = []
         retry_errors: list[Exception] = []
         for raw_record in parse_oss_event(raw):
@@ -184,9 +175,8 @@ class Submitter:
             except Exception as exc:  # settle the other records first; raised below for the platform
                 retry_errors.append(exc)
                 bucket, key = _where(raw_record)
-                outcome = Outcome(bucket, key, "retry", reason=f"{type(exc).__name__}: {exc}")
-            log("submit.record", request_id=request_id, duration_s=round(time.monotonic() - started, 4),
-                **outcome.to_dict())
+                outcome = Outcome(bucket, key, OutcomeKind.RETRY, reason=f"{type(exc).__name__}: {exc}")
+            log("submit.record", duration_s=seconds_since(started), **outcome.to_dict())
             outcomes.append(outcome)
         if retry_errors:
             raise RetryLater(f"{len(retry_errors)} of {len(outcomes)} record(s) must be retried: "
