@@ -50,7 +50,7 @@ class Context:
         self.args = args
         self.environ = environ
         self.seams = seams
-        self.out = Output(as_json=bool(getattr(args, "json", False)))
+        self.out = Output(as_json=args.json)
 
     @cached_property
     def local_state(self) -> dict[str, Any] | None:
