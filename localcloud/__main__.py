@@ -4,7 +4,7 @@
 ``up`` prints one JSON line first (endpoints, bucket, credentials, callback URL and key:
 what a client needs to talk to it), then serves until Ctrl-C. It also records that state, with its
 pid, in ``.localcloud/state.json`` and in ``$SNAPSHOTS_LOCAL_STATE`` (else a per-user file), where
-``snapshots --local`` finds it (see ``snapshot_pipeline.cli.find_local_state``).
+``snapshots --local`` finds it (both sides use ``snapshot_pipeline.cli.local_state``).
 """
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from snapshot_pipeline.cli import LOCAL_STATE_ENV, remove_local_state, user_state_file, write_local_state
+from snapshot_pipeline.cli.local_state import files_up_writes, remove_local_state, write_local_state
 
 from .cloud import LocalCloud, LocalCloudOptions
-
-STATE_FILE = Path(".localcloud") / "state.json"
 
 
 def _options(args: argparse.Namespace) -> LocalCloudOptions:
@@ -65,7 +63,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     written: list[Path] = []
     try:
         info = cloud.describe()
-        for path in (STATE_FILE, Path(os.environ.get(LOCAL_STATE_ENV) or user_state_file())):
+        for path in files_up_writes(os.environ):
             try:
                 write_local_state(path, dict(info, pid=os.getpid()))
                 written.append(path)

@@ -22,7 +22,7 @@ def test_each_function_folder_is_self_contained(built):
         for package in ("snapshot_pipeline", "alibabacloud_ice20201109", "alibabacloud_tea_openapi",
                         "alibabacloud_credentials", "oss2", "darabonba"):
             assert (folder / package).is_dir(), f"{name} lacks {package}"
-        assert not (folder / "snapshot_pipeline" / "cli.py").exists()
+        assert not (folder / "snapshot_pipeline" / "cli").exists()
 
 
 def test_bytecode_is_precompiled_for_python310(built):

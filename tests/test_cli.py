@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from snapshot_pipeline import cli
+from snapshot_pipeline import backfill, cli
+from snapshot_pipeline.cli import jobs as jobs_command
+from snapshot_pipeline.cli import local_state
+from snapshot_pipeline.cli.errors import CliError
+from snapshot_pipeline.cli.output import Fields, Output, ProgressBar, Table
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -23,13 +27,13 @@ pytestmark = pytest.mark.usefixtures("local_env")
 def state_file(cloud, tmp_path_factory) -> Path:
     """The state `python -m localcloud up` records, for the session's local cloud."""
     path = tmp_path_factory.mktemp("localcloud") / "state.json"
-    cli.write_local_state(path, cloud.describe())
+    local_state.write_local_state(path, cloud.describe())
     return path
 
 
 @pytest.fixture
 def local_env(monkeypatch, state_file):
-    monkeypatch.setenv(cli.LOCAL_STATE_ENV, str(state_file))
+    monkeypatch.setenv(local_state.LOCAL_STATE_ENV, str(state_file))
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +224,7 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
 
 def test_rate_limiter_spaces_acquisitions():
     fake = FakeTime()
-    limiter = cli.RateLimiter(2, clock=fake.clock, sleep=fake.sleep)
+    limiter = backfill.RateLimiter(2, clock=fake.clock, sleep=fake.sleep)
     for _ in range(5):
         limiter.acquire()
     assert fake.sleeps == [0.5] * 4
@@ -230,24 +234,38 @@ def test_rate_limiter_spaces_acquisitions():
     assert fake.sleeps == [0.5] * 5
 
 
-def test_progress_bar_draws_only_on_a_terminal():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
+
+def test_progress_bar_draws_only_on_a_terminal():
     tty, pipe = Tty(), io.StringIO()
     for stream in (tty, pipe):
-        bar = cli.Progress(stream, 4)
-        bar.update(1, "submitted 1")
-        bar.update(4, "submitted 4")
-        bar.close()
-    assert "] 1/4 submitted 1" in tty.getvalue() and f"[{'#' * 30}] 4/4" in tty.getvalue()
+        with ProgressBar("backfill", stream) as bar:
+            bar.update(1, 4, "submitted 1")
+            bar.update(4, 4, "submitted 4")
+    assert "backfill" in tty.getvalue() and "4/4" in tty.getvalue() and "submitted 4" in tty.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_tables_are_rich_on_a_terminal_and_tab_separated_in_a_pipe():
+    def render(stream: io.StringIO) -> str:
+        Output(as_json=False, stream=stream).emit({}, lambda: [
+            Table(("JOB", "INPUT"), [("j1", "oss://media/a b.mp4"), ("j2", None)]), "",
+            Fields([("Job", "j1"), ("Error", None)]), Fields([("submitted", 0)], title="backfill")])
+        return stream.getvalue()
+
+    assert render(io.StringIO()).splitlines() == [
+        "JOB\tINPUT", "j1\toss://media/a b.mp4", "j2\t", "", "Job:  j1", "backfill", "  submitted  0"]
+    drawn = re.sub(r"\x1b\[[0-9;]*m", "", render(Tty()))  # without the colour codes
+    assert "\t" not in drawn and re.search(r"JOB +INPUT", drawn) and "oss://media/a b.mp4" in drawn
+    assert "Error" not in drawn and re.search(r"submitted +0", drawn)
 
 
 def test_first_ctrl_c_finishes_the_object_at_hand_second_stops_at_once():
     previous = signal.getsignal(signal.SIGINT)
-    with cli._GracefulInterrupt() as interrupt:
+    with backfill.GracefulInterrupt() as interrupt:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
         assert interrupt.requested
@@ -270,7 +288,7 @@ def test_jobs_list_follows_pages_and_filters(cloud, run, monkeypatch, tiny_video
         token = page.next_page_token
         if not token:
             break
-    monkeypatch.setattr(cli, "JOBS_PAGE_SIZE", 2)  # several pages: NextPageToken is followed
+    monkeypatch.setattr(jobs_command, "JOBS_PAGE_SIZE", 2)  # several pages: NextPageToken is followed
 
     code, out, _ = run("--local", "jobs", "list", "--limit", "5", "--json")
     assert code == 0 and [j["JobId"] for j in json.loads(out)] == every[:5]
@@ -379,33 +397,33 @@ def test_missing_credentials_is_one_line(run, monkeypatch, tmp_path):
 
 
 def test_local_cloud_discovery(tmp_path, monkeypatch, cloud):
-    monkeypatch.delenv(cli.LOCAL_STATE_ENV)
+    monkeypatch.delenv(local_state.LOCAL_STATE_ENV)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     state = dict(cloud.describe(), pid=os.getpid())
     project, below = tmp_path / "project", tmp_path / "project" / "a" / "b"
     below.mkdir(parents=True)
-    cli.write_local_state(project / ".localcloud" / "state.json", state)
-    assert cli.find_local_state(os.environ, below)["pid"] == os.getpid()  # the nearest project's, upwards
+    local_state.write_local_state(project / ".localcloud" / "state.json", state)
+    assert local_state.find_local_state(os.environ, below)["pid"] == os.getpid()  # the nearest project's, upwards
     assert (project / ".localcloud" / "state.json").stat().st_mode & 0o077 == 0
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    cli.write_local_state(project / ".localcloud" / "state.json", dict(state, pid=gone.pid))
-    with pytest.raises(cli.CliError, match="stale") as err:
-        cli.find_local_state(os.environ, below)  # a dead `up` is passed over
+    local_state.write_local_state(project / ".localcloud" / "state.json", dict(state, pid=gone.pid))
+    with pytest.raises(CliError, match="stale") as err:
+        local_state.find_local_state(os.environ, below)  # a dead `up` is passed over
     assert err.value.exit_code == 3
-    cli.write_local_state(cli.user_state_file(os.environ), dict(state, region="per-user"))
-    assert cli.find_local_state(os.environ, below)["region"] == "per-user"
+    local_state.write_local_state(local_state.user_state_file(os.environ), dict(state, region="per-user"))
+    assert local_state.find_local_state(os.environ, below)["region"] == "per-user"
 
-    monkeypatch.setenv(cli.LOCAL_STATE_ENV, str(tmp_path / "absent.json"))
-    with pytest.raises(cli.CliError, match="does not exist"):
-        cli.find_local_state(os.environ, below)  # an explicit file is the only candidate
+    monkeypatch.setenv(local_state.LOCAL_STATE_ENV, str(tmp_path / "absent.json"))
+    with pytest.raises(CliError, match="does not exist"):
+        local_state.find_local_state(os.environ, below)  # an explicit file is the only candidate
 
 
 def test_the_console_script_runs_against_the_local_cloud(cloud, state_file):
     script = Path(sys.executable).with_name("snapshots")
     assert script.exists(), "the `snapshots` entry point is not installed: pip install -e ."
-    env = {**os.environ, cli.LOCAL_STATE_ENV: str(state_file)}
+    env = {**os.environ, local_state.LOCAL_STATE_ENV: str(state_file)}
     done = subprocess.run([str(script), "template", "list", "--local", "--json"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
