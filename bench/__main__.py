@@ -20,55 +20,66 @@ ALL = ("cold_start", "callback", "burst", "engine")
 def notes_for(sections: list[Section]) -> list[str]:
     """For each missed target: by how much, why, and what would close it."""
     by_name = {s.name: s for s in sections}
-    notes: list[str] = []
-    cs = by_name.get("cold_start")
-    if cs and cs.flat.get("ratio") is not None and cs.flat["ratio"] > 0.8:
+    writers = {"cold_start": cold_start_notes, "callback": callback_notes, "burst": burst_notes,
+               "engine": engine_notes}
+    return [note for name, notes_of in writers.items() if name in by_name for note in notes_of(by_name[name])]
+
+
+def cold_start_notes(cs: Section) -> list[str]:
+    notes = []
+    if cs.flat.get("ratio") is not None and cs.flat["ratio"] > 0.8:
         notes.append(
             f"cold_start.ratio {cs.flat['ratio']:.2f} misses <= 0.8 by {cs.flat['ratio'] / 0.8 - 1:.0%}: the callback "
             "needs the ICE client and oss2 like the sample does; it skips the ICE models package's eager import of "
             "~1,300 modules, but aiohttp (~0.15 s, imported at module level by Tea.core and darabonba even for "
             "synchronous calls) and oss2's crypto modules (~0.09 s) stay. Closing it: lazy imports in those SDKs "
             "upstream, or overlapping oss2's import with the first ICE round trip.")
-    if cs and cs.flat.get("no_pyc_ratio") is not None and cs.flat["no_pyc_ratio"] > 1.2:
+    if cs.flat.get("no_pyc_ratio") is not None and cs.flat["no_pyc_ratio"] > 1.2:
         notes.append(
             f"cold_start.no_pyc_ratio {cs.flat['no_pyc_ratio']:.2f} misses <= 1.2: the build ships no bytecode "
             f"(build_ships_bytecode={cs.details.get('build_ships_bytecode')}); install Python 3.10 "
             "(RUNTIME_PYTHON) so `make build` precompiles.")
-    cb = by_name.get("callback")
-    if cb and cb.flat.get("n1000_ratio") is not None and cb.flat["n1000_ratio"] > 6:
-        notes.append(
-            f"callback.n1000_ratio {cb.flat['n1000_ratio']:.2f} misses <= 6 by {cb.flat['n1000_ratio'] / 6 - 1:.0%}: "
-            "the handler makes three serial ICE round trips (GetSnapshotJob, page 1, the other 33 pages at once); "
-            "the rest is the local ICE signing 1000 URLs (~0.1 ms each) under one GIL on 2 cores. Closing it: "
-            "fetch page 1 together with GetSnapshotJob (pages known from the job's Count), saving a round trip.")
-    bu = by_name.get("burst")
-    if bu:
-        f = bu.flat
-        if f.get("jobs") != f.get("uploads") or f.get("indexes") != f.get("uploads") or f.get("duplicate_jobs") \
-                or f.get("lost"):
-            notes.append(f"burst: jobs {f.get('jobs')}, indexes {f.get('indexes')}, duplicates "
-                         f"{f.get('duplicate_jobs')}, lost {f.get('lost')} (targets {f.get('uploads')}/"
-                         f"{f.get('uploads')}/0/0): see stats.runs for the failed invocations.")
-        if f.get("submit_ratio") is not None and f["submit_ratio"] > 1.3:
-            first = bu.details.get("first_job_s", {}).get("median")
-            rate = bu.details.get("jobs_per_s_after_first", {}).get("median")
-            notes.append(
-                f"burst.submit_ratio {f['submit_ratio']:.2f} misses <= 1.3 by {f['submit_ratio'] / 1.3 - 1:.0%}: "
-                f"the first job is created {first} s after the first upload (16 submit instances cold-start at "
-                "once, and the uploads, the local OSS and ICE and the first callbacks all share the same 2 cores), "
-                f"then jobs are created at {rate}/s against the 50 QPS limit. Closing it: instances that do not share "
-                "2 cores (real FC gives each its own), pre-warmed instances (provisioned concurrency), or a "
-                "cheaper cold start (see cold_start).")
-        if f.get("runs", 5) < 5:
-            notes.append(f"burst: {f.get('runs')} run(s) instead of 5, so that `make bench` stays within its "
-                         "time budget (one run takes about 90-100 s on 2 cores).")
-    eng = by_name.get("engine")
-    if eng:
-        if eng.flat.get("intra_ratio") is not None and eng.flat["intra_ratio"] > 0.3:
-            notes.append(f"engine.intra_ratio {eng.flat['intra_ratio']:.2f} misses <= 0.3.")
-        if eng.flat.get("normal_ratio") is not None and eng.flat["normal_ratio"] > 0.8:
-            notes.append(f"engine.normal_ratio {eng.flat['normal_ratio']:.2f} misses <= 0.8.")
     return notes
+
+
+def callback_notes(cb: Section) -> list[str]:
+    if cb.flat.get("n1000_ratio") is None or cb.flat["n1000_ratio"] <= 6:
+        return []
+    return [
+        f"callback.n1000_ratio {cb.flat['n1000_ratio']:.2f} misses <= 6 by {cb.flat['n1000_ratio'] / 6 - 1:.0%}: "
+        "the handler makes three serial ICE round trips (GetSnapshotJob, page 1, the other 33 pages at once); "
+        "the rest is the local ICE signing 1000 URLs (~0.1 ms each) under one GIL on 2 cores. Closing it: "
+        "fetch page 1 together with GetSnapshotJob (pages known from the job's Count), saving a round trip."]
+
+
+def burst_notes(bu: Section) -> list[str]:
+    notes = []
+    f = bu.flat
+    if f.get("jobs") != f.get("uploads") or f.get("indexes") != f.get("uploads") or f.get("duplicate_jobs") \
+            or f.get("lost"):
+        notes.append(f"burst: jobs {f.get('jobs')}, indexes {f.get('indexes')}, duplicates "
+                     f"{f.get('duplicate_jobs')}, lost {f.get('lost')} (targets {f.get('uploads')}/"
+                     f"{f.get('uploads')}/0/0): see stats.runs for the failed invocations.")
+    if f.get("submit_ratio") is not None and f["submit_ratio"] > 1.3:
+        first = bu.details.get("first_job_s", {}).get("median")
+        rate = bu.details.get("jobs_per_s_after_first", {}).get("median")
+        notes.append(
+            f"burst.submit_ratio {f['submit_ratio']:.2f} misses <= 1.3 by {f['submit_ratio'] / 1.3 - 1:.0%}: "
+            f"the first job is created {first} s after the first upload (16 submit instances cold-start at "
+            "once, and the uploads, the local OSS and ICE and the first callbacks all share the same 2 cores), "
+            f"then jobs are created at {rate}/s against the 50 QPS limit. Closing it: instances that do not share "
+            "2 cores (real FC gives each its own), pre-warmed instances (provisioned concurrency), or a "
+            "cheaper cold start (see cold_start).")
+    if f.get("runs", 5) < 5:
+        notes.append(f"burst: {f.get('runs')} run(s) instead of 5, so that `make bench` stays within its "
+                     "time budget (one run takes about 90-100 s on 2 cores).")
+    return notes
+
+
+def engine_notes(eng: Section) -> list[str]:
+    return [f"engine.{name} {eng.flat[name]:.2f} misses <= {limit}."
+            for name, limit in (("intra_ratio", 0.3), ("normal_ratio", 0.8))
+            if eng.flat.get(name) is not None and eng.flat[name] > limit]
 
 
 def main(argv: list[str] | None = None) -> int:

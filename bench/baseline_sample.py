@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Baseline for the cold-start benchmark: the callback written the way Alibaba's samples are.
 
 The OpenAPI Explorer sample for ICE and the Function Compute samples: the SDKs imported at the

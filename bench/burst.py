@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,10 +37,96 @@ def tiny_video() -> bytes:
     return make_test_video(duration_s=1.0, fps=5, width=64, height=48, gop_s=1.0)
 
 
-def one_run(n: int, *, timeout_s: float = 240, ice_workers: int = 2, upload_threads: int = 32,
-                        video: bytes | None = None) -> dict[str, Any]:
+class BurstObserver:
+    """What the local cloud did during a burst, recorded from its invocation and fault hooks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.indexed: dict[str, float] = {}  # index.json URI: when its first callback answered 200
+        self.failed_invocations: Counter = Counter()
+        self.refused: Counter = Counter()  # what the local ICE's faults refused, by action and code
+
+    def attach(self, cloud) -> None:
+        cloud.fc.on_invocation = self.on_invocation
+        # instrumentation only: the same faults apply
+        cloud.ice._responses._gate = self.counting(cloud.ice._faults.gate)
+
+    def on_invocation(self, inv) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not inv.ok:
+                self.failed_invocations[inv.function] += 1
+            elif inv.function == "callback" and isinstance(inv.result, dict) and inv.result.get("statusCode") == 200:
+                index = json.loads(inv.result.get("body") or "{}").get("index")
+                if index not in self.indexed:  # ICE may deliver a callback twice: count each index once
+                    self.indexed[index] = now
+
+    def counting(self, gate: Callable[[str], None]) -> Callable[[str], None]:
+        """``gate``, counting the calls it refuses."""
+        def counting_gate(action: str) -> None:
+            try:
+                gate(action)
+            except Exception as exc:
+                with self._lock:
+                    self.refused[f"{action}:{getattr(exc, 'code', type(exc).__name__)}"] += 1
+                raise
+
+        return counting_gate
+
+    def indexed_count(self) -> int:
+        with self._lock:
+            return len(self.indexed)
+
+
+def upload_all(bucket, keys: list[str], video: bytes, threads: int) -> float:
+    """Put ``video`` at every key from ``threads`` threads; the seconds it took."""
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(lambda k: bucket.put_object(k, video), keys))
+    return time.monotonic() - t0
+
+
+def wait_until_indexed(cloud, observer: BurstObserver, n: int, deadline: float) -> None:
+    """Wait for ``n`` indexes (or the deadline), then for the FC and ICE runners to settle."""
+    while time.monotonic() < deadline and observer.indexed_count() < n:
+        time.sleep(0.25)
+    cloud.fc.wait_idle(max(1.0, deadline - time.monotonic()))
+    cloud.ice.wait_idle(max(1.0, deadline - time.monotonic()))
+
+
+def all_jobs(cloud) -> list:
+    """Every job in the local ICE's model, oldest first."""
+    jobs, token = [], None
+    while True:
+        page, token = cloud.ice.model.list_jobs(page_size=100, next_page_token=token, order_by="CreateTimeAsc")
+        jobs.extend(page)
+        if not token:
+            return jobs
+
+
+def indexes_present(cloud, bucket, keys: list[str]) -> int:
     from snapshot_pipeline.layout import index_key
 
+    return sum(1 for key in keys if bucket.object_exists(index_key("snapshots/", cloud.options.bucket, key)))
+
+
+def job_creation_figures(created: list[float]) -> dict[str, Any]:
+    """When the first job was created and how fast the rest followed (seconds after the first upload)."""
+    steady = len(created) > 1 and created[-1] > created[0]
+    return {
+        "first_job_s": round(created[0], 3) if created else None,
+        "jobs_per_s_after_first": round((len(created) - 1) / (created[-1] - created[0]), 1) if steady else None,
+    }
+
+
+def jobs_per_second(created: list[float]) -> list[int]:
+    """How many jobs were created in each second after the first upload."""
+    per_second = Counter(int(c) for c in created)
+    return [per_second.get(i, 0) for i in range(int(created[-1]) + 1)] if created else []
+
+
+def one_run(n: int, *, timeout_s: float = 240, ice_workers: int = 2, upload_threads: int = 32,
+            video: bytes | None = None) -> dict[str, Any]:
     video = video or tiny_video()
     # moto's store outlives a LocalCloud in this process, and its listings scan the whole bucket:
     # a fresh bucket per run, or each run would be slower than the last (and see its claims)
@@ -47,88 +134,43 @@ def one_run(n: int, *, timeout_s: float = 240, ice_workers: int = 2, upload_thre
     cloud = start_cloud(max_instances=MAX_INSTANCES, ice_workers=ice_workers, bucket=f"burst-{run_id}")
     try:
         cloud.ice.set_faults(qps_limits={"SubmitSnapshotJob": QPS_LIMIT}, error_rate=ERROR_RATE, seed=1)
-        lock = threading.Lock()
-        indexed: dict[str, float] = {}  # index.json URI: when its first callback answered 200
-        failed_invocations = Counter()
-
-        def on_invocation(inv) -> None:
-            now = time.monotonic()
-            with lock:
-                if not inv.ok:
-                    failed_invocations[inv.function] += 1
-                elif inv.function == "callback" and isinstance(inv.result, dict) \
-                        and inv.result.get("statusCode") == 200:
-                    index = json.loads(inv.result.get("body") or "{}").get("index")
-                    if index not in indexed:  # ICE may deliver a callback twice: count each index once
-                        indexed[index] = now
-
-        cloud.fc.on_invocation = on_invocation
-        refused: Counter = Counter()  # what the local ICE's faults refused, by action and code
-        gate = cloud.ice._faults.gate
-
-        def counting_gate(action: str) -> None:
-            try:
-                gate(action)
-            except Exception as exc:
-                with lock:
-                    refused[f"{action}:{getattr(exc, 'code', type(exc).__name__)}"] += 1
-                raise
-
-        cloud.ice._responses._gate = counting_gate  # instrumentation only: the same faults apply
+        observer = BurstObserver()
+        observer.attach(cloud)
         keys = [f"uploads/burst/{i:04d}.mp4" for i in range(n)]
         bucket = cloud.bucket()
         start_wall = time.time()
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=upload_threads) as pool:
-            list(pool.map(lambda k: bucket.put_object(k, video), keys))
-        uploaded_s = time.monotonic() - t0
-
-        # wait for every upload to be indexed (or the time-out), then settle the runners
-        deadline = t0 + timeout_s
-        while time.monotonic() < deadline:
-            with lock:
-                done = len(indexed)
-            if done >= n:
-                break
-            time.sleep(0.25)
-        cloud.fc.wait_idle(max(1.0, deadline - time.monotonic()))
-        cloud.ice.wait_idle(max(1.0, deadline - time.monotonic()))
-
-        jobs = []
-        token = None
-        while True:
-            page, token = cloud.ice.model.list_jobs(page_size=100, next_page_token=token, order_by="CreateTimeAsc")
-            jobs.extend(page)
-            if not token:
-                break
-        per_key = Counter(j.input.object for j in jobs)
-        last_created = max((j.create_time.timestamp() for j in jobs), default=start_wall)
-        present = 0
-        for key in keys:
-            if bucket.object_exists(index_key("snapshots/", cloud.options.bucket, key)):
-                present += 1
-        created = sorted(j.create_time.timestamp() - start_wall for j in jobs)
-        per_second = Counter(int(c) for c in created)
-        submit_instances = cloud.fc.pools["submit"].started_instances
-        submit_invocations = sum(1 for i in cloud.fc.invocations if i.function == "submit")
-        return {
-            "uploads": n, "jobs": len(jobs), "indexes": present,
-            "duplicate_jobs": sum(c - 1 for c in per_key.values() if c > 1),
-            "keys_with_jobs": len(per_key), "lost": n - present,
-            "upload_s": round(uploaded_s, 3),
-            "submit_wall_s": round(last_created - start_wall, 3) if jobs else None,
-            "all_indexed_s": round(max(indexed.values()) - t0, 3) if len(indexed) >= n else None,
-            "indexed_by_callbacks": len(indexed),
-            "callback_invocations": sum(1 for i in cloud.fc.invocations if i.function == "callback"), "failed_invocations": dict(failed_invocations),
-            "submit_invocations": submit_invocations, "submit_instances": submit_instances,
-            "first_job_s": round(created[0], 3) if created else None,
-            "jobs_per_s_after_first": round((len(created) - 1) / (created[-1] - created[0]), 1)
-            if len(created) > 1 and created[-1] > created[0] else None,
-            "refused_calls": dict(refused),
-            "jobs_created_per_second": [per_second.get(i, 0) for i in range(int(created[-1]) + 1)] if created else [],
-        }
+        uploaded_s = upload_all(bucket, keys, video, upload_threads)
+        wait_until_indexed(cloud, observer, n, t0 + timeout_s)
+        return summarise(cloud, observer, n, all_jobs(cloud), indexes_present(cloud, bucket, keys),
+                         start_wall=start_wall, t0=t0, uploaded_s=uploaded_s)
     finally:
         cloud.stop()
+
+
+def summarise(cloud, observer: BurstObserver, n: int, jobs: list, present: int, *, start_wall: float, t0: float,
+              uploaded_s: float) -> dict[str, Any]:
+    """One run's result: jobs, duplicates, indexes and the timings the section reports."""
+    per_key = Counter(j.input.object for j in jobs)
+    last_created = max((j.create_time.timestamp() for j in jobs), default=start_wall)
+    created = sorted(j.create_time.timestamp() - start_wall for j in jobs)
+    indexed = observer.indexed
+    return {
+        "uploads": n, "jobs": len(jobs), "indexes": present,
+        "duplicate_jobs": sum(c - 1 for c in per_key.values() if c > 1),
+        "keys_with_jobs": len(per_key), "lost": n - present,
+        "upload_s": round(uploaded_s, 3),
+        "submit_wall_s": round(last_created - start_wall, 3) if jobs else None,
+        "all_indexed_s": round(max(indexed.values()) - t0, 3) if len(indexed) >= n else None,
+        "indexed_by_callbacks": len(indexed),
+        "callback_invocations": sum(1 for i in cloud.fc.invocations if i.function == "callback"),
+        "failed_invocations": dict(observer.failed_invocations),
+        "submit_invocations": sum(1 for i in cloud.fc.invocations if i.function == "submit"),
+        "submit_instances": cloud.fc.pools["submit"].started_instances,
+        **job_creation_figures(created),
+        "refused_calls": dict(observer.refused),
+        "jobs_created_per_second": jobs_per_second(created),
+    }
 
 
 def run(*, runs: int = 5, n: int = 1000, time_budget_s: float | None = None) -> Section:

@@ -114,19 +114,34 @@ def _worker_single(job_id: str) -> float:
     return time.perf_counter() - t0
 
 
-def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> Section:
+def start_worker(cloud):
+    """The one worker process the handler runs in, set up like a warm callback instance."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from .cold_start import function_env
 
-    section = Section("callback")
-    log(f"callback latency: making jobs with {', '.join(map(str, sizes))} snapshots")
-    jobs = make_jobs(cloud, sizes)
-    worker = ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
         initargs=(function_env(cloud, "callback"), cloud.ice.endpoint, cloud.oss.endpoint, cloud.options.region,
                   cloud.access_key_id, cloud.access_key_secret))
+
+
+def check_indexes(cloud, jobs: dict[int, str]) -> None:
+    """Each job's index lists all its snapshots, so the timed callbacks do the whole work."""
+    ice = cloud.ice_adapter()
+    for n, job_id in jobs.items():
+        job = ice.get_snapshot_job(job_id)
+        key = job.output.key.rsplit("/", 1)[0] + "/index.json"
+        doc = json.loads(cloud.bucket().get_object(key).read())
+        if len(doc["snapshots"]) != n:
+            raise RuntimeError(f"the index of the {n}-snapshot job lists {len(doc['snapshots'])} snapshots")
+
+
+def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> Section:
+    log(f"callback latency: making jobs with {', '.join(map(str, sizes))} snapshots")
+    jobs = make_jobs(cloud, sizes)
+    worker = start_worker(cloud)
 
     def callback(n: int) -> float:
         elapsed, answer = worker.submit(_worker_callback, signed_request(cloud, jobs[n])).result()
@@ -138,16 +153,9 @@ def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> S
     single: list[float] = []
     by_size: dict[int, list[float]] = {n: [] for n in sizes}
     try:
-        # warm the worker (SDK import, connections), then check the indexes are complete
-        for n in sizes:
+        for n in sizes:  # warm the worker (SDK import, connections), then check the indexes are complete
             callback(n)
-        ice = cloud.ice_adapter()
-        for n in sizes:
-            job = ice.get_snapshot_job(jobs[n])
-            key = job.output.key.rsplit("/", 1)[0] + "/index.json"
-            doc = json.loads(cloud.bucket().get_object(key).read())
-            if len(doc["snapshots"]) != n:
-                raise RuntimeError(f"the index of the {n}-snapshot job lists {len(doc['snapshots'])} snapshots")
+        check_indexes(cloud, jobs)
         cloud.ice.set_faults(latency_s=latency_s)
         for i in range(runs):
             order = list(sizes) if i % 2 == 0 else list(sizes)[::-1]
@@ -159,7 +167,14 @@ def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> S
     finally:
         cloud.ice.set_faults(latency_s=previous.get("latency_s", 0.0))
         worker.shutdown(wait=True)
+    return latency_section(jobs, single, by_size, latency_s)
 
+
+def latency_section(jobs: dict[int, str], single: list[float], by_size: dict[int, list[float]],
+                    latency_s: float) -> Section:
+    """The figures: one round trip, the callback per size, and the biggest size against one round trip."""
+    section = Section("callback")
+    sizes = list(by_size)
     single_stats = stats(single)
     section.flat["single_call_s"] = single_stats["median"]
     section.details = {"latency_s": latency_s, "jobs": {str(n): jobs[n] for n in sizes},
@@ -171,7 +186,7 @@ def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> S
         section.details[f"n{n}_s"] = s
         section.figure(f"callback, {n} snapshots (n{n}_s)", s)
     biggest = max(sizes)
-    ratios = [a / b for a, b in zip(by_size[biggest], single)]
+    ratios = [a / b for a, b in zip(by_size[biggest], single, strict=True)]
     ratio = round(section.flat[f"n{biggest}_s"] / single_stats["median"], 4)
     ratio_fig: dict[str, Any] = {"median": ratio, "min": round(min(ratios), 4), "max": round(max(ratios), 4),
                                  "runs": len(ratios)}

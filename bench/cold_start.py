@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +63,28 @@ def _make_writable(folder: Path) -> None:
 
 
 class ColdRunner:
-    def __init__(self, python: str, env: dict[str, str], context: dict[str, Any]):
+    """Runs ``cold_child.py`` in a fresh ``-I`` process with the function's environment and context."""
+
+    def __init__(self, python: str, env: dict[str, str], context: dict[str, Any],
+                 new_request: Callable[[], dict[str, Any]]):
         self.python = python
         self.env = env
         self.context = context
+        self.new_request = new_request  # a freshly signed callback request for each process
+
+    def callback(self, code_dirs: list[Path], who: str, *, no_write: bool = False) -> dict[str, Any]:
+        """One first callback served by a fresh process from ``code_dirs``; it must answer 200."""
+        request = self.new_request()
+        request["context"] = dict(self.context, request_id=request["context"]["request_id"])
+        answer = self.run("callback", code_dirs, no_write=no_write, request=request)
+        result = answer.get("result") or {}
+        if result.get("statusCode") != 200:
+            raise RuntimeError(f"{who}: the callback did not answer 200: {result}\n{answer['stderr'][-2000:]}")
+        return answer
+
+    def import_s(self, folder: Path, *, no_write: bool = False) -> float:
+        """Seconds a fresh process takes to import the handler from ``folder``."""
+        return self.run("import", [folder], no_write=no_write)["import_s"]
 
     def run(self, mode: str, code_dirs: list[Path], *, no_write: bool = False, request: dict | None = None,
             timeout: float = 120) -> dict[str, Any]:
@@ -132,87 +152,107 @@ def prepare_job(cloud) -> str:
     return index["job"]["id"]
 
 
+def function_context(cloud) -> dict[str, Any]:
+    """The FC context the callback function gets (credentials, region, account, function)."""
+    return {"credentials": {"access_key_id": cloud.access_key_id, "access_key_secret": cloud.access_key_secret,
+                            "security_token": "local-sts-token"},
+            "region": cloud.options.region, "account_id": cloud.options.account_id,
+            "function": {"name": "video-snapshot-callback", "handler": "index.handler",
+                         "memory": 512, "timeout": cloud.fc.pools["callback"].spec.timeout_s}}
+
+
+@dataclass
+class Folders:
+    """The code folders the runs start from, all under one temporary folder."""
+    build: Path  # build/callback as `make build` made it
+    baseline: Path  # the official-sample handler, with build/callback's dependencies after it
+    read_only: Path  # a read-only copy of build: nothing can be compiled at run time
+    no_bytecode: Path | None  # a read-only copy without __pycache__ (only with extras)
+
+
+def prepare_folders(tmp: Path, build_dir: Path, python: str, *, extras: bool) -> Folders:
+    baseline_dir = tmp / "baseline"
+    baseline_dir.mkdir()
+    shutil.copy2(BENCH_DIR / "baseline_sample.py", baseline_dir / "index.py")
+    _compile(python, baseline_dir)
+    read_only = tmp / "callback-ro"
+    shutil.copytree(build_dir, read_only, symlinks=True)
+    _make_read_only(read_only)
+    no_bytecode = None
+    if extras:
+        no_bytecode = tmp / "callback-no-bytecode"
+        shutil.copytree(build_dir, no_bytecode, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        _make_read_only(no_bytecode)
+    return Folders(build_dir, baseline_dir, read_only, no_bytecode)
+
+
+@dataclass
+class ColdTimings:
+    """Seconds per run of each measurement."""
+    ours: list[float] = field(default_factory=list)  # first callback, fresh process
+    baseline: list[float] = field(default_factory=list)
+    ours_import: list[float] = field(default_factory=list)  # the handler import inside `ours`
+    imports: list[float] = field(default_factory=list)  # handler import from the build folder
+    imports_ro: list[float] = field(default_factory=list)  # the same, read-only and -B
+    no_bytecode_import: list[float] = field(default_factory=list)
+    no_bytecode_first: list[float] = field(default_factory=list)
+
+
+def measure_once(runner: ColdRunner, folders: Folders, i: int, timings: ColdTimings) -> None:
+    """Run ``i``: ours and the baseline, the two imports (each pair in alternating order), the no-bytecode build."""
+    for side in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
+        if side == "ours":
+            answer = runner.callback([folders.build], "ours")
+            timings.ours.append(answer["wall_s"])
+            timings.ours_import.append(answer["import_s"])
+        else:
+            timings.baseline.append(runner.callback([folders.baseline, folders.build], "baseline")["wall_s"])
+    pair = [(timings.imports, folders.build, False), (timings.imports_ro, folders.read_only, True)]
+    for into, folder, no_write in pair if i % 2 == 0 else pair[::-1]:
+        into.append(runner.import_s(folder, no_write=no_write))
+    if folders.no_bytecode is not None:
+        timings.no_bytecode_import.append(runner.import_s(folders.no_bytecode, no_write=True))
+        answer = runner.callback([folders.no_bytecode], "ours without bytecode", no_write=True)
+        timings.no_bytecode_first.append(answer["wall_s"])
+
+
 def run(cloud, *, runs: int = 7, extras: bool = True) -> Section:
-    section = Section("cold_start")
     build_dir = ROOT / "build" / "callback"
     if not (build_dir / "index.py").exists():
         raise SystemExit("bench: build/callback is missing: run `make build` (make bench does)")
     python, is_runtime = runtime_python()
     job_id = prepare_job(cloud)
-    env = function_env(cloud)
-    context_base = {"credentials": {"access_key_id": cloud.access_key_id,
-                                    "access_key_secret": cloud.access_key_secret,
-                                    "security_token": "local-sts-token"},
-                    "region": cloud.options.region, "account_id": cloud.options.account_id,
-                    "function": {"name": "video-snapshot-callback", "handler": "index.handler",
-                                 "memory": 512, "timeout": cloud.fc.pools["callback"].spec.timeout_s}}
-    runner = ColdRunner(python, env, context_base)
+    runner = ColdRunner(python, function_env(cloud), function_context(cloud),
+                        new_request=lambda: _signed_request(cloud, job_id))
     shipped_pycs = any(build_dir.glob("snapshot_pipeline/__pycache__/*.cpython-310.pyc"))
-
+    timings = ColdTimings()
     tmp = Path(tempfile.mkdtemp(prefix="bench-cold-"))
     try:
-        baseline_dir = tmp / "baseline"
-        baseline_dir.mkdir()
-        shutil.copy2(BENCH_DIR / "baseline_sample.py", baseline_dir / "index.py")
-        _compile(python, baseline_dir)
-        read_only = tmp / "callback-ro"
-        shutil.copytree(build_dir, read_only, symlinks=True)
-        _make_read_only(read_only)
-        no_bytecode = None
-        if extras:
-            no_bytecode = tmp / "callback-no-bytecode"
-            shutil.copytree(build_dir, no_bytecode, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            _make_read_only(no_bytecode)
-
-        def request() -> dict[str, Any]:
-            req = _signed_request(cloud, job_id)
-            req["context"] = dict(context_base, request_id=req["context"]["request_id"])
-            return req
-
-        def check(answer: dict[str, Any], who: str) -> None:
-            result = answer.get("result") or {}
-            if result.get("statusCode") != 200:
-                raise RuntimeError(f"{who}: the callback did not answer 200: {result}\n{answer['stderr'][-2000:]}")
-
+        folders = prepare_folders(tmp, build_dir, python, extras=extras)
         # warm the page cache once for each side (not measured)
-        check(runner.run("callback", [build_dir], request=request()), "ours")
-        check(runner.run("callback", [baseline_dir, build_dir], request=request()), "baseline")
-
-        ours, base, ours_import = [], [], []
-        imports, imports_ro = [], []
-        nb_import, nb_first = [], []
+        runner.callback([folders.build], "ours")
+        runner.callback([folders.baseline, folders.build], "baseline")
         for i in range(runs):
-            order = ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours")
-            for side in order:
-                if side == "ours":
-                    a = runner.run("callback", [build_dir], request=request())
-                    check(a, "ours")
-                    ours.append(a["wall_s"])
-                    ours_import.append(a["import_s"])
-                else:
-                    a = runner.run("callback", [baseline_dir, build_dir], request=request())
-                    check(a, "baseline")
-                    base.append(a["wall_s"])
-            pair = [("build", build_dir, False), ("ro", read_only, True)]
-            for label, folder, no_write in (pair if i % 2 == 0 else pair[::-1]):
-                a = runner.run("import", [folder], no_write=no_write)
-                (imports if label == "build" else imports_ro).append(a["import_s"])
-            if extras and no_bytecode is not None:
-                nb_import.append(runner.run("import", [no_bytecode], no_write=True)["import_s"])
-                a = runner.run("callback", [no_bytecode], no_write=True, request=request())
-                check(a, "ours without bytecode")
-                nb_first.append(a["wall_s"])
-            log(f"cold start run {i + 1}/{runs}: ours {ours[-1]:.3f}s baseline {base[-1]:.3f}s "
-                f"import {imports[-1]:.4f}s read-only {imports_ro[-1]:.4f}s")
+            measure_once(runner, folders, i, timings)
+            log(f"cold start run {i + 1}/{runs}: ours {timings.ours[-1]:.3f}s baseline {timings.baseline[-1]:.3f}s "
+                f"import {timings.imports[-1]:.4f}s read-only {timings.imports_ro[-1]:.4f}s")
     finally:
         _make_writable(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+    section = cold_start_section(timings, is_runtime=is_runtime, shipped_pycs=shipped_pycs, job_id=job_id)
+    add_no_bytecode_figures(section, timings)
+    if not is_runtime:
+        section.details["warning"] = "no Python 3.10 found: ran with this machine's Python"
+    return section
 
-    first, baseline = stats(ours), stats(base)
-    ratio = ratio_stats(ours, base)
-    imp, imp_ro = stats(imports), stats(imports_ro)
-    no_pyc = ratio_stats(imports_ro, imports)
+
+def cold_start_section(t: ColdTimings, *, is_runtime: bool, shipped_pycs: bool, job_id: str) -> Section:
+    """First callback (ours, the baseline, their ratio) and the handler import with and without bytecode."""
+    section = Section("cold_start")
+    first, baseline = stats(t.ours), stats(t.baseline)
+    ratio = ratio_stats(t.ours, t.baseline)
+    imp, imp_ro = stats(t.imports), stats(t.imports_ro)
+    no_pyc = ratio_stats(t.imports_ro, t.imports)
     section.flat = {
         "first_callback_s": first["median"], "baseline_first_callback_s": baseline["median"],
         "ratio": ratio["median"], "handler_import_s": imp["median"],
@@ -222,7 +262,7 @@ def run(cloud, *, runs: int = 7, extras: bool = True) -> Section:
         "python": "python3.10" if is_runtime else f"python{sys.version_info[0]}.{sys.version_info[1]}",
         "python_is_runtime_3_10": is_runtime, "build_ships_bytecode": shipped_pycs,
         "job_id": job_id, "first_callback_s": first, "baseline_first_callback_s": baseline, "ratio": ratio,
-        "first_callback_handler_import_s": stats(ours_import),
+        "first_callback_handler_import_s": stats(t.ours_import),
         "handler_import_s": imp, "handler_import_no_write_pyc_s": imp_ro, "no_pyc_ratio": no_pyc,
     }
     section.figure("first callback, fresh process (ours)", first)
@@ -233,13 +273,17 @@ def run(cloud, *, runs: int = 7, extras: bool = True) -> Section:
     section.figure("handler import (read-only, PYTHONDONTWRITEBYTECODE=1)", imp_ro)
     section.figure("no_pyc_ratio", no_pyc, unit="x", target="<= 1.2",
                    met=no_pyc["median"] is not None and no_pyc["median"] <= 1.2)
-    if nb_import:
-        section.details["handler_import_no_bytecode_shipped_s"] = stats(nb_import)
-        section.details["first_callback_no_bytecode_shipped_s"] = stats(nb_first)
-        section.flat["handler_import_no_bytecode_shipped_s"] = stats(nb_import)["median"]
-        section.flat["first_callback_no_bytecode_shipped_s"] = stats(nb_first)["median"]
-        section.figure("(for comparison) handler import, build without bytecode, read-only", stats(nb_import))
-        section.figure("(for comparison) first callback, build without bytecode, read-only", stats(nb_first))
-    if not is_runtime:
-        section.details["warning"] = "no Python 3.10 found: ran with this machine's Python"
     return section
+
+
+def add_no_bytecode_figures(section: Section, t: ColdTimings) -> None:
+    """For comparison (extras only): the same build without shipped bytecode, read-only."""
+    if not t.no_bytecode_import:
+        return
+    nb_import, nb_first = stats(t.no_bytecode_import), stats(t.no_bytecode_first)
+    section.details["handler_import_no_bytecode_shipped_s"] = nb_import
+    section.details["first_callback_no_bytecode_shipped_s"] = nb_first
+    section.flat["handler_import_no_bytecode_shipped_s"] = nb_import["median"]
+    section.flat["first_callback_no_bytecode_shipped_s"] = nb_first["median"]
+    section.figure("(for comparison) handler import, build without bytecode, read-only", nb_import)
+    section.figure("(for comparison) first callback, build without bytecode, read-only", nb_first)

@@ -6,9 +6,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -29,7 +30,7 @@ def stats(values: Iterable[float]) -> dict[str, Any]:
 
 def ratio_stats(numerators: list[float], denominators: list[float]) -> dict[str, Any]:
     """The ratio of the medians, with the spread of the per-pair ratios (runs were alternated)."""
-    pairs = [n / d for n, d in zip(numerators, denominators) if d]
+    pairs = [n / d for n, d in zip(numerators, denominators, strict=True) if d]
     med = statistics.median(numerators) / statistics.median(denominators) if numerators and denominators else None
     return {"median": round(med, 4) if med is not None else None,
             "min": round(min(pairs), 4) if pairs else None, "max": round(max(pairs), 4) if pairs else None,
@@ -61,7 +62,7 @@ class Section:
 
 
 def machine() -> dict[str, Any]:
-    from localcloud.build import find_runtime_python, _version_of
+    from localcloud.build import _version_of, find_runtime_python
 
     runtime = find_runtime_python()
     version = _version_of(runtime) if runtime else None

@@ -60,7 +60,8 @@ def test_policy_allows_exactly_the_ice_actions_the_functions_call():
     assert needed == allowed == {"ice:SubmitSnapshotJob", "ice:GetSnapshotJob", "ice:GetSnapshotUrls",
                                  "ice:ListSnapshotJobs"}
     # the operator's calls (templates, event callback) are not granted to the functions
-    assert "ice:CreateCustomTemplate" in by_method["create_snapshot_template"] and "ice:CreateCustomTemplate" not in allowed
+    assert "ice:CreateCustomTemplate" in by_method["create_snapshot_template"]
+    assert "ice:CreateCustomTemplate" not in allowed
 
 
 def test_policy_has_no_wildcard_actions_and_names_buckets_only():

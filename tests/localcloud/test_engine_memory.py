@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -43,6 +42,7 @@ from PIL import Image
 
 from localcloud.ice.rangefile import HttpRangeFile
 from localcloud.media import make_test_video, read_stamp
+from tests.localcloud.support import BackgroundServer, QuietHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,7 +150,7 @@ def virtual_mp4(mp4: bytes, total_size: int) -> VirtualFile:
 # --- a Range server for virtual files -------------------------------------------------------------
 
 
-class VirtualServer:
+class VirtualServer(BackgroundServer):
     """HTTP server for path -> VirtualFile answering single `Range: bytes=a-b` GETs (206/416).
 
     `served[path]` counts body bytes sent per path; past SERVE_BUDGET a path answers 503.
@@ -162,11 +162,8 @@ class VirtualServer:
         lock = threading.Lock()
         files, served = self.files, self.served
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
 
             def do_GET(self):
                 path = self.path.split("?", 1)[0]
@@ -186,22 +183,9 @@ class VirtualServer:
                             length=last - first + 1)
 
             def _reply(self, status, headers=None, chunks=(), length=0):
-                self.send_response(status)
-                for name, value in {"Content-Length": str(length), "ETag": '"v1"', **(headers or {})}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                try:
-                    for chunk in chunks:
-                        self.wfile.write(chunk)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
+                self.send(status, {"Content-Length": str(length), "ETag": '"v1"', **(headers or {})}, chunks)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
+        super().__init__(Handler)
 
 
 # --- fixtures and helpers -------------------------------------------------------------------------
@@ -215,11 +199,9 @@ def inputs() -> dict[int, VirtualFile]:
 
 @pytest.fixture(scope="module")
 def server():
-    srv = VirtualServer()
-    srv.thread.start()
+    srv = VirtualServer().start()
     yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+    srv.close()
 
 
 _run_ids = itertools.count(1)
@@ -371,7 +353,8 @@ def test_a_2gib_input_costs_no_more_memory_than_a_20mib_one(server, inputs):
                         f"than the 20 MiB run's (allowed: {MEMORY_MARGIN_KIB} KiB)")
     for name, report in (("20 MiB", small), ("2 GiB", large)):
         if report["bytes_fetched"] != report["served"]:
-            problems.append(f"{name}: HttpRangeFile counted {report['bytes_fetched']} bytes, the server sent {report['served']}")
+            problems.append(f"{name}: HttpRangeFile counted {report['bytes_fetched']} bytes, "
+                            f"the server sent {report['served']}")
         problems += [f"{name}: {job['error']}" for job in report["jobs"] if "error" in job]
     assert not problems, "\n".join(problems) + "\n" + numbers
 
