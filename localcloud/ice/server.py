@@ -1,9 +1,9 @@
 """LocalIce: the local ICE endpoint the unmodified ``alibabacloud_ice20201109`` client talks to.
 
 ``Config(endpoint=ice.endpoint, protocol="http", access_key_id=..., access_key_secret=...)`` works
-against it. It serves the API (``responses.py`` over ``models.py``) from a threaded HTTP server, runs
+against it. It serves the API (``responses.py`` over ``models``) from a threaded HTTP server, runs
 submitted snapshot jobs for real on a worker pool (input read by HTTP Range requests through an oss2
-signed URL of the local OSS, frames cut by ``engine.py``, outputs written with oss2), delivers
+signed URL of the local OSS, frames cut by ``engine``, outputs written with oss2), delivers
 completion callbacks with ICE's documented retry rule, and injects faults on demand.
 
 Admin endpoint (not part of ICE, no auth, loopback clients only) on the same port:

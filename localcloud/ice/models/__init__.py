@@ -5,7 +5,7 @@ one region, and the rules the real service documents for them. Every rule that f
 :class:`IceError` carrying ICE's own error code, HTTP status and a message that names the field
 (``The specified parameter "Output" is not valid: ...``). The wire format (query parameters,
 JSON-string parameters, signatures, JSON bodies) lives in ``responses.py``; frame cutting lives in
-``engine.py``; threads, HTTP and callbacks live in ``server.py``.
+``engine``; threads, HTTP and callbacks live in ``server.py``.
 
 Reference: the team's ICE/FC reference (ice-fc-reference.md), sections 1-8, and the SDK models in
 ``alibabacloud_ice20201109`` 6.20.2 (the ground truth for field names).
