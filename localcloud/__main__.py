@@ -59,7 +59,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cloud = LocalCloud(_options(args)).start()
-    cloud.ice.set_faults(**_faults(args))
+    cloud.set_faults(**_faults(args))
     written: list[Path] = []
     try:
         info = cloud.describe()

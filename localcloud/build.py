@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def install_dependencies(target: Path, runtime_python: str | None) -> None:
         ext.unlink()
 
 
-def build(out: Path, *, runtime_python: str | None, log=print) -> dict[str, Path]:
+def build(out: Path, *, runtime_python: str | None, log: Callable[[str], object] = print) -> dict[str, Path]:
     requirements = (ROOT / "shared" / "requirements.txt").read_bytes()
     stamp = hashlib.sha256(requirements + (runtime_python or "cross").encode()).hexdigest()[:16]
     deps = out / f".deps-{stamp}"
@@ -117,7 +118,7 @@ def build(out: Path, *, runtime_python: str | None, log=print) -> dict[str, Path
         log("build: WARNING no Python 3.10 found (set RUNTIME_PYTHON, or put python3.10 on PATH): "
             "dependencies were cross-installed as 3.10 wheels, but the folders ship WITHOUT precompiled "
             "bytecode, so cold starts on Function Compute will be slower")
-    for function, folder in folders.items():
+    for folder in folders.values():
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         log(f"build: {folder} ({size / 1e6:.1f} MB)")
     return folders

@@ -9,27 +9,37 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import slsyaml
 from .fc import LocalFc
 from .ice.server import LocalIce
 from .oss import LocalOss
 
+if TYPE_CHECKING:
+    import oss2
+
+    from snapshot_pipeline.credentials import Credentials
+    from snapshot_pipeline.ice import IceClient
+    from snapshot_pipeline.settings import Settings
+    from snapshot_pipeline.store import OssStore
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = {"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": 5}
 LOCAL_STS_TOKEN = "local-sts-token"
 
+_Part = TypeVar("_Part", LocalOss, LocalIce, LocalFc)
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+
+def _started(part: _Part | None) -> _Part:
+    if part is None:
+        raise RuntimeError("the local cloud is not running: call start() first")
+    return part
 
 
 def _auth_key() -> str:
@@ -47,7 +57,7 @@ class LocalCloudOptions:
     bucket: str = "media"
     region: str = "cn-hangzhou"
     account_id: str = "1000000000000001"
-    template_config: dict = field(default_factory=lambda: dict(DEFAULT_TEMPLATE))
+    template_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TEMPLATE))
     template_subtype: int = 1
     snapshot_type: str = "Normal"
     code: str = "source"  # "source": functions/ + the installed library; "build": build/<function>
@@ -55,13 +65,13 @@ class LocalCloudOptions:
     ice_workers: int = 2
     oss_port: int = 0
     ice_port: int = 0
-    callback_port: int = 0
+    callback_port: int = 0  # 0: the OS picks a free port; every server reports the port it got
     echo_logs: bool = False
-    extra_env: dict = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 class LocalCloud:
-    def __init__(self, options: LocalCloudOptions | None = None):
+    def __init__(self, options: LocalCloudOptions | None = None) -> None:
         self.options = options or LocalCloudOptions()
         self.access_key_id = "LTAI" + secrets.token_hex(8)
         self.access_key_secret = secrets.token_urlsafe(24)
@@ -73,37 +83,49 @@ class LocalCloud:
         self.callback_url: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "LocalCloud":
+    def start(self) -> LocalCloud:
         o = self.options
         try:
-            self.oss = LocalOss(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
-                                host=o.host, port=o.oss_port, region=o.region, account_id=o.account_id).start()
-            self.oss.create_bucket(o.bucket)
-            self.ice = LocalIce(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
-                                oss_endpoint=self.oss.endpoint, host=o.host, port=o.ice_port, region=o.region,
-                                account_id=o.account_id, workers=o.ice_workers).start()
+            oss = self.oss = LocalOss(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
+                                      host=o.host, port=o.oss_port, region=o.region,
+                                      account_id=o.account_id).start()
+            oss.create_bucket(o.bucket)
+            ice = self.ice = LocalIce(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
+                                      oss_endpoint=oss.endpoint, host=o.host, port=o.ice_port, region=o.region,
+                                      account_id=o.account_id, workers=o.ice_workers).start()
             self.template_id = self.ice_adapter().create_snapshot_template(
                 "localcloud-default", o.template_config, o.template_subtype)["TemplateId"]
-            callback_port = o.callback_port or _free_port(o.host)
-            self.callback_url = f"http://{o.host}:{callback_port}/"
-            functions = slsyaml.load(ROOT / "s.yaml", env=self.deploy_env(), config={"AccountID": o.account_id})
-            code_dirs = {name: (ROOT / "functions" / name) if o.code == "source" else (ROOT / "build" / name)
-                         for name in functions}
-            self.fc = LocalFc(
-                functions, code_dirs=code_dirs, host=o.host, max_instances=o.max_instances, echo_logs=o.echo_logs,
-                context_base={"credentials": {"access_key_id": self.access_key_id,
-                                              "access_key_secret": self.access_key_secret,
-                                              "security_token": LOCAL_STS_TOKEN},
-                              "region": o.region, "account_id": o.account_id, "service": {}},
-                env_overrides={"ICE_ENDPOINT": self.ice.endpoint, "ICE_PROTOCOL": "http",
-                               "OSS_ENDPOINT": self.oss.endpoint},
-            ).start(http_ports={"callback": callback_port})
-            self.ice.set_event_callback(self.callback_url, self.callback_auth_key)
-            self.oss.subscribe(self.fc.on_oss_record)
+            fc = self.fc = self._start_functions(oss, ice)
+            ice.set_event_callback(fc.url("callback"), self.callback_auth_key)
+            oss.subscribe(fc.on_oss_record)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_functions(self, oss: LocalOss, ice: LocalIce) -> LocalFc:
+        """Deploy s.yaml's functions; the callback's HTTP trigger binds first, so its URL is the real one.
+
+        The functions read CALLBACK_URL from their environment, which is rendered before the
+        trigger has a port: it is set in ``env_overrides``, which LocalFc reads whenever it starts
+        a function instance (none has started before ``start`` returns).
+        """
+        o = self.options
+        functions = slsyaml.load(ROOT / "s.yaml", env=self.deploy_env(), config={"AccountID": o.account_id})
+        code_dirs = {name: (ROOT / "functions" / name) if o.code == "source" else (ROOT / "build" / name)
+                     for name in functions}
+        env_overrides = {"ICE_ENDPOINT": ice.endpoint, "ICE_PROTOCOL": "http", "OSS_ENDPOINT": oss.endpoint}
+        fc = LocalFc(
+            functions, code_dirs=code_dirs, host=o.host, max_instances=o.max_instances, echo_logs=o.echo_logs,
+            context_base={"credentials": {"access_key_id": self.access_key_id,
+                                          "access_key_secret": self.access_key_secret,
+                                          "security_token": LOCAL_STS_TOKEN},
+                          "region": o.region, "account_id": o.account_id, "service": {}},
+            env_overrides=env_overrides,
+        ).start(http_ports={"callback": o.callback_port})
+        self.callback_url = fc.url("callback")
+        env_overrides["CALLBACK_URL"] = self.deploy_env()["CALLBACK_URL"]
+        return fc
 
     def deploy_env(self) -> dict[str, str]:
         """What a user exports before ``s deploy`` (see README, "Deploying")."""
@@ -122,40 +144,45 @@ class LocalCloud:
                     pass
         self.fc = self.ice = self.oss = None
 
-    def __enter__(self) -> "LocalCloud":
+    def __enter__(self) -> LocalCloud:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self.stop()
+
+    def set_faults(self, **faults: Any) -> None:
+        """Inject ICE faults (the keys of :meth:`LocalIce.set_faults`)."""
+        _started(self.ice).set_faults(**faults)
 
     # --- what a client needs ----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         o = self.options
         return {
-            "oss_endpoint": self.oss.endpoint, "bucket": o.bucket, "region": o.region,
-            "ice_endpoint": self.ice.endpoint, "ice_protocol": "http",
+            "oss_endpoint": _started(self.oss).endpoint, "bucket": o.bucket, "region": o.region,
+            "ice_endpoint": _started(self.ice).endpoint, "ice_protocol": "http",
             "access_key_id": self.access_key_id, "access_key_secret": self.access_key_secret,
             "callback_url": self.callback_url, "callback_auth_key": self.callback_auth_key,
             "template_id": self.template_id, "output_prefix": "snapshots/", "upload_prefix": "uploads/",
         }
 
-    def credentials(self):
+    def credentials(self) -> Credentials:
         from snapshot_pipeline.credentials import Credentials
 
         return Credentials(self.access_key_id, self.access_key_secret)
 
-    def ice_adapter(self, budget_s: float = 300):
+    def ice_adapter(self, budget_s: float = 300) -> IceClient:
         """The pipeline's ICE adapter against the local ICE, its retries bounded by ``budget_s``."""
         from snapshot_pipeline.ice import IceClient
         from snapshot_pipeline.retry import Deadline
 
-        return IceClient(endpoint=self.ice.endpoint, credentials=self.credentials(), region=self.options.region,
-                         protocol="http", deadline=Deadline.after(budget_s))
+        return IceClient(endpoint=_started(self.ice).endpoint, credentials=self.credentials(),
+                         region=self.options.region, protocol="http", deadline=Deadline.after(budget_s))
 
-    def bucket(self, name: str | None = None):
+    def bucket(self, name: str | None = None) -> oss2.Bucket:
         import oss2
 
-        return oss2.Bucket(oss2.Auth(self.access_key_id, self.access_key_secret), self.oss.endpoint,
+        return oss2.Bucket(oss2.Auth(self.access_key_id, self.access_key_secret), _started(self.oss).endpoint,
                            name or self.options.bucket)
 
     def wait_for_object(self, key: str, timeout: float = 60, bucket: str | None = None) -> bytes:
@@ -169,7 +196,7 @@ class LocalCloud:
                 raise TimeoutError(f"oss://{b.bucket_name}/{key} did not appear within {timeout:g}s")
             time.sleep(0.1)
 
-    def wait_for_index(self, source_key: str, timeout: float = 60) -> dict:
+    def wait_for_index(self, source_key: str, timeout: float = 60) -> dict[str, Any]:
         from snapshot_pipeline.layout import index_key
 
         key = index_key("snapshots/", self.options.bucket, source_key)
@@ -177,20 +204,22 @@ class LocalCloud:
 
     def function_env(self, **overrides: str) -> dict[str, str]:
         """The environment the deployed functions see (all of them merged), as a mapping."""
-        env = {"ICE_ENDPOINT": self.ice.endpoint, "ICE_PROTOCOL": "http", "OSS_ENDPOINT": self.oss.endpoint}
+        env = {"ICE_ENDPOINT": _started(self.ice).endpoint, "ICE_PROTOCOL": "http",
+               "OSS_ENDPOINT": _started(self.oss).endpoint}
         env.update(self.deploy_env())
         env.update(overrides)
         return env
 
-    def settings(self, **overrides: str):
+    def settings(self, **overrides: str) -> Settings:
         """Settings as the functions build them, for driving the library in-process."""
         from snapshot_pipeline.settings import Settings
 
         return Settings.from_env(self.function_env(**overrides))
 
-    def store(self, budget_s: float = 300):
+    def store(self, budget_s: float = 300) -> OssStore:
         """The pipeline's OSS adapter against the local OSS, its retries bounded by ``budget_s``."""
         from snapshot_pipeline.retry import Deadline
         from snapshot_pipeline.store import OssStore
 
-        return OssStore(endpoint=self.oss.endpoint, credentials=self.credentials(), deadline=Deadline.after(budget_s))
+        return OssStore(endpoint=_started(self.oss).endpoint, credentials=self.credentials(),
+                        deadline=Deadline.after(budget_s))

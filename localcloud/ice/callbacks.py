@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 from localcloud.ice.models import SNAPSHOT_EVENT, SnapshotJob, format_time
 
 
-def snapshot_complete_event(job: SnapshotJob, account_id: str, event_time: datetime) -> dict[str, Any]:
+def snapshot_complete_event(job: SnapshotJob, account_id: str, event_time: datetime | None) -> dict[str, Any]:
+    """The SnapshotComplete event ICE posts for ``job``; ``event_time`` is its finish time."""
     body = {"JobId": job.job_id, "Name": job.name, "Status": job.status, "Type": job.type, "Count": job.count,
             "Code": job.code, "Message": job.message, "UserData": job.user_data}
     return {"EventType": SNAPSHOT_EVENT, "UserId": int(account_id), "EventTime": format_time(event_time),
@@ -38,7 +39,7 @@ def snapshot_complete_event(job: SnapshotJob, account_id: str, event_time: datet
 
 
 def signature(url: str, timestamp: int, auth_key: str) -> str:
-    return hashlib.md5(f"{url}|{timestamp}|{auth_key}".encode("utf-8")).hexdigest()
+    return hashlib.md5(f"{url}|{timestamp}|{auth_key}".encode()).hexdigest()
 
 
 def signed_headers(url: str, auth_key: str | None, now: float) -> dict[str, str]:
@@ -64,6 +65,8 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> At
     started = time.monotonic()
     parts = urlsplit(url)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    if not parts.hostname:
+        return Attempt(None, "the callback URL has no host", 0.0)
     connection = None
     try:
         connection = connection_class(parts.hostname, parts.port, timeout=timeout_s)

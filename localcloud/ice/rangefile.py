@@ -19,7 +19,11 @@ import io
 import re
 import ssl
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["HttpRangeFile", "HttpRangeError"]
 
@@ -66,6 +70,7 @@ class HttpRangeFile(io.RawIOBase):
         self.requests = 0
         self.bytes_fetched = 0
         self._parts = parts
+        self._host: str = parts.hostname
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._connection: http.client.HTTPConnection | None = None
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
@@ -103,7 +108,7 @@ class HttpRangeFile(io.RawIOBase):
         self._pos = pos
         return pos
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         self._check_open()
         view = memoryview(buffer).cast("B")
         written = 0
@@ -228,7 +233,7 @@ class HttpRangeFile(io.RawIOBase):
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            host, port = self._parts.hostname, self._parts.port
+            host, port = self._host, self._parts.port
             if self._parts.scheme == "https":
                 self._connection = http.client.HTTPSConnection(
                     host, port, timeout=self.timeout, context=ssl.create_default_context()

@@ -36,8 +36,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from localcloud.ice import models
@@ -110,28 +111,10 @@ class Authenticator:
             self._nonces.clear()
 
     def verify(self, method: str, path: str, params: dict[str, str], headers: Headers, body: bytes) -> None:
-        authorization = headers.get("authorization")
-        if not authorization:
-            if "Signature" in params:
-                raise incomplete_signature("Only V3 (ACS3-HMAC-SHA256) signatures are accepted by the local ICE.")
-            raise incomplete_signature('The "Authorization" header is missing.')
-        match = _AUTH_RE.match(authorization.strip())
-        if not match:
-            raise incomplete_signature('The "Authorization" header is malformed; expected '
-                                       f'"{SIGN_ALGORITHM} Credential=...,SignedHeaders=...,Signature=...".')
-        if match["alg"] != SIGN_ALGORITHM:
-            raise incomplete_signature(f'Unsupported signature algorithm "{match["alg"]}"; use {SIGN_ALGORITHM}.')
+        match = _authorization(headers, params)
         if match["ak"] != self._access_key_id:
             raise IceError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
-        signed = match["signed"].split(";") if match["signed"] else []
-        if signed != sorted(set(signed)) or any(name != name.lower() for name in signed):
-            raise incomplete_signature("SignedHeaders must be lower-case, sorted and unique.")
-        for name in headers.names():
-            if (name == "host" or name.startswith("x-acs-")) and name not in signed:
-                raise incomplete_signature(f'The header "{name}" must be signed.')
-        sent_ak = headers.get("x-acs-accesskey-id")
-        if sent_ak is not None and sent_ak != match["ak"]:
-            raise incomplete_signature('"x-acs-accesskey-id" does not match the Credential of the signature.')
+        signed = _signed_header_names(match, headers)
         self._check_date(headers.get("x-acs-date"))
         payload_hash = headers.get("x-acs-content-sha256") or ""
         if payload_hash != hashlib.sha256(body).hexdigest():
@@ -172,18 +155,48 @@ class Authenticator:
             self._nonces[nonce] = now
 
 
+def _authorization(headers: Headers, params: dict[str, str]) -> re.Match[str]:
+    """The parts of a V3 Authorization header: alg, ak (the AccessKeyId), signed (header names), sig."""
+    authorization = headers.get("authorization")
+    if not authorization:
+        if "Signature" in params:
+            raise incomplete_signature("Only V3 (ACS3-HMAC-SHA256) signatures are accepted by the local ICE.")
+        raise incomplete_signature('The "Authorization" header is missing.')
+    match = _AUTH_RE.match(authorization.strip())
+    if not match:
+        raise incomplete_signature('The "Authorization" header is malformed; expected '
+                                   f'"{SIGN_ALGORITHM} Credential=...,SignedHeaders=...,Signature=...".')
+    if match["alg"] != SIGN_ALGORITHM:
+        raise incomplete_signature(f'Unsupported signature algorithm "{match["alg"]}"; use {SIGN_ALGORITHM}.')
+    return match
+
+
+def _signed_header_names(match: re.Match[str], headers: Headers) -> list[str]:
+    """SignedHeaders, checked: lower case, sorted, unique, and covering host and every x-acs-* header."""
+    signed = match["signed"].split(";") if match["signed"] else []
+    if signed != sorted(set(signed)) or any(name != name.lower() for name in signed):
+        raise incomplete_signature("SignedHeaders must be lower-case, sorted and unique.")
+    for name in headers.names():
+        if (name == "host" or name.startswith("x-acs-")) and name not in signed:
+            raise incomplete_signature(f'The header "{name}" must be signed.')
+    sent_ak = headers.get("x-acs-accesskey-id")
+    if sent_ak is not None and sent_ak != match["ak"]:
+        raise incomplete_signature('"x-acs-accesskey-id" does not match the Credential of the signature.')
+    return signed
+
+
 class Params:
     """Typed access to one request's decoded query parameters; errors name the parameter."""
 
     def __init__(self, values: dict[str, str]):
         self._values = values
 
-    def str(self, name: str) -> str | None:
+    def text(self, name: str) -> str | None:
         value = self._values.get(name)
         return value if value != "" else None
 
-    def int(self, name: str) -> int | None:
-        value = self.str(name)
+    def integer(self, name: str) -> int | None:
+        value = self.text(name)
         if value is None:
             return None
         try:
@@ -192,16 +205,16 @@ class Params:
             raise invalid_parameter(name, f"must be an integer, got {value!r}.") from None
 
     def json(self, name: str) -> Any:
-        value = self.str(name)
+        value = self.text(name)
         if value is None:
             return None
         try:
             return json.loads(value)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise invalid_parameter(name, f"must be a JSON string ({exc.msg} at position {exc.pos}).") from None
 
     def time(self, name: str) -> datetime | None:
-        value = self.str(name)
+        value = self.text(name)
         if value is None:
             return None
         try:
@@ -216,7 +229,7 @@ def _oss_file(location: models.OssLocation) -> dict[str, Any]:
 
 
 def _job_wire(job: models.SnapshotJob, *, detail: bool) -> dict[str, Any]:
-    wire = {
+    wire: dict[str, Any] = {
         "JobId": job.job_id, "Name": job.name, "Status": job.status, "Type": job.type,
         "TriggerSource": job.trigger_source, "Async": job.async_, "Count": job.count,
         "TemplateId": job.template_id, "PipelineId": job.pipeline_id,
@@ -287,7 +300,7 @@ class IceResponses:
             self.auth.verify(method, path, params, headers, body)
             action = headers.get("x-acs-action") or params.get("Action")
             handler = self._actions.get(action or "")
-            if handler is None:
+            if action is None or handler is None:
                 raise IceError("InvalidAction", f'Specified api "{action}" is not found, please check your url and '
                                                 "method.", 403)
             version = headers.get("x-acs-version") or params.get("Version")
@@ -306,32 +319,32 @@ class IceResponses:
     # ---- templates -------------------------------------------------------------------------
 
     def create_custom_template(self, p: Params) -> dict[str, Any]:
-        template = self.model.create_template(name=p.str("Name"), type=p.int("Type"), subtype=p.int("Subtype"),
+        template = self.model.create_template(name=p.text("Name"), type=p.integer("Type"), subtype=p.integer("Subtype"),
                                               template_config=p.json("TemplateConfig"))
         return {"CustomTemplate": _template_wire(template, subtype_as_name=True)}
 
     def get_custom_template(self, p: Params) -> dict[str, Any]:
-        template = self.model.get_template(template_id=p.str("TemplateId"), type=p.int("Type"),
-                                           subtype=p.int("Subtype"))
+        template = self.model.get_template(template_id=p.text("TemplateId"), type=p.integer("Type"),
+                                           subtype=p.integer("Subtype"))
         return {"CustomTemplate": _template_wire(template)}
 
     def list_custom_templates(self, p: Params) -> dict[str, Any]:
         templates, total = self.model.list_templates(
-            type=p.int("Type"), subtype=p.int("Subtype"), name=p.str("Name"), template_id=p.str("TemplateId"),
-            order_by=p.str("OrderBy"), page_number=p.int("PageNumber"), page_size=p.int("PageSize"))
+            type=p.integer("Type"), subtype=p.integer("Subtype"), name=p.text("Name"), template_id=p.text("TemplateId"),
+            order_by=p.text("OrderBy"), page_number=p.integer("PageNumber"), page_size=p.integer("PageSize"))
         return {"CustomTemplateList": [_template_wire(t) for t in templates], "Total": total}
 
     def update_custom_template(self, p: Params) -> dict[str, Any]:
-        self.model.update_template(template_id=p.str("TemplateId"), name=p.str("Name"),
+        self.model.update_template(template_id=p.text("TemplateId"), name=p.text("Name"),
                                    template_config=p.json("TemplateConfig"))
         return {"Success": True}
 
     def delete_custom_template(self, p: Params) -> dict[str, Any]:
-        self.model.delete_template(template_id=p.str("TemplateId"))
+        self.model.delete_template(template_id=p.text("TemplateId"))
         return {"Success": True}
 
     def set_default_custom_template(self, p: Params) -> dict[str, Any]:
-        self.model.set_default_template(template_id=p.str("TemplateId"))
+        self.model.set_default_template(template_id=p.text("TemplateId"))
         return {"Success": True}
 
     # ---- snapshot jobs ---------------------------------------------------------------------
@@ -339,17 +352,18 @@ class IceResponses:
     def submit_snapshot_job(self, p: Params) -> dict[str, Any]:
         job = self.model.submit_snapshot_job(
             input=p.json("Input"), output=p.json("Output"), template_config=p.json("TemplateConfig"),
-            name=p.str("Name"), user_data=p.str("UserData"), schedule_config=p.json("ScheduleConfig"))
+            name=p.text("Name"), user_data=p.text("UserData"), schedule_config=p.json("ScheduleConfig"))
         self._on_job_submitted(job)
         return {"JobId": job.job_id}
 
     def get_snapshot_job(self, p: Params) -> dict[str, Any]:
-        return {"SnapshotJob": _job_wire(self.model.get_job(p.str("JobId")), detail=True)}
+        return {"SnapshotJob": _job_wire(self.model.get_job(p.text("JobId")), detail=True)}
 
     def list_snapshot_jobs(self, p: Params) -> dict[str, Any]:
         jobs, token = self.model.list_jobs(
-            job_id=p.str("JobId"), status=p.str("Status"), order_by=p.str("OrderBy"), page_size=p.int("PageSize"),
-            next_page_token=p.str("NextPageToken"), start_of_create_time=p.time("StartOfCreateTime"),
+            job_id=p.text("JobId"), status=p.text("Status"), order_by=p.text("OrderBy"),
+            page_size=p.integer("PageSize"),
+            next_page_token=p.text("NextPageToken"), start_of_create_time=p.time("StartOfCreateTime"),
             end_of_create_time=p.time("EndOfCreateTime"))
         result: dict[str, Any] = {"Jobs": [_job_wire(j, detail=False) for j in jobs]}
         if token:
@@ -357,11 +371,11 @@ class IceResponses:
         return result
 
     def get_snapshot_urls(self, p: Params) -> dict[str, Any]:
-        page = self.model.snapshot_urls(job_id=p.str("JobId"), page_number=p.int("PageNumber"),
-                                        page_size=p.int("PageSize"), order_by=p.str("OrderBy"),
-                                        timeout=p.int("Timeout"))
-        result: dict[str, Any] = {
-            "Total": page.total, "SnapshotUrls": [self._sign_url(page.bucket, key, page.timeout_s) for key in page.keys]}
+        page = self.model.snapshot_urls(job_id=p.text("JobId"), page_number=p.integer("PageNumber"),
+                                        page_size=p.integer("PageSize"), order_by=p.text("OrderBy"),
+                                        timeout=p.integer("Timeout"))
+        urls = [self._sign_url(page.bucket, key, page.timeout_s) for key in page.keys]
+        result: dict[str, Any] = {"Total": page.total, "SnapshotUrls": urls}
         if page.vtt_key:
             result["WebVTTUrl"] = self._sign_url(page.bucket, page.vtt_key, page.timeout_s)
         return result
@@ -370,9 +384,9 @@ class IceResponses:
 
     def set_event_callback(self, p: Params) -> dict[str, Any]:
         self.model.set_event_callback(
-            callback_type=p.str("CallbackType"), callback_url=p.str("CallbackURL"),
-            callback_queue_name=p.str("CallbackQueueName"), event_type_list=p.str("EventTypeList"),
-            auth_switch=p.str("AuthSwitch"), auth_key=p.str("AuthKey"))
+            callback_type=p.text("CallbackType"), callback_url=p.text("CallbackURL"),
+            callback_queue_name=p.text("CallbackQueueName"), event_type_list=p.text("EventTypeList"),
+            auth_switch=p.text("AuthSwitch"), auth_key=p.text("AuthKey"))
         return {"Success": True}
 
     def get_event_callback(self, p: Params) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """LocalIce: the local ICE endpoint the unmodified ``alibabacloud_ice20201109`` client talks to.
 
 ``Config(endpoint=ice.endpoint, protocol="http", access_key_id=..., access_key_secret=...)`` works
-against it. It serves the API (``responses.py`` over ``models.py``) from a threaded HTTP server, runs
+against it. It serves the API (``responses.py`` over ``models``) from a threaded HTTP server, runs
 submitted snapshot jobs for real on a worker pool (input read by HTTP Range requests through an oss2
-signed URL of the local OSS, frames cut by ``engine.py``, outputs written with oss2), delivers
+signed URL of the local OSS, frames cut by ``engine``, outputs written with oss2), delivers
 completion callbacks with ICE's documented retry rule, and injects faults on demand.
 
 Admin endpoint (not part of ICE, no auth, loopback clients only) on the same port:
@@ -17,11 +17,8 @@ Constructor knobs beyond the shared interface (keyword-only, defaults as ICE doc
 ``callback_attempts=3`` and ``max_clock_skew_s=900``.
 
 Assumptions:
-* Throttling answers ``Throttling.User`` (HTTP 400, no ``x-acs-retry-after``, so the SDK raises a
-  ``ClientException``): "Request was denied due to user flow control." Each action has a token
-  bucket of capacity ``max(1, limit)`` refilled at ``limit`` per second; refused calls take no token.
-* Faults apply after authentication and action lookup, before the action runs, so a throttled or
-  5xx'd call changes no state. Injected 5xx: ``InternalError`` (500).
+* Faults (``faults.py``) apply after authentication and action lookup, before the action runs, so a
+  throttled or 5xx'd call changes no state.
 * An input object (or bucket) that does not exist fails the job with ``ResourceNotFound`` naming
   "Input" (ICE's documented job-level wording); an engine error keeps the engine's code (an output
   that cannot be written: ``Output.WriteFailed``); OSS unreachable or anything unexpected fails it
@@ -38,21 +35,23 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import oss2
 
 from localcloud.ice import callbacks, engine
-from localcloud.ice.models import IceError, IceModel, SnapshotJob
+from localcloud.ice.faults import FaultInjector, Faults
+from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
 from localcloud.ice.rangefile import HttpRangeFile
 from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, Headers, IceResponses
 
@@ -61,101 +60,6 @@ log = logging.getLogger("localcloud.ice")
 ADMIN_PREFIX = "/__localcloud/"
 INPUT_URL_EXPIRY_S = 3600
 
-
-@dataclass
-class Faults:
-    """What goes wrong on purpose. All zero/empty: nothing does."""
-
-    qps_limits: dict[str, float] = field(default_factory=dict)
-    error_rate: float = 0.0
-    latency_s: float = 0.0
-    callback_drop_rate: float = 0.0
-    job_delay_s: float = 0.0
-
-    def validated(self) -> "Faults":
-        if not isinstance(self.qps_limits, dict) or any(
-                not isinstance(k, str) or not isinstance(v, (int, float)) or v <= 0 for k, v in self.qps_limits.items()):
-            raise ValueError("qps_limits must map action names to limits > 0 calls per second")
-        for name in ("error_rate", "callback_drop_rate"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        for name in ("latency_s", "job_delay_s"):
-            if float(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        return self
-
-
-class _TokenBucket:
-    def __init__(self, rate: float):
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class FaultInjector:
-    """Holds the faults in force and applies the per-call ones (latency, throttling, 5xx)."""
-
-    FIELDS = tuple(f.name for f in fields(Faults))
-
-    def __init__(self, faults: Faults, seed: int | None = None):
-        self._lock = threading.Lock()
-        self._rng = random.Random(seed)
-        self._faults = faults.validated()
-        self._buckets: dict[str, _TokenBucket] = {}
-
-    @property
-    def faults(self) -> Faults:
-        with self._lock:
-            return Faults(**asdict(self._faults))
-
-    def update(self, seed: int | None = None, **changes: Any) -> None:
-        unknown = sorted(set(changes) - set(self.FIELDS))
-        if unknown:
-            raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: seed, {', '.join(self.FIELDS)}")
-        with self._lock:
-            merged = Faults(**{**asdict(self._faults), **changes}).validated()
-            if "qps_limits" in changes:
-                merged.qps_limits = dict(merged.qps_limits)
-                self._buckets.clear()
-            self._faults = merged
-            if seed is not None:
-                self._rng.seed(seed)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults = Faults()
-            self._buckets.clear()
-
-    def chance(self, rate: float) -> bool:
-        with self._lock:
-            return rate > 0 and self._rng.random() < rate
-
-    def gate(self, action: str) -> None:
-        faults = self.faults
-        if faults.latency_s:
-            time.sleep(faults.latency_s)
-        limit = faults.qps_limits.get(action)
-        if limit:
-            with self._lock:
-                bucket = self._buckets.get(action)
-                if bucket is None or bucket.rate != limit:
-                    bucket = self._buckets[action] = _TokenBucket(limit)
-                allowed = bucket.take()
-            if not allowed:
-                raise IceError("Throttling.User", "Request was denied due to user flow control.", 400)
-        if self.chance(faults.error_rate):
-            raise IceError("InternalError", "The request processing has failed due to some unknown error, "
-                                            "exception or failure.", 500)
 
 
 class LocalIce:
@@ -199,13 +103,13 @@ class LocalIce:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> "LocalIce":
+    def start(self) -> LocalIce:
         if self._server is not None:
             return self
         self._stopping.clear()
         self._server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
         self._server.daemon_threads = False  # server_close() joins the connection threads
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]  # the port the OS gave, when asked for port 0
         self.endpoint = f"{host}:{port}"
         self.url = f"http://{self.endpoint}"
         self._job_pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="local-ice-job")
@@ -235,10 +139,11 @@ class LocalIce:
                 pool.shutdown(wait=True, cancel_futures=True)
         self._job_pool = self._callback_pool = None
 
-    def __enter__(self) -> "LocalIce":
+    def __enter__(self) -> LocalIce:
         return self.start()
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self.stop()
 
     # ---- test and admin controls -----------------------------------------------------------
@@ -272,6 +177,14 @@ class LocalIce:
         """True once every submitted job has finished and every callback delivery has settled."""
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def _track_connection(self, connection: socket.socket, *, open: bool) -> None:
+        """Remember open connections, so stop() can close idle keep-alive ones."""
+        with self._idle:
+            if open:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
 
     # ---- jobs ------------------------------------------------------------------------------
 
@@ -371,7 +284,7 @@ class LocalIce:
         log.info("callback job=%s attempt=%s status=%s delivered=%s%s", job.job_id, attempt, status, delivered,
                  f" error={error}" if error else "")
 
-    def _deliver(self, job: SnapshotJob, target: Any) -> None:
+    def _deliver(self, job: SnapshotJob, target: CallbackTarget) -> None:
         try:
             if target.kind == "MNS":
                 self._record(job, target.address, 0, error="MNS queues are not emulated by the local ICE; not sent")
@@ -395,72 +308,92 @@ class LocalIce:
             self._busy_add(-1)
 
 
+class _IceRequestHandler(BaseHTTPRequestHandler):
+    """One connection to a LocalIce: the ICE API, or the admin endpoint under ADMIN_PREFIX."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalIce"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+    timeout = 120  # seconds an idle keep-alive connection is kept
+    ice: LocalIce  # set by _handler_for
+
+    def setup(self) -> None:
+        super().setup()
+        self.ice._track_connection(self.connection, open=True)
+
+    def finish(self) -> None:
+        self.ice._track_connection(self.connection, open=False)
+        super().finish()
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _dispatch(self) -> None:
+        body = self._body()
+        parts = urlsplit(self.path)
+        if parts.path.startswith(ADMIN_PREFIX):
+            loopback = self.client_address[0].startswith("127.") or self.client_address[0] == "::1"
+            self._send(*_admin(self.ice, self.command, parts.path[len(ADMIN_PREFIX):], body, loopback))
+            return
+        self._send(*self.ice._responses.handle(self.command, parts.path, parts.query,
+                                               Headers(self.headers.items()), body))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line carries the query (SetEventCallback's AuthKey): log method and path only.
+        log.debug("%s %s -> %s", self.command, urlsplit(self.path).path, args[1] if len(args) > 1 else "")
+
+
 def _handler_for(ice: LocalIce) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "LocalIce"
-        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
-        timeout = 120  # seconds an idle keep-alive connection is kept
+    return type("LocalIceHandler", (_IceRequestHandler,), {"ice": ice})
 
-        def setup(self) -> None:
-            super().setup()
-            with ice._idle:
-                ice._connections.add(self.connection)
 
-        def finish(self) -> None:
-            with ice._idle:
-                ice._connections.discard(self.connection)
-            super().finish()
+_Answer = tuple[int, dict[str, str], bytes]
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
 
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def _json_answer(status: int, payload: Any) -> _Answer:
+    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
 
-        def _dispatch(self) -> None:
-            body = self._body()
-            parts = urlsplit(self.path)
-            if parts.path.startswith(ADMIN_PREFIX):
-                self._send(*self._admin(parts.path[len(ADMIN_PREFIX):], body))
-                return
-            self._send(*ice._responses.handle(self.command, parts.path, parts.query,
-                                              Headers(self.headers.items()), body))
 
-        def _admin(self, name: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-            def answer(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:
-                return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+def _set_faults(ice: LocalIce, body: bytes) -> _Answer:
+    try:
+        changes = json.loads(body or b"{}")
+        if not isinstance(changes, dict):
+            raise ValueError("the body must be a JSON object")
+        ice.set_faults(**changes)
+    except (ValueError, TypeError) as exc:
+        return _json_answer(400, {"error": str(exc)})
+    return _json_answer(200, ice.faults())
 
-            if not self.client_address[0].startswith("127.") and self.client_address[0] != "::1":
-                return answer(403, {"error": "the admin endpoint answers loopback clients only"})
-            if name == "faults" and self.command == "GET":
-                return answer(200, ice.faults())
-            if name == "faults" and self.command == "POST":
-                try:
-                    changes = json.loads(body or b"{}")
-                    if not isinstance(changes, dict):
-                        raise ValueError("the body must be a JSON object")
-                    ice.set_faults(**changes)
-                except (ValueError, TypeError) as exc:
-                    return answer(400, {"error": str(exc)})
-                return answer(200, ice.faults())
-            if name == "deliveries" and self.command == "GET":
-                return answer(200, ice.deliveries())
-            if name == "reset" and self.command == "POST":
-                ice.reset()
-                return answer(200, {"reset": True})
-            return answer(404, {"error": f"unknown admin call {self.command} {ADMIN_PREFIX}{name}"})
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+def _reset(ice: LocalIce, body: bytes) -> _Answer:
+    ice.reset()
+    return _json_answer(200, {"reset": True})
 
-        def log_message(self, format: str, *args: Any) -> None:
-            # The request line carries the query (SetEventCallback's AuthKey): log method and path only.
-            log.debug("%s %s -> %s", self.command, urlsplit(self.path).path, args[1] if len(args) > 1 else "")
 
-    return Handler
+#: The admin calls: (method, name) -> what answers it.
+_ADMIN_CALLS: dict[tuple[str, str], Callable[[LocalIce, bytes], _Answer]] = {
+    ("GET", "faults"): lambda ice, body: _json_answer(200, ice.faults()),
+    ("POST", "faults"): _set_faults,
+    ("GET", "deliveries"): lambda ice, body: _json_answer(200, ice.deliveries()),
+    ("POST", "reset"): _reset,
+}
+
+
+def _admin(ice: LocalIce, method: str, name: str, body: bytes, loopback: bool) -> _Answer:
+    if not loopback:
+        return _json_answer(403, {"error": "the admin endpoint answers loopback clients only"})
+    call = _ADMIN_CALLS.get((method, name))
+    if call is None:
+        return _json_answer(404, {"error": f"unknown admin call {method} {ADMIN_PREFIX}{name}"})
+    return call(ice, body)

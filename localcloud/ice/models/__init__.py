@@ -1,0 +1,74 @@
+"""State and rules of the local ICE (IMS, API 2020-11-09) snapshot service.
+
+Plain Python, no HTTP: templates, snapshot jobs and the event-callback setting of one account in
+one region, and the rules the real service documents for them. Every rule that fails raises
+:class:`IceError` carrying ICE's own error code, HTTP status and a message that names the field
+(``The specified parameter "Output" is not valid: ...``). The wire format (query parameters,
+JSON-string parameters, signatures, JSON bodies) lives in ``responses.py``; frame cutting lives in
+``engine``; threads, HTTP and callbacks live in ``server.py``.
+
+Reference: the team's ICE/FC reference (ice-fc-reference.md), sections 1-8, and the SDK models in
+``alibabacloud_ice20201109`` 6.20.2 (the ground truth for field names).
+
+The model is split the way moto splits a large backend: one module per kind of state
+(``templates``, ``jobs``, ``event_callbacks``), each a part :class:`IceModel` is made of, and
+``base`` for what they share. Each module's docstring lists the assumptions taken for its calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from localcloud.ice.models.base import (
+    TIME_FORMAT,
+    IceError,
+    format_time,
+    invalid_parameter,
+    job_not_found,
+    missing_parameter,
+    resource_not_found,
+    utcnow,
+)
+from localcloud.ice.models.event_callbacks import SNAPSHOT_EVENT, CallbackTarget, EventCallback, EventCallbackBackend
+from localcloud.ice.models.jobs import JobsBackend, OssLocation, SnapshotJob, UrlPage
+from localcloud.ice.models.templates import Template
+
+__all__ = [
+    "SNAPSHOT_EVENT",
+    "TIME_FORMAT",
+    "CallbackTarget",
+    "EventCallback",
+    "IceError",
+    "IceModel",
+    "OssLocation",
+    "SnapshotJob",
+    "Template",
+    "UrlPage",
+    "format_time",
+    "invalid_parameter",
+    "job_not_found",
+    "missing_parameter",
+    "resource_not_found",
+    "utcnow",
+]
+
+
+class IceModel(JobsBackend, EventCallbackBackend):
+    """One account's ICE snapshot state in one region. Thread-safe; :meth:`reset` empties it."""
+
+    def __init__(self, region: str = "cn-hangzhou", account_id: str = "1000000000000001",
+                 clock: Callable[[], datetime] = utcnow):
+        self.region = region
+        self.account_id = account_id
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._templates = {}
+            self._jobs = {}
+            self._event_callback = EventCallback()
+            self._seq = 0

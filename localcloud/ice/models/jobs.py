@@ -1,0 +1,318 @@
+"""Snapshot jobs: SubmitSnapshotJob, the job's life (Init, then Success or Fail), and its snapshot URLs.
+
+Assumptions (the docs are silent; the conservative reading is taken):
+* SubmitSnapshotJob validates synchronously: unknown ``TemplateConfig.TemplateId`` answers
+  ``ResourceNotFound`` (404) naming "Template"; the merged config (``OverwriteParams`` deep-merged over
+  the template's config, one level into ``SpriteSnapshotConfig``) and the Output placeholders answer
+  ``InvalidParameter``. Only ``Type=OSS`` inputs/outputs (``Media`` asset IDs are not emulated). An
+  ``http(s)://bucket.oss-<region>[-internal].aliyuncs.com/key`` URL must name the service's region;
+  its object part is percent-decoded; an ``oss://bucket/key`` object is taken verbatim.
+* ``UserData`` is limited to 512 bytes (documented for transcode/produce jobs, unconfirmed for
+  snapshot jobs). ``ScheduleConfig.PipelineId`` is echoed, not checked (there are no pipelines).
+* Job ``Input``/``Output.Media`` echo the URL as submitted; ``OssFile`` gives Bucket, Location
+  (``oss-<region>``) and Object. ``TemplateConfig`` is the effective config as compact JSON.
+  ``Count`` is the requested count while ``Init`` and the number actually produced once finished.
+* Job not found: ``JobNotFound`` (404), as the ICE operation pages list it. Template not found:
+  ``ResourceNotFound`` (404) with ICE's job-level wording ``The specified resource for "Template"
+  could not be found.``
+* ListSnapshotJobs: ``NextPageToken`` is an opaque token (the next job's id), absent on the last
+  page; ``StartOfCreateTime``/``EndOfCreateTime`` are inclusive; PageSize 1..100 (default 20).
+* GetSnapshotUrls on a job that is not ``Success`` answers ``InvalidParameter`` naming "JobId"
+  rather than an empty list (a caller must not mistake "not yet" for "no snapshots"). Default order
+  ``Asc``; a page past the end is empty.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from localcloud.ice import engine
+from localcloud.ice.models.base import (
+    invalid_parameter,
+    job_not_found,
+    missing_parameter,
+    page_bounds,
+)
+from localcloud.ice.models.templates import TemplatesBackend
+
+JOB_STATUSES = ("Init", "Success", "Fail")
+USER_DATA_MAX_BYTES = 512
+URLS_PAGE_SIZE_MAX = 30
+URLS_TIMEOUT_DEFAULT_S = 3600
+URLS_TIMEOUT_MAX_S = 129600
+JOBS_PAGE_SIZE_DEFAULT = 20
+JOBS_PAGE_SIZE_MAX = 100
+
+_BUCKET_RE = r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"
+_OSS_URI = re.compile(rf"^oss://(?P<bucket>{_BUCKET_RE})/(?P<key>.+)$")
+_OSS_HTTP = re.compile(
+    rf"^https?://(?P<bucket>{_BUCKET_RE})\.oss-(?P<region>[a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com/(?P<key>.+)$")
+
+
+@dataclass(frozen=True)
+class OssLocation:
+    """An ICE media reference of ``Type=OSS``, as submitted (``media``) and parsed."""
+
+    type: str
+    media: str
+    bucket: str
+    object: str
+    location: str
+
+
+
+@dataclass
+class SnapshotJob:
+    job_id: str
+    name: str | None
+    type: str
+    input: OssLocation
+    output: OssLocation
+    template_id: str
+    params: engine.SnapshotParams
+    pipeline_id: str | None
+    user_data: str | None
+    create_time: datetime
+    seq: int
+    status: str = "Init"
+    count: int = 0
+    code: str | None = None
+    message: str | None = None
+    finish_time: datetime | None = None
+    modified_time: datetime | None = None
+    snapshot_keys: list[str] = field(default_factory=list)
+    vtt_key: str | None = None
+    trigger_source: str = "API"
+    async_: bool = True
+
+    @property
+    def submit_time(self) -> datetime:
+        return self.create_time
+
+    @property
+    def template_config(self) -> dict[str, Any]:
+        return self.params.to_config()
+
+
+
+@dataclass(frozen=True)
+class UrlPage:
+    bucket: str
+    keys: list[str]
+    total: int
+    vtt_key: str | None
+    timeout_s: int
+
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+
+class JobsBackend(TemplatesBackend):
+    """The snapshot jobs of one account in one region; a job is built from one of its templates."""
+
+    _jobs: dict[str, SnapshotJob]
+
+    def parse_oss_media(self, field_name: str, value: Any) -> OssLocation:
+        """Parse an ICE ``{"Type": "OSS", "Media": url}`` reference; errors name ``field_name``."""
+        media = _oss_media_url(field_name, value)
+        match = _OSS_URI.match(media)
+        if match:
+            bucket, key = match["bucket"], match["key"]
+        else:
+            bucket, key = self._bucket_and_key_of_url(field_name, media)
+        return OssLocation(type="OSS", media=media, bucket=bucket, object=key, location=f"oss-{self.region}")
+
+    def _bucket_and_key_of_url(self, field_name: str, media: str) -> tuple[str, str]:
+        match = _OSS_HTTP.match(media)
+        if not match:
+            raise invalid_parameter(
+                f"{field_name}.Media",
+                f"must be oss://bucket/object or http(s)://bucket.oss-{self.region}.aliyuncs.com/object, "
+                f"got {media!r}.")
+        if match["region"] != self.region:
+            raise invalid_parameter(
+                f"{field_name}.Media",
+                f"the bucket is in region {match['region']}, not in the job's region {self.region}.")
+        return match["bucket"], unquote(match["key"])
+
+    def submit_snapshot_job(self, *, input: Any, output: Any, template_config: Any, name: str | None = None,
+                            user_data: str | None = None, schedule_config: Any = None) -> SnapshotJob:
+        for required, value in (("Input", input), ("Output", output), ("TemplateConfig", template_config)):
+            if value is None:
+                raise missing_parameter(required)
+        source = self.parse_oss_media("Input", input)
+        target = self.parse_oss_media("Output", output)
+        template_id, overwrite = _template_reference(template_config)
+        pipeline_id = _pipeline_id(schedule_config)
+        if user_data is not None and len(user_data.encode("utf-8")) > USER_DATA_MAX_BYTES:
+            raise invalid_parameter("UserData", f"must be at most {USER_DATA_MAX_BYTES} bytes.")
+        with self._lock:
+            params = _job_params(self._template(template_id).config, overwrite, target)
+            now = self._clock()
+            job = SnapshotJob(job_id=uuid.uuid4().hex, name=name, type=params.type, input=source,
+                              output=target, template_id=template_id, params=params, pipeline_id=pipeline_id,
+                              user_data=user_data, create_time=now, modified_time=now, seq=self._next_seq(),
+                              count=params.count or 0)
+            self._jobs[job.job_id] = job
+            return replace(job)
+
+    def _job(self, job_id: str | None) -> SnapshotJob:
+        if not job_id:
+            raise missing_parameter("JobId")
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise job_not_found(job_id)
+        return job
+
+    def get_job(self, job_id: str | None) -> SnapshotJob:
+        with self._lock:
+            return replace(self._job(job_id))
+
+    def list_jobs(self, *, job_id: str | None = None, status: str | None = None, order_by: str | None = None,
+                  page_size: int | None = None, next_page_token: str | None = None,
+                  start_of_create_time: datetime | None = None,
+                  end_of_create_time: datetime | None = None) -> tuple[list[SnapshotJob], str | None]:
+        if status is not None and status not in JOB_STATUSES:
+            raise invalid_parameter("Status", f"must be one of {', '.join(JOB_STATUSES)}, got {status!r}.")
+        order_by = order_by or "CreateTimeDesc"
+        if order_by not in ("CreateTimeDesc", "CreateTimeAsc"):
+            raise invalid_parameter("OrderBy", f"must be CreateTimeDesc or CreateTimeAsc, got {order_by!r}.")
+        _, size = page_bounds(None, page_size, default_size=JOBS_PAGE_SIZE_DEFAULT, max_size=JOBS_PAGE_SIZE_MAX)
+        with self._lock:
+            jobs = [j for j in self._jobs.values()
+                    if (not job_id or j.job_id == job_id)
+                    and (status is None or j.status == status)
+                    and (start_of_create_time is None or j.create_time >= start_of_create_time)
+                    and (end_of_create_time is None or j.create_time <= end_of_create_time)]
+            jobs.sort(key=lambda j: j.seq, reverse=order_by == "CreateTimeDesc")
+            start = 0
+            if next_page_token:
+                ids = [j.job_id for j in jobs]
+                if next_page_token not in ids:
+                    raise invalid_parameter("NextPageToken", "is unknown or no longer valid for these filters.")
+                start = ids.index(next_page_token)
+            page = jobs[start:start + size]
+            token = jobs[start + size].job_id if start + size < len(jobs) else None
+            return [replace(j) for j in page], token
+
+    def find_job(self, job_id: str) -> SnapshotJob | None:
+        """A copy of the job, or None when there is none (e.g. after a reset)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return replace(job) if job else None
+
+    def complete_job(self, job_id: str, *, snapshot_keys: list[str], count: int,
+                     vtt_key: str | None) -> SnapshotJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            now = self._clock()
+            job.status, job.snapshot_keys, job.count, job.vtt_key = "Success", list(snapshot_keys), count, vtt_key
+            job.finish_time = job.modified_time = now
+            return replace(job)
+
+    def fail_job(self, job_id: str, *, code: str, message: str) -> SnapshotJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            now = self._clock()
+            job.status, job.code, job.message, job.count = "Fail", code, message, 0
+            job.finish_time = job.modified_time = now
+            return replace(job)
+
+    def snapshot_urls(self, *, job_id: str | None, page_number: int | None = None, page_size: int | None = None,
+                      order_by: str | None = None, timeout: int | None = None) -> UrlPage:
+        order_by = order_by or "Asc"
+        if order_by not in ("Asc", "Desc"):
+            raise invalid_parameter("OrderBy", f"must be Asc or Desc, got {order_by!r}.")
+        timeout = URLS_TIMEOUT_DEFAULT_S if timeout is None else timeout
+        if not 1 <= timeout <= URLS_TIMEOUT_MAX_S:
+            raise invalid_parameter("Timeout", f"must be between 1 and {URLS_TIMEOUT_MAX_S} seconds, got {timeout}.")
+        start, size = page_bounds(page_number, page_size, default_size=10, max_size=URLS_PAGE_SIZE_MAX)
+        with self._lock:
+            job = self._job(job_id)
+            if job.status != "Success":
+                raise invalid_parameter("JobId", f"the job is in status {job.status}; snapshot URLs exist only "
+                                                 "for jobs in status Success.")
+            keys = job.snapshot_keys if order_by == "Asc" else job.snapshot_keys[::-1]
+            return UrlPage(bucket=job.output.bucket, keys=keys[start:start + size], total=len(keys),
+                           vtt_key=job.vtt_key, timeout_s=timeout)
+
+
+
+def _oss_media_url(field_name: str, value: Any) -> str:
+    """The Media URL of a ``{"Type": "OSS", "Media": url}`` reference, checked as ICE checks it."""
+    if value is None:
+        raise missing_parameter(field_name)
+    if not isinstance(value, dict):
+        raise invalid_parameter(field_name, 'must be a JSON object {"Type": "OSS", "Media": "oss://bucket/object"}.')
+    media_type, media = value.get("Type"), value.get("Media")
+    if not media_type:
+        raise missing_parameter(f"{field_name}.Type")
+    if not media:
+        raise missing_parameter(f"{field_name}.Media")
+    if media_type == "Media":
+        raise invalid_parameter(f"{field_name}.Type",
+                                "media asset IDs (Type=Media) are not emulated by the local ICE; use Type=OSS.")
+    if media_type != "OSS":
+        raise invalid_parameter(f"{field_name}.Type", f"must be OSS or Media, got {media_type!r}.")
+    if not isinstance(media, str):
+        raise invalid_parameter(f"{field_name}.Media", "must be a string.")
+    return media
+
+
+def _template_reference(template_config: Any) -> tuple[str, dict[str, Any]]:
+    """(TemplateId, OverwriteParams) of a job's TemplateConfig."""
+    if not isinstance(template_config, dict):
+        raise invalid_parameter("TemplateConfig",
+                                'must be a JSON object {"TemplateId": "...", "OverwriteParams": {...}}.')
+    template_id = template_config.get("TemplateId")
+    if not template_id:
+        raise missing_parameter("TemplateConfig.TemplateId")
+    overwrite = template_config.get("OverwriteParams") or {}
+    if not isinstance(overwrite, dict):
+        raise invalid_parameter("TemplateConfig.OverwriteParams", "must be a JSON object.")
+    return template_id, overwrite
+
+
+def _pipeline_id(schedule_config: Any) -> str | None:
+    if schedule_config is None:
+        return None
+    if not isinstance(schedule_config, dict):
+        raise invalid_parameter("ScheduleConfig", 'must be a JSON object {"PipelineId": "..."}.')
+    return schedule_config.get("PipelineId")
+
+
+def _job_params(template_config: dict[str, Any], overwrite: dict[str, Any],
+                target: OssLocation) -> engine.SnapshotParams:
+    """The template's config with OverwriteParams over it, validated, and the Output checked against it."""
+    try:
+        params = engine.SnapshotParams.from_config(_deep_merge(template_config, overwrite))
+    except engine.ParamError as exc:  # name the field where the caller wrote it
+        field_name = exc.field or "TemplateConfig"
+        parts = field_name.split(".")
+        if parts[0] == "TemplateConfig" and len(parts) > 1 and parts[1] in overwrite:
+            field_name = ".".join(["TemplateConfig", "OverwriteParams", *parts[1:]])
+        raise invalid_parameter(field_name, exc.message) from None
+    try:
+        engine.validate_output(params, target.object)
+    except engine.ParamError as exc:
+        raise invalid_parameter("Output", exc.message) from None
+    return params

@@ -1,0 +1,25 @@
+"""A local Alibaba Cloud OSS: moto's S3 server behind a small OSS-compatibility WSGI layer.
+
+The unmodified ``oss2`` SDK talks to it exactly as it talks to OSS (path-style URLs, which oss2 picks
+by itself for an IP or ``localhost`` endpoint). Storage, listing, paging, multipart and ranges are
+moto's S3 implementation; this package only bridges what OSS does differently on the wire:
+
+* ``auth``: OSS signature V1, in the Authorization header or the query string, verified and then
+  replaced by a marker moto accepts as "signed" (moto applies S3 anonymous-access ACLs to unsigned
+  requests).
+* ``translation``: ``x-oss-*`` headers renamed to S3's ``x-amz-*`` on the way in and back on the way
+  out; the query moto gets.
+* ``xml_bodies``: moto's S3 XML answers reshaped into OSS's, and OSS's <Error>.
+* ``compat``: the WSGI layer itself, with the OSS-only behaviour moto does not have
+  (``x-oss-forbid-overwrite``, ``x-oss-object-type``, the 100 KB minimum part size...).
+* ``notifications``: object-created events, delivered to listeners as FC OSS-trigger records.
+* ``server``: :class:`LocalOss`, which serves it all.
+
+State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and
+anything that resets moto (``mock_aws``) empties them. Path-style URLs only. Signature V2/V4,
+PostObject, AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
+"""
+
+from localcloud.oss.server import LocalOss
+
+__all__ = ["LocalOss"]

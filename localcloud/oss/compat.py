@@ -1,0 +1,271 @@
+"""The WSGI layer in front of moto's S3: OSS auth, OSS-only behaviour, one OSS request in, one answer out.
+
+OSS-only behaviour that moto does not have: ``x-oss-forbid-overwrite`` (atomic, per key lock),
+``x-oss-object-type``, upper-case ETags, ``x-oss-request-id`` on every response, ``x-oss-err`` on
+HEAD errors (oss2 reads the error code from it) and object-created notifications.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import threading
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import moto.s3.models
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.exceptions import S3ClientError
+from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import get_input_stream
+
+from localcloud.oss import translation, xml_bodies
+from localcloud.oss.auth import SignatureV1
+from localcloud.oss.notifications import CreatedObject
+from localcloud.oss.wire import CONTROL_SUBRESOURCES, CREATE_EVENTS, Environ, OssError, OssRequest, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication
+
+log = logging.getLogger(__name__)
+
+#: Called once per created object, after the write, with the operation's notification eventName.
+ObjectCreated = Callable[[str, OssRequest, CreatedObject], None]
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+#: The sub-resources OSS shares with S3, which moto implements; other OSS ones answer 501.
+_S3_SUBRESOURCES = frozenset({"acl", "tagging", "uploads", "uploadId", "partNumber", "delete", "objectMeta",
+                              "cors", "lifecycle", "policy", "versioning", "versions", "location"})
+
+
+class OssCompatApp:
+    """WSGI middleware: verifies OSS auth, translates one OSS request into S3 for moto and back."""
+
+    def __init__(self, *, inner: WSGIApplication, access_key_id: str, access_key_secret: str,
+                 region: str, account_id: str, inner_host: Callable[[], str], notify: ObjectCreated) -> None:
+        self._inner = inner
+        self._signature = SignatureV1(access_key_id, access_key_secret)
+        self._region = region
+        self._account_id = account_id
+        self._inner_host = inner_host
+        self._notify = notify
+        # Object-creating writes take a per-key lock (striped): "does it exist?" and the write are
+        # one atomic step, so x-oss-forbid-overwrite holds under concurrency, as on OSS.
+        self._key_locks = [threading.Lock() for _ in range(64)]
+        self._forbid_overwrite_uploads: set[str] = set()
+
+    # ------------------------------------------------------------------ WSGI entry point
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        req = OssRequest.from_environ(environ)
+        try:
+            _reject_unsupported(req)
+            self._signature.authenticate(req)
+            resp = self._handle(req, environ)
+        except OssError as err:
+            resp = _error_response(err)
+        except Exception:  # a bug here or in moto must still answer like OSS, not hang the client
+            log.exception("LocalOss: %s /%s/%s failed", req.method, req.bucket, req.key)
+            resp = _error_response(OssError(500, "InternalError", "LocalOss failed; see its log."))
+        resp.set_header("x-oss-request-id", req.request_id)
+        if resp.status >= 400:
+            self._finish_error(req, resp)
+        start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", resp.headers)
+        return [resp.body]
+
+    def _finish_error(self, req: OssRequest, resp: Response) -> None:
+        """Stamp RequestId/HostId into the <Error>; a HEAD has no body, so OSS sends it base64 in x-oss-err."""
+        body = xml_bodies.with_request_ids(resp.body, req.request_id, self._host_id(req))
+        if req.method == "HEAD":
+            resp.set_header("x-oss-err", base64.b64encode(body).decode("ascii"))
+            body = b""
+        resp.body = body
+        resp.set_header("Content-Type", "application/xml")
+        resp.set_header("Content-Length", str(len(body)))
+
+    def _host_id(self, req: OssRequest) -> str:
+        host = f"oss-{self._region}.aliyuncs.com"
+        return f"{req.bucket}.{host}" if req.bucket else host
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _handle(self, req: OssRequest, environ: Environ) -> Response:
+        op = req.operation
+        if op == "PutBucket":
+            check_bucket_name(req.bucket)
+            # OSS's optional body (<CreateBucketConfiguration><StorageClass>) is not S3's
+            # LocationConstraint; moto would reject it. Buckets are always Standard locally.
+            return self._forward(req, environ, body=b"")
+        if op == "InitiateMultipartUpload":
+            return self._initiate_multipart(req, environ)
+        if op in CREATE_EVENTS:
+            return self._create_object(req, environ, op)
+        return self._forward(req, environ)
+
+    def _create_object(self, req: OssRequest, environ: Environ, op: str) -> Response:
+        """PutObject / CopyObject / CompleteMultipartUpload: forbid-overwrite, then notify."""
+        completing = op == "CompleteMultipartUpload"
+        body = _complete_body(req, environ) if completing else None
+        upload_id = req.param("uploadId") or ""
+        forbid = req.forbids_overwrite or (completing and upload_id in self._forbid_overwrite_uploads)
+        with self._key_locks[hash((req.bucket, req.key)) % len(self._key_locks)]:
+            before = _stat(req.bucket, req.key)
+            if forbid and before is not None:
+                raise _already_exists()
+            resp = self._forward(req, environ, body=body)
+            after = _stat(req.bucket, req.key) if resp.status == 200 else None
+            if after is not None:
+                size, etag = after
+                self._notify(CREATE_EVENTS[op], req, CreatedObject(etag, size, size - (before or (0, ""))[0]))
+                if completing:
+                    self._forbid_overwrite_uploads.discard(upload_id)
+        # oss2 reads the ETag of a copy or a completed upload from the header; S3 puts it in the body.
+        if resp.status == 200 and resp.header("ETag") is None:
+            node = ElementTree.fromstring(resp.body).find("ETag")
+            resp.set_header("ETag", node.text if node is not None else None)
+        return resp
+
+    def _initiate_multipart(self, req: OssRequest, environ: Environ) -> Response:
+        """Reject early if forbid-overwrite and the key exists; remember it for the Complete."""
+        forbid = req.forbids_overwrite
+        if forbid and _stat(req.bucket, req.key) is not None:
+            raise _already_exists()
+        resp = self._forward(req, environ)
+        if forbid and resp.status == 200:
+            upload_id = ElementTree.fromstring(resp.body).findtext("UploadId")
+            self._forbid_overwrite_uploads.add(upload_id or "")
+        return resp
+
+    # ------------------------------------------------------------------ moto round trip
+
+    def _forward(self, req: OssRequest, environ: Environ, body: bytes | None = None) -> Response:
+        """Send the request to moto as S3, and turn moto's answer into an OSS answer."""
+        inner = translation.s3_environ(req, environ, body, host=self._inner_host())
+        return self._to_oss_response(req, self._call_inner(inner))
+
+    def _call_inner(self, environ: Environ) -> Response:
+        captured: list[tuple[int, list[tuple[str, str]]]] = []
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: object = None) -> Callable[[bytes], object]:
+            captured.append((int(status.split(" ", 1)[0]), list(headers)))
+            return chunks.append
+
+        result = self._inner(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = captured[-1]
+        return Response(status, headers, b"".join(chunks))
+
+    def put_bucket(self, bucket: str) -> Response:
+        """Create a bucket through moto's S3 API, bypassing OSS auth (for LocalOss.create_bucket)."""
+        check_bucket_name(bucket)
+        headers = [("Host", self._inner_host()), ("Authorization", translation.VERIFIED_AUTHORIZATION)]
+        environ = EnvironBuilder(path="/" + quote(bucket, safe=""), method="PUT", headers=headers).get_environ()
+        return self._to_oss_response(OssRequest("PUT", bucket, "", [], {}, "127.0.0.1"), self._call_inner(environ))
+
+    # ------------------------------------------------------------------ S3 answer -> OSS answer
+
+    def _to_oss_response(self, req: OssRequest, s3: Response) -> Response:
+        resp = Response(s3.status, translation.oss_headers(s3.headers), s3.body)
+        op = req.operation
+        if op in ("GetObject", "HeadObject") and s3.status in (200, 206, 304):
+            resp.set_header("x-oss-object-type", xml_bodies.object_type(resp.header("ETag") or ""))
+            if resp.header("x-oss-storage-class") is None:
+                resp.set_header("x-oss-storage-class", "Standard")
+        if s3.status >= 300 and s3.status != 304:
+            resp.body = _oss_error_body(req, s3)
+            resp.set_header("Content-Type", "application/xml")
+        elif op != "GetObject" and s3.body.lstrip().startswith(b"<"):
+            resp.body = xml_bodies.oss_xml_body(req, s3.body, account_id=self._account_id, region=self._region)
+        length = s3.header("Content-Length") if req.method == "HEAD" else str(len(resp.body))
+        resp.set_header("Content-Length", length)
+        return resp
+
+
+def _reject_unsupported(req: OssRequest) -> None:
+    """OSS-only APIs moto would misread (a PUT ?symlink would store an empty object): say so."""
+    if req.operation == "PostObject":
+        raise OssError(501, "NotImplemented", "LocalOss does not implement PostObject (HTML form "
+                                              "upload); use PutObject or a signed PUT URL.")
+    unsupported = sorted(k for k, _ in req.query if k in CONTROL_SUBRESOURCES - _S3_SUBRESOURCES)
+    if unsupported:
+        raise OssError(501, "NotImplemented", f"LocalOss does not implement the OSS sub-resource(s) {unsupported}.")
+
+
+def _complete_body(req: OssRequest, environ: Environ) -> bytes:
+    """oss2 echoes the upper-case part ETags we returned; moto matches them lower case."""
+    raw = get_input_stream(environ).read()
+    md5 = req.headers.get("content-md5")
+    if md5 and base64.b64encode(hashlib.md5(raw).digest()).decode() != md5:
+        raise OssError(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+    if not raw:
+        return raw
+    try:
+        root = ElementTree.fromstring(raw)
+    except ElementTree.ParseError:
+        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+    for node in root.iter("ETag"):
+        node.text = (node.text or "").lower()
+    return ElementTree.tostring(root, encoding="utf-8")
+
+
+def _already_exists() -> OssError:
+    return OssError(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+
+
+def _oss_error_body(req: OssRequest, s3: Response) -> bytes:
+    """moto's S3 error as an OSS <Error>; moto's HEAD 404 has no body, so say what is missing."""
+    code, message, extra = xml_bodies.s3_error_fields(s3.status, s3.body)
+    if s3.status == 404 and not s3.body.strip():
+        if not req.key or not _bucket_exists(req.bucket):
+            return xml_bodies.error_xml("NoSuchBucket", "The specified bucket does not exist.", BucketName=req.bucket)
+        return xml_bodies.error_xml("NoSuchKey", "The specified key does not exist.", Key=req.key)
+    return xml_bodies.error_xml(code, message or code, **extra)
+
+
+def _error_response(err: OssError) -> Response:
+    body = xml_bodies.error_xml(err.code, err.message, **err.extra)
+    return Response(err.status, [("Content-Type", "application/xml")], body)
+
+
+def check_bucket_name(name: str) -> None:
+    """OSS bucket names: 3-63 lower-case letters, digits and hyphens, not starting/ending with '-'."""
+    if not _BUCKET_NAME.fullmatch(name):
+        raise OssError(400, "InvalidBucketName", f"The specified bucket {name!r} is not valid: use 3-63 "
+                       "lower-case letters, digits and hyphens, starting and ending with a letter or digit.")
+
+
+def _moto_backend() -> moto.s3.models.S3Backend:
+    """The moto S3 backend our forwarded requests land in: moto picks the account from
+    MOTO_ACCOUNT_ID, else (our marker Authorization is no IAM key) its default account."""
+    return moto.s3.models.s3_backends[os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)]["aws"]
+
+
+def _stat(bucket: str, key: str) -> tuple[int, str] | None:
+    """(size, upper-case ETag) of an object, or None. Read from moto's state directly: a HEAD
+    through the WSGI app costs ~1 ms, and every object creation needs two of them."""
+    try:
+        obj = _moto_backend().get_object(bucket, key)
+    except S3ClientError:  # MissingBucket
+        return None
+    return None if obj is None else (obj.size, obj.etag.strip('"').upper())
+
+
+def _bucket_exists(bucket: str) -> bool:
+    try:
+        _moto_backend().get_bucket(bucket)
+    except S3ClientError:
+        return False
+    return True

@@ -1,0 +1,127 @@
+"""LocalOss: the compatibility layer over moto's S3 app, served by werkzeug on a port of its own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import xml.etree.ElementTree as ElementTree
+from types import TracebackType
+from typing import Any
+
+import moto.s3.models
+from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from localcloud.oss.compat import OssCompatApp
+from localcloud.oss.notifications import Listener, Notifier
+from localcloud.oss.wire import OssError
+
+log = logging.getLogger(__name__)
+
+#: OSS's minimum multipart part size (all parts but the last); S3's is 5 MB.
+OSS_MIN_PART_SIZE = 100 * 1024
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """Werkzeug's handler logs every request line to stderr, signed-URL signatures included;
+    log method and path only, at DEBUG."""
+
+    server_version = "AliyunOSS"
+    sys_version = ""
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
+
+    def version_string(self) -> str:
+        return "AliyunOSS"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s -> %s", self.command, self.path.split("?", 1)[0], code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        if type == "error":
+            log.warning(message, *args)
+
+
+class LocalOss:
+    """A local OSS endpoint for the unmodified oss2 SDK, with OSS-trigger style notifications.
+
+    ``start()`` serves on ``host:port`` (0 = a free port, which ``endpoint`` then names) in
+    background threads; ``endpoint`` is the URL to give ``oss2.Bucket``. Listeners from
+    ``subscribe`` get one native FC OSS-trigger event record per created object, from a
+    dispatcher thread, after the object is readable.
+    """
+
+    def __init__(self, *, access_key_id: str, access_key_secret: str, host: str = "127.0.0.1",
+                 port: int = 0, region: str = "cn-hangzhou", account_id: str = "1000000000000001") -> None:
+        if not access_key_id or not access_key_secret:
+            raise ValueError("LocalOss needs a non-empty access_key_id and access_key_secret")
+        self.access_key_id = access_key_id
+        self.region = region
+        self.account_id = account_id
+        self.endpoint = ""
+        self._host, self._port = host, port
+        self._notifier = Notifier(region=region, account_id=account_id)
+        self._server: BaseWSGIServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        # moto reads the minimum part size from this module-level setting at CompleteMultipartUpload.
+        moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = OSS_MIN_PART_SIZE
+        self._app = OssCompatApp(
+            inner=create_backend_app("s3"), access_key_id=access_key_id,
+            access_key_secret=access_key_secret, region=region, account_id=account_id,
+            inner_host=self._inner_host, notify=self._notifier.object_created,
+        )
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"LocalOss(endpoint={self.endpoint!r}, region={self.region!r}, access_key_id={self.access_key_id!r})"
+
+    def __enter__(self) -> LocalOss:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> LocalOss:
+        """Bind and serve in a daemon thread; also start the notification dispatcher."""
+        if self._server is not None:
+            return self
+        self._server = make_server(self._host, self._port, self._app, threaded=True,
+                                   request_handler=_QuietRequestHandler)
+        self._port = self._server.server_port  # the port the OS gave, when asked for port 0
+        self.endpoint = f"http://{self._host}:{self._port}"
+        self._serve_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                              name="localoss-http", daemon=True)
+        self._serve_thread.start()
+        self._notifier.start()
+        log.info("LocalOss serving on %s", self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, deliver the notifications already queued, and join the threads. Idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        self._notifier.stop(timeout=10)
+        if self._serve_thread is not None:
+            self._serve_thread.join(timeout=10)
+            self._serve_thread = None
+
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket (idempotent); works before ``start()`` too."""
+        try:
+            resp = self._app.put_bucket(name)
+        except OssError as err:
+            raise ValueError(f"LocalOss: cannot create bucket: {err.code}: {err.message}") from None
+        if resp.status != 200:
+            error = ElementTree.fromstring(resp.body)
+            raise ValueError(f"LocalOss: cannot create bucket {name!r}: {resp.status} "
+                             f"{error.findtext('Code')}: {error.findtext('Message')}")
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(record)`` for every object created from now on (FC OSS-trigger record)."""
+        self._notifier.subscribe(listener)
+
+    def _inner_host(self) -> str:
+        # moto decides path-style vs virtual-hosted from Host; an IP host means path-style.
+        return f"127.0.0.1:{self._port}"
