@@ -6,6 +6,8 @@ import pytest
 
 from localcloud import build
 
+pytestmark = pytest.mark.slow  # each build installs the runtime dependencies into fresh folders
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
