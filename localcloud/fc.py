@@ -28,13 +28,19 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .fc_worker import INVOCATION_END
 from .slsyaml import FunctionSpec
+
+# How long an instance may take to hand over the log lines it wrote before answering: they are
+# already in the pipe, so only a machine at a standstill needs more than a moment.
+LOG_DRAIN_TIMEOUT_S = 60.0
 
 
 class InvocationError(RuntimeError):
@@ -57,31 +63,58 @@ class Invocation:
 
 
 class _Instance:
-    """One warm instance process."""
+    """One warm instance process.
 
-    def __init__(self, pool: "FunctionPool"):
+    Its log lines are read one record per line by a pump thread; an invocation returns only once
+    the pump has read the worker's end-of-invocation marker, so its logs are complete by then."""
+
+    def __init__(self, pool: FunctionPool):
         self.pool = pool
         env = dict(pool.base_env)
         env.update(pool.spec.environment)
         env.update(pool.env_overrides)
         env["PYTHONUNBUFFERED"] = "1"
+        handler = pool.spec.props.get("handler", "index.handler")
         self.proc = subprocess.Popen(
-            [pool.python, "-m", "localcloud.fc_worker", str(pool.code_dir), pool.spec.props.get("handler", "index.handler")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-            cwd=str(pool.code_dir),
+            [pool.python, "-m", "localcloud.fc_worker", str(pool.code_dir), handler],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            encoding="utf-8", errors="replace", cwd=str(pool.code_dir),
         )
-        threading.Thread(target=self._pump_logs, daemon=True).start()
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr  # all three are pipes
+        self._requests, self._answers, log_lines = self.proc.stdin, self.proc.stdout, self.proc.stderr
+        self._invocations = 0
+        self._invocations_logged = 0
+        self._logs_closed = False
+        self._logs_read = threading.Condition()
+        self._pump = threading.Thread(target=self._pump_logs, args=(log_lines,), daemon=True)
+        self._pump.start()
 
-    def _pump_logs(self) -> None:
-        for line in self.proc.stderr:
-            self.pool.record_log(line.rstrip("\n"))
+    def _pump_logs(self, log_lines: IO[str]) -> None:
+        for line in log_lines:
+            record = line.rstrip("\n")
+            if record == INVOCATION_END:
+                with self._logs_read:
+                    self._invocations_logged += 1
+                    self._logs_read.notify_all()
+            else:
+                self.pool.record_log(record)
+        with self._logs_read:
+            self._logs_closed = True
+            self._logs_read.notify_all()
 
-    def invoke(self, event: bytes, context: dict, timeout_s: float) -> Any:
+    def _wait_for_logs(self, timeout_s: float) -> bool:
+        """Until every log line of the invocations so far is recorded (or the process is gone)."""
+        with self._logs_read:
+            return self._logs_read.wait_for(
+                lambda: self._invocations_logged >= self._invocations or self._logs_closed, timeout_s)
+
+    def invoke(self, event: bytes, context: dict[str, Any], timeout_s: float) -> Any:
         request = json.dumps({"event_b64": base64.b64encode(event).decode(), "context": context})
-        self.proc.stdin.write(request + "\n")
-        self.proc.stdin.flush()
+        self._invocations += 1
+        self._requests.write(request + "\n")
+        self._requests.flush()
         answer: list[str] = []
-        reader = threading.Thread(target=lambda: answer.append(self.proc.stdout.readline()), daemon=True)
+        reader = threading.Thread(target=lambda: answer.append(self._answers.readline()), daemon=True)
         reader.start()
         reader.join(timeout_s)
         if reader.is_alive() or not answer or not answer[0]:
@@ -89,6 +122,9 @@ class _Instance:
             if reader.is_alive():
                 raise InvocationError("FunctionTimeout", f"invocation exceeded the function timeout of {timeout_s:g}s")
             raise InvocationError("InstanceExited", "the instance process exited during the invocation")
+        if not self._wait_for_logs(LOG_DRAIN_TIMEOUT_S):
+            self.kill()
+            raise InvocationError("LocalFcError", f"the instance's logs did not end within {LOG_DRAIN_TIMEOUT_S:g}s")
         reply = json.loads(answer[0])
         if not reply["ok"]:
             raise InvocationError(reply["error_type"], reply["error_message"])
@@ -99,10 +135,12 @@ class _Instance:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        """Stop the process; what it logged before dying is recorded by the time this returns."""
         if self.alive:
             self.proc.kill()
         self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        self._wait_for_logs(LOG_DRAIN_TIMEOUT_S)
+        for stream in (self._requests, self._answers):
             try:
                 stream.close()
             except OSError:
@@ -165,9 +203,9 @@ class FunctionPool:
 
     def invoke(self, event: bytes, request_id: str | None = None) -> Any:
         context = dict(self.context_base, request_id=request_id or str(uuid.uuid4()))
-        context["function"] = {"name": self.spec.props.get("functionName", self.spec.name),
-                               "handler": self.spec.props.get("handler"), "memory": self.spec.props.get("memorySize", 512),
-                               "timeout": self.spec.timeout_s}
+        props = self.spec.props
+        context["function"] = {"name": props.get("functionName", self.spec.name), "handler": props.get("handler"),
+                               "memory": props.get("memorySize", 512), "timeout": self.spec.timeout_s}
         inst = self._acquire()
         try:
             return inst.invoke(event, context, self.spec.timeout_s)
@@ -182,7 +220,7 @@ class FunctionPool:
 
 
 def http_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, *, source_ip: str,
-               request_id: str, domain: str) -> dict:
+               request_id: str, domain: str) -> dict[str, Any]:
     """The FC 3.0 HTTP-trigger event for a built-in runtime."""
     parts = urlsplit(raw_path)
     query: dict[str, str] = {}
@@ -206,55 +244,60 @@ def http_event(method: str, raw_path: str, headers: dict[str, str], body: bytes,
     }
 
 
-class _QuietServer(ThreadingHTTPServer):
+class _TriggerServer(ThreadingHTTPServer):
+    """One function's HTTP trigger on its own port (0: any free one; ``url`` says which it got)."""
+
     daemon_threads = True
 
-    def handle_error(self, request, client_address) -> None:
+    def __init__(self, fc: LocalFc, pool: FunctionPool, host: str, port: int) -> None:
+        super().__init__((host, port), _TriggerRequestHandler)
+        self.fc, self.pool, self.host = fc, pool, host
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.server_address[1]}/"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is not an error
             super().handle_error(request, client_address)
 
 
-class _HttpTrigger:
-    def __init__(self, fc: "LocalFc", pool: FunctionPool, host: str, port: int):
-        trigger_pool = pool
+class _TriggerRequestHandler(BaseHTTPRequestHandler):
+    """An HTTP request in, the function's FC 3.0 HTTP-trigger event and response out."""
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
+    server: _TriggerServer
 
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers: dict[str, str] = {}
-                for k, v in self.headers.items():
-                    headers[k] = f"{headers[k]},{v}" if k in headers else v
-                request_id = str(uuid.uuid4())
-                event = http_event(self.command, self.path, headers, body, source_ip=self.client_address[0],
-                                   request_id=request_id, domain=f"{self.server.server_address[0]}")
-                status, out_headers, payload = fc.invoke_http(trigger_pool, event, request_id)
-                try:
-                    self.send_response(status)
-                    for k, v in out_headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.send_header("x-fc-request-id", request_id)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the caller gave up waiting (ICE does after 3 s); the function still ran
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers: dict[str, str] = {}
+        for k, v in self.headers.items():
+            headers[k] = f"{headers[k]},{v}" if k in headers else v
+        request_id = str(uuid.uuid4())
+        event = http_event(self.command, self.path, headers, body, source_ip=self.client_address[0],
+                           request_id=request_id, domain=self.server.host)
+        status, out_headers, payload = self.server.fc.invoke_http(self.server.pool, event, request_id)
+        try:
+            self.send_response(status)
+            for k, v in out_headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("x-fc-request-id", request_id)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller gave up waiting (ICE does after 3 s); the function still ran
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = _QuietServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
-def timer_event(trigger: dict) -> dict:
+def timer_event(trigger: Mapping[str, Any]) -> dict[str, Any]:
     """FC's timer-trigger event."""
     cfg = trigger.get("triggerConfig") or {}
     return {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -284,19 +327,20 @@ class LocalFc:
         self._queue: queue.Queue = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition(self._lock)
-        self._http: dict[str, _HttpTrigger] = {}
+        self._http: dict[str, _TriggerServer] = {}
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._max_instances = max_instances
         self.on_invocation: Callable[[Invocation], None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def start(self, http_ports: dict[str, int] | None = None) -> "LocalFc":
+    def start(self, http_ports: dict[str, int] | None = None) -> LocalFc:
+        """Serve the triggers; an HTTP trigger without a port in ``http_ports`` gets a free one."""
         for name, pool in self.pools.items():
             if any(t.get("triggerType") == "http" for t in pool.spec.triggers):
-                trigger = _HttpTrigger(self, pool, self.host, (http_ports or {}).get(name, 0))
-                trigger.thread.start()
-                self._http[name] = trigger
+                server = _TriggerServer(self, pool, self.host, (http_ports or {}).get(name, 0))
+                server.thread.start()
+                self._http[name] = server
         for name, pool in self.pools.items():
             for trigger in pool.spec.triggers:
                 cfg = trigger.get("triggerConfig") or {}
@@ -313,13 +357,14 @@ class LocalFc:
         self._stopping.set()
         for _ in self._workers:
             self._queue.put(None)
-        for trigger in self._http.values():
-            trigger.server.shutdown()
-            trigger.server.server_close()
+        for server in self._http.values():
+            server.shutdown()
+            server.server_close()
         for pool in self.pools.values():
             pool.stop()
 
     def url(self, function: str) -> str:
+        """The base URL of ``function``'s HTTP trigger."""
         return self._http[function].url
 
     # --- invocations ----------------------------------------------------------------------------
@@ -338,17 +383,21 @@ class LocalFc:
         try:
             result = pool.invoke(event, request_id)
         except InvocationError as exc:
-            self._record(Invocation(function, request_id, trigger, attempt, False, time.monotonic() - started, str(exc)))
+            duration_s = time.monotonic() - started
+            self._record(Invocation(function, request_id, trigger, attempt, False, duration_s, str(exc)))
             raise
-        self._record(Invocation(function, request_id, trigger, attempt, True, time.monotonic() - started, result=result))
+        duration_s = time.monotonic() - started
+        self._record(Invocation(function, request_id, trigger, attempt, True, duration_s, result=result))
         return result
 
-    def invoke_http(self, pool: FunctionPool, event: dict, request_id: str) -> tuple[int, dict, bytes]:
+    def invoke_http(self, pool: FunctionPool, event: dict[str, Any],
+                    request_id: str) -> tuple[int, dict[str, str], bytes]:
+        """Invoke for an HTTP trigger; the response's status, headers and body."""
         try:
             result = self.invoke(pool.spec.name, json.dumps(event).encode(), trigger="http", request_id=request_id)
         except InvocationError as exc:
-            body = json.dumps({"errorType": exc.error_type, "errorMessage": exc.message}).encode()
-            return 502, {"Content-Type": "application/json", "x-fc-error-type": "UnhandledInvocationError"}, body
+            error = json.dumps({"errorType": exc.error_type, "errorMessage": exc.message}).encode()
+            return 502, {"Content-Type": "application/json", "x-fc-error-type": "UnhandledInvocationError"}, error
         if isinstance(result, dict) and "statusCode" in result:
             body = result.get("body") or ""
             payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")

@@ -3,8 +3,11 @@
 Protocol with localcloud.fc (one JSON object per line): the runner writes
 ``{"event_b64": ..., "context": {...}}`` on stdin; the worker answers
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_type", "error_message", "traceback"}``
-on the protocol stream. The handler's own stdout (its logs) goes to stderr, which the
-runner collects, so prints never corrupt the protocol.
+on the protocol stream. The handler's own output (its logs, on stdout or stderr) goes to stderr,
+which the runner collects, so prints never corrupt the protocol. Log lines are written whole, one
+write each, so lines from the handler's threads never merge; after each invocation, and before its
+answer, the worker writes :data:`INVOCATION_END` on the log stream, so the runner knows when it
+has read every line of that invocation.
 
 Usage: python -m localcloud.fc_worker CODE_DIR MODULE.FUNCTION
 """
@@ -12,14 +15,67 @@ from __future__ import annotations
 
 import base64
 import importlib
+import io
 import json
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
+
+# Starts with the ASCII record separator, which no log line of the handler's begins with.
+INVOCATION_END = "\x1elocalcloud-fc:end-of-invocation"
+
+Handler = Callable[[bytes, SimpleNamespace], Any]
 
 
-def make_context(ctx: dict) -> SimpleNamespace:
+class LineWriter(io.TextIOBase):
+    """A text stream that writes whole lines only, each batch with one locked ``os.write``.
+
+    ``print`` writes the text and the newline separately; keeping each thread's unfinished line
+    apart until its newline means lines from concurrent writers can never be merged onto one."""
+
+    encoding = "utf-8"
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._unfinished: dict[int, str] = {}
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        thread = threading.get_ident()
+        with self._lock:
+            *lines, rest = (self._unfinished.pop(thread, "") + text).split("\n")
+            if rest:
+                self._unfinished[thread] = rest
+            self._emit("".join(line + "\n" for line in lines))
+        return len(text)
+
+    def end_unfinished_lines(self) -> None:
+        """Terminate every thread's unfinished line: nothing of an invocation is held back."""
+        with self._lock:
+            unfinished, self._unfinished = self._unfinished, {}
+            self._emit("".join(rest + "\n" for rest in unfinished.values()))
+
+    def _emit(self, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        while data:
+            data = data[os.write(self._fd, data):]
+
+
+def make_context(ctx: dict[str, Any]) -> SimpleNamespace:
     """The python3.10 runtime's context object: attributes as documented for FC 3.0."""
     creds = ctx.get("credentials") or {}
     return SimpleNamespace(
@@ -37,32 +93,47 @@ def make_context(ctx: dict) -> SimpleNamespace:
     )
 
 
+def load_handler(name: str) -> Handler:
+    """``module.function``; a handler that fails to import fails every invocation, as on FC."""
+    module_name, _, function_name = name.rpartition(".")
+    try:
+        handler: Handler = getattr(importlib.import_module(module_name), function_name)
+        return handler
+    except Exception as exc:
+        import_error = exc
+
+    def report_import_error(event: bytes, context: SimpleNamespace) -> Any:
+        raise import_error
+
+    return report_import_error
+
+
+def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one invocation; the answer the runner reads."""
+    try:
+        result = handler(base64.b64decode(request["event_b64"]), make_context(request["context"]))
+    except Exception as exc:
+        traceback.print_exc()
+        return {"ok": False, "error_type": type(exc).__name__, "error_message": str(exc),
+                "traceback": traceback.format_exc()}
+    if isinstance(result, bytes):
+        result = result.decode("utf-8", "replace")
+    return {"ok": True, "result": result}
+
+
 def main() -> None:
     code_dir, handler_name = sys.argv[1], sys.argv[2]
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # the handler's prints and logs go to stderr
-    sys.stdout = os.fdopen(1, "w", buffering=1)
+    protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # what writes to file descriptor 1 directly lands in the logs too
+    logs = LineWriter(2)
+    sys.stdout = sys.stderr = logs
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
-    module_name, _, function_name = handler_name.rpartition(".")
-    try:
-        handler = getattr(importlib.import_module(module_name), function_name)
-    except Exception as exc:  # an import error is reported on every invocation, as FC does
-        handler, import_error = None, exc
+    handler = load_handler(handler_name)
     for line in sys.stdin:
-        request = json.loads(line)
-        try:
-            if handler is None:
-                raise import_error
-            result = handler(base64.b64decode(request["event_b64"]), make_context(request["context"]))
-            if isinstance(result, bytes):
-                result = result.decode("utf-8", "replace")
-            answer = {"ok": True, "result": result}
-        except Exception as exc:
-            traceback.print_exc()
-            answer = {"ok": False, "error_type": type(exc).__name__, "error_message": str(exc),
-                      "traceback": traceback.format_exc()}
-        sys.stdout.flush()
+        answer = invoke(handler, json.loads(line))
+        logs.end_unfinished_lines()
+        logs.write(INVOCATION_END + "\n")
         protocol.write(json.dumps(answer, default=str) + "\n")
 
 

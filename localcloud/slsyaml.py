@@ -7,9 +7,10 @@ so a new expression in s.yaml cannot be silently misread.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -22,7 +23,7 @@ class SYamlError(ValueError):
     pass
 
 
-def _substitute(value: Any, resolve) -> Any:
+def _substitute(value: Any, resolve: Callable[[str], Any]) -> Any:
     if isinstance(value, str):
         previous = None
         while previous != value:

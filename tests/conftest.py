@@ -10,6 +10,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
 
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Name the shuffled order's seed even under -q (pytest-randomly prints it only in the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"tests shuffled by pytest-randomly: repeat the order with --randomly-seed={seed}")
+
+
 def load_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 

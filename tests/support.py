@@ -3,10 +3,19 @@ from __future__ import annotations
 
 import copy
 import json
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import jsonschema
 
 from tests.conftest import ROOT, load_event
+
+T = TypeVar("T")
+
+# How long a test waits for the pipeline: far beyond what it takes on a loaded machine, because
+# a wait that is met returns at once and only a broken pipeline ever waits this long.
+PIPELINE_TIMEOUT_S = 120.0
 
 INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-1.json").read_text())
 
@@ -52,3 +61,12 @@ def jobs_for(cloud, key: str) -> list:
         token = page.next_page_token
         if not token:
             return jobs
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = PIPELINE_TIMEOUT_S) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        time.sleep(0.05)
+    return result

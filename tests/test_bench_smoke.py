@@ -30,6 +30,7 @@ def test_table_results_and_notes(tmp_path):
     assert loaded["callback"]["n1000_ratio"] == 7.0 and loaded["targets"]["callback.n1000_ratio"]["met"] is False
 
 
+@pytest.mark.slow
 def test_engine_against_ffmpeg_tiny(cloud):
     pytest.importorskip("imageio_ffmpeg")
     section = engine_bench.run(cloud, runs=1, duration_s=4.0, width=160, height=120)

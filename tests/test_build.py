@@ -6,6 +6,8 @@ import pytest
 
 from localcloud import build
 
+pytestmark = pytest.mark.slow  # each build installs the runtime dependencies into fresh folders
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -40,7 +42,8 @@ def test_handler_imports_in_isolation_under_the_runtime_python(built):
     _, runtime, folders = built
     python = runtime or sys.executable
     for folder in folders.values():
-        probe = ("import os, sys; sys.path.insert(0, os.getcwd()); import index, oss2, alibabacloud_ice20201109.client; "
+        probe = ("import os, sys; sys.path.insert(0, os.getcwd()); "
+                 "import index, oss2, alibabacloud_ice20201109.client; "
                  "print(index.handler.__module__, oss2.__file__.startswith(os.getcwd()))")
         result = subprocess.run([python, "-I", "-B", "-c", probe], cwd=folder, capture_output=True, text=True,
                                 env={"PATH": "/usr/bin:/bin"})

@@ -10,11 +10,15 @@ import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.media import make_garbage
-from snapshot_pipeline.callback import MAX_BODY_BYTES, signature
+from snapshot_pipeline.callback import MAX_BODY_BYTES, MAX_SKEW_S, signature
 from snapshot_pipeline.layout import index_key
-from tests.support import assert_valid_index, jobs_for
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, wait_until
 
 OLD_KEY = "OldKey2025abc"
+# Far outside the accepted clock skew, so no slowness of the machine brings a timestamp back inside.
+OUTSIDE_THE_WINDOW_S = MAX_SKEW_S * 12
+# Longer than any slowness of the machine between a job's start and the callback's look at it.
+JOB_DELAY_S = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +34,9 @@ def clear_faults(cloud):
     cloud.ice.set_faults(callback_drop_rate=0.0, job_delay_s=0.0)
 
 
-def post(cloud, job_id: str, *, key: str | None = None, ts: int | None = None, body: bytes | None = None):
-    ts = str(int(time.time()) if ts is None else ts)
+def post(cloud, job_id: str, *, key: str | None = None, skew_s: int = 0, body: bytes | None = None):
+    """POST a callback for ``job_id``, signed at the current time plus ``skew_s``."""
+    ts = str(int(time.time()) + skew_s)
     sig = signature(cloud.callback_url, ts, key or cloud.callback_auth_key)
     data = body if body is not None else json.dumps(
         {"EventType": "SnapshotComplete", "MessageBody": {"JobId": job_id, "Status": "Success"}}).encode()
@@ -49,22 +54,18 @@ def finished_job_without_index(cloud, key: str, data: bytes):
     """Upload through the trigger with every callback dropped: a finished job, no index."""
     cloud.ice.set_faults(callback_drop_rate=1.0)
     cloud.bucket().put_object(key, data)
-    deadline = time.monotonic() + 30
-    while not (jobs_for(cloud, key) and jobs_for(cloud, key)[0].finished):
-        assert time.monotonic() < deadline, "job did not finish"
-        time.sleep(0.1)
-    assert cloud.ice.wait_idle(30)
+    wait_until(lambda: jobs_for(cloud, key) and jobs_for(cloud, key)[0].finished, f"a finished job for {key}")
+    assert cloud.ice.wait_idle(PIPELINE_TIMEOUT_S)
     assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", key))
     return jobs_for(cloud, key)[0]
 
 
 def test_every_bad_call_is_401_and_writes_nothing(cloud, small_video):
     job = finished_job_without_index(cloud, "uploads/guarded.mp4", small_video)
-    now = int(time.time())
     cases = {
         "wrong key": post(cloud, job.job_id, key="WrongKey123"),
-        "too old": post(cloud, job.job_id, ts=now - 301),
-        "from the future": post(cloud, job.job_id, ts=now + 301),
+        "too old": post(cloud, job.job_id, skew_s=-OUTSIDE_THE_WINDOW_S),
+        "from the future": post(cloud, job.job_id, skew_s=OUTSIDE_THE_WINDOW_S),
         "too big": post(cloud, job.job_id, body=b" " * (MAX_BODY_BYTES + 1)),
     }
     for case, (status, payload) in cases.items():
@@ -84,22 +85,20 @@ def test_previous_key_is_accepted_during_rotation(cloud, small_video):
 
 
 def test_job_still_running_is_202_and_nothing_written(cloud, small_video):
-    cloud.ice.set_faults(job_delay_s=5.0)
+    assert post(cloud, "0" * 32)[0] == 404  # a warm callback instance: the job's delay is all margin
+    cloud.ice.set_faults(job_delay_s=JOB_DELAY_S)
     cloud.bucket().put_object("uploads/slow-job.mp4", small_video)
-    deadline = time.monotonic() + 10
-    while not jobs_for(cloud, "uploads/slow-job.mp4"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    (job,) = jobs_for(cloud, "uploads/slow-job.mp4")
+    (job,) = wait_until(lambda: jobs_for(cloud, "uploads/slow-job.mp4"), "a job for uploads/slow-job.mp4")
     status, payload = post(cloud, job.job_id)
     assert status == 202 and payload["status"] == "Init"
     assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", "uploads/slow-job.mp4"))
-    assert cloud.wait_for_index("uploads/slow-job.mp4", timeout=30)["job"]["status"] == "Success"
+    index = cloud.wait_for_index("uploads/slow-job.mp4", timeout=JOB_DELAY_S + PIPELINE_TIMEOUT_S)
+    assert index["job"]["status"] == "Success"
 
 
 def test_failed_job_gets_an_index_with_its_code_and_message(cloud):
     cloud.bucket().put_object("uploads/broken.mp4", make_garbage(50_000))
-    index = assert_valid_index(cloud.wait_for_index("uploads/broken.mp4", timeout=30))
+    index = assert_valid_index(cloud.wait_for_index("uploads/broken.mp4", timeout=PIPELINE_TIMEOUT_S))
     assert index["job"]["status"] == "Fail"
     assert index["job"]["error"]["code"].startswith("InvalidInput")
     assert index["job"]["error"]["message"]
@@ -110,15 +109,22 @@ def test_replayed_callback_rewrites_the_same_index(cloud, small_video):
     job = finished_job_without_index(cloud, "uploads/replayed.mp4", small_video)
     assert post(cloud, job.job_id)[0] == 200
     first = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)
-    time.sleep(1.1)
+    cloud.bucket().delete_object(index_key("snapshots/", "callbacks", "uploads/replayed.mp4"))
     assert post(cloud, job.job_id)[0] == 200
-    second = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)
+    second = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)  # written again by the replay
     assert second["generated_at"] >= first["generated_at"]
-    strip = lambda doc: (doc["source"], doc["job"], [(s["index"], s["key"]) for s in doc["snapshots"]])
-    assert strip(first) == strip(second)
+
+    def lasting(doc: dict) -> tuple:
+        return doc["source"], doc["job"], [(s["index"], s["key"]) for s in doc["snapshots"]]
+
+    assert lasting(first) == lasting(second)
 
 
-def test_callback_logs_hold_no_secret_signature_or_signed_url(cloud):
+def test_callback_logs_hold_no_secret_signature_or_signed_url(cloud, small_video):
+    job = finished_job_without_index(cloud, "uploads/logged.mp4", small_video)
+    assert post(cloud, job.job_id, key="WrongKey123")[0] == 401
+    assert post(cloud, job.job_id, key=OLD_KEY)[0] == 200
+    assert post(cloud, job.job_id)[0] == 200
     logs = "\n".join([*cloud.fc.pools["callback"].logs, *cloud.fc.pools["submit"].logs])
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     callbacks = [line for line in lines if line.get("event") == "callback"]

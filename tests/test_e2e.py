@@ -7,13 +7,10 @@ import time
 import urllib.error
 import urllib.request
 
-import jsonschema
 from PIL import Image
 
 from snapshot_pipeline.callback import signature
-from tests.conftest import ROOT
-
-INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-1.json").read_text())
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for
 
 
 def _post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
@@ -29,9 +26,9 @@ def _post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
 def test_upload_becomes_snapshots_and_index(cloud, small_video):
     key = "uploads/e2e clip.mp4"
     result = cloud.bucket().put_object(key, small_video)
-    index = cloud.wait_for_index(key, timeout=60)
+    index = cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S)
 
-    jsonschema.validate(index, INDEX_SCHEMA)
+    assert_valid_index(index)
     assert index["source"] == {"bucket": "media", "key": key, "etag": result.etag.upper(), "size": len(small_video)}
     assert index["job"]["status"] == "Success"
     assert index["job"]["template_id"] == cloud.template_id
@@ -49,11 +46,11 @@ def test_upload_becomes_snapshots_and_index(cloud, small_video):
 
 
 def test_non_video_and_output_prefix_uploads_make_no_job(cloud):
-    before = len(cloud.ice_adapter().list_snapshot_jobs().jobs)
-    cloud.bucket().put_object("uploads/notes.txt", b"not a video")
-    cloud.bucket().put_object("snapshots/uploads/x.mp4/00001.mp4", b"\x00" * 10)
-    assert cloud.fc.wait_idle(30)
-    assert len(cloud.ice_adapter().list_snapshot_jobs().jobs) == before
+    uploads = {"uploads/e2e-notes.txt": b"not a video", "snapshots/uploads/e2e.mp4/00001.mp4": b"\x00" * 10}
+    for key, data in uploads.items():
+        cloud.bucket().put_object(key, data)
+    assert cloud.fc.wait_idle(PIPELINE_TIMEOUT_S)
+    assert [jobs_for(cloud, key) for key in uploads] == [[], []]
 
 
 def test_callback_refuses_a_bad_signature_and_writes_nothing(cloud):

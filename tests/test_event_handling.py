@@ -10,7 +10,7 @@ from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.fc import InvocationError
 from snapshot_pipeline.layout import index_key
 from tests.conftest import load_event
-from tests.support import assert_valid_index, jobs_for, oss_event, oss_record, upload
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, oss_event, oss_record, upload
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ LONG_KEY = "uploads/" + "l" * (1023 - len("uploads/") - len(".mp4")) + ".mp4"
 def test_awkward_keys_end_with_an_index(cloud, small_video, key):
     assert len(key.encode()) <= 1023
     cloud.bucket().put_object(key, small_video)
-    index = assert_valid_index(cloud.wait_for_index(key, timeout=60))
+    index = assert_valid_index(cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S))
     assert index["source"]["key"] == key and index["job"]["status"] == "Success"
     for snap in index["snapshots"]:
         assert cloud.bucket().object_exists(snap["key"])

@@ -3,15 +3,16 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import oss2
 
 from tests.conftest import ROOT
+from tests.support import wait_until
 
 REQUIRED = {"oss_endpoint", "bucket", "ice_endpoint", "access_key_id", "access_key_secret", "callback_url",
             "callback_auth_key"}
+STOP_TIMEOUT_S = 60  # stopping takes a second or two; a loaded machine must not fail the test
 
 
 def test_up_prints_json_line_runs_pipeline_and_stops_on_ctrl_c(small_video, tmp_path):
@@ -30,20 +31,17 @@ def test_up_prints_json_line_runs_pipeline_and_stops_on_ctrl_c(small_video, tmp_
         bucket = oss2.Bucket(oss2.Auth(info["access_key_id"], info["access_key_secret"]), info["oss_endpoint"],
                              info["bucket"])
         bucket.put_object("uploads/from-up.mp4", small_video)
-        deadline = time.monotonic() + 60
         index_key = "snapshots/uploads/from-up.mp4/index.json"
-        while not bucket.object_exists(index_key):
-            assert time.monotonic() < deadline, "no index within 60 s"
-            time.sleep(0.2)
+        wait_until(lambda: bucket.object_exists(index_key), "an index for uploads/from-up.mp4")
         index = json.loads(bucket.get_object(index_key).read())
         assert index["job"]["status"] == "Success" and len(index["snapshots"]) == 5
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=20)
+            out, err = proc.communicate(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise AssertionError("local cloud did not stop within 20 s of Ctrl-C")
+            raise AssertionError(f"local cloud did not stop within {STOP_TIMEOUT_S} s of Ctrl-C") from None
     assert proc.returncode == 0, err
     assert "local cloud stopped" in err
     assert "Traceback" not in err

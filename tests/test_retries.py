@@ -3,11 +3,13 @@
 Sleep and clock are injected, so throttling is tested instantly."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
-from snapshot_pipeline.domain import Upload
 from snapshot_pipeline.credentials import Credentials
+from snapshot_pipeline.domain import Upload
 from snapshot_pipeline.ice import IceClient
 from snapshot_pipeline.ports import IceError, ObjectStoreError
 from snapshot_pipeline.retry import Deadline, RetryPolicy
@@ -130,10 +132,12 @@ def test_when_the_budget_is_spent_the_submit_function_raises_for_the_platform(cl
 
 def test_oss_connection_errors_are_retried_then_raised():
     t = VirtualTime()
-    store = OssStore(endpoint="http://127.0.0.1:9", credentials=Credentials("a", "b"),
-                     retry=RetryPolicy(sleep=t.sleep), deadline=Deadline(15, t.clock), connect_timeout_s=1)
-    with pytest.raises(ObjectStoreError) as err:
-        store.get_bytes("bucket", "key")
+    with socket.socket() as closed:  # bound, never listening: every connection to it is refused
+        closed.bind(("127.0.0.1", 0))
+        store = OssStore(endpoint=f"http://127.0.0.1:{closed.getsockname()[1]}", credentials=Credentials("a", "b"),
+                         retry=RetryPolicy(sleep=t.sleep), deadline=Deadline(15, t.clock), connect_timeout_s=1)
+        with pytest.raises(ObjectStoreError) as err:
+            store.get_bytes("bucket", "key")
     assert err.value.retryable and len(t.sleeps) >= 2
 
 

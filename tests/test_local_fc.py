@@ -1,0 +1,73 @@
+"""The local Function Compute itself: an invocation's logs are complete and whole when it returns,
+and an HTTP trigger serves on the free port it was given."""
+from __future__ import annotations
+
+import json
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from localcloud.fc import FunctionPool, InvocationError, LocalFc
+from localcloud.slsyaml import FunctionSpec
+
+CHATTY_HANDLER = """
+import json, os, sys, threading
+
+def handler(event, context):
+    request = json.loads(event)
+    def chatter(thread):
+        for line in range(request["lines"]):
+            print(json.dumps({"thread": thread, "line": line}))  # the text and the newline: two writes
+    threads = [threading.Thread(target=chatter, args=(t,)) for t in range(request["threads"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if request.get("exit"):
+        print("last words")
+        os._exit(3)
+    sys.stderr.write("an unfinished line")
+    return "done"
+"""
+
+
+@pytest.fixture
+def chatty_pool(tmp_path: Path):
+    (tmp_path / "index.py").write_text(textwrap.dedent(CHATTY_HANDLER))
+    spec = FunctionSpec("chatty", {"handler": "index.handler", "timeout": 60})
+    pool = FunctionPool(spec, code_dir=tmp_path, context_base={}, env_overrides={}, max_instances=1)
+    yield pool
+    pool.stop()
+
+
+def test_every_log_line_is_recorded_whole_by_the_time_the_invocation_returns(chatty_pool):
+    for _ in range(3):
+        chatty_pool.logs.clear()
+        assert chatty_pool.invoke(json.dumps({"threads": 4, "lines": 300}).encode()) == "done"
+        *records, last = list(chatty_pool.logs)
+        assert last == "an unfinished line"
+        parsed = [json.loads(record) for record in records]  # a merged line would not parse
+        assert sorted((p["thread"], p["line"]) for p in parsed) == [(t, n) for t in range(4) for n in range(300)]
+
+
+def test_what_an_instance_logged_before_it_died_is_recorded(chatty_pool):
+    with pytest.raises(InvocationError) as err:
+        chatty_pool.invoke(json.dumps({"threads": 1, "lines": 5, "exit": True}).encode())
+    assert err.value.error_type == "InstanceExited"
+    assert list(chatty_pool.logs)[-1] == "last words"
+    assert chatty_pool.invoke(json.dumps({"threads": 1, "lines": 1}).encode()) == "done"  # a new instance
+
+
+def test_an_http_trigger_serves_on_the_free_port_it_got(tmp_path: Path):
+    (tmp_path / "index.py").write_text("def handler(event, context):\n    return {'statusCode': 201, 'body': 'hi'}\n")
+    spec = FunctionSpec("web", {"handler": "index.handler", "triggers": [{"triggerType": "http"}]})
+    fc = LocalFc({"web": spec}, code_dirs={"web": tmp_path}, context_base={}, env_overrides={}).start()
+    try:
+        url = fc.url("web")
+        assert not url.endswith(":0/")
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=30) as resp:
+            assert resp.status == 201 and resp.read() == b"hi"
+    finally:
+        fc.stop()
