@@ -18,6 +18,7 @@ test: $(VENV)/.installed  ## the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast:  ## the inner loop: the existing venv, no pip, no build; skips the tests marked slow
+	@test -x $(PY) || { echo "no $(VENV) yet: run 'make test' or 'make check' once"; exit 1; }
 	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
 check: $(VENV)/.installed  ## lint (ruff) and types (mypy)

@@ -117,9 +117,10 @@ class _Instance:
         reader = threading.Thread(target=lambda: answer.append(self._answers.readline()), daemon=True)
         reader.start()
         reader.join(timeout_s)
-        if reader.is_alive() or not answer or not answer[0]:
+        timed_out = reader.is_alive()  # asked before the kill, which ends the reader too
+        if timed_out or not answer or not answer[0]:
             self.kill()
-            if reader.is_alive():
+            if timed_out:
                 raise InvocationError("FunctionTimeout", f"invocation exceeded the function timeout of {timeout_s:g}s")
             raise InvocationError("InstanceExited", "the instance process exited during the invocation")
         if not self._wait_for_logs(LOG_DRAIN_TIMEOUT_S):

@@ -1,5 +1,5 @@
 """The local Function Compute itself: an invocation's logs are complete and whole when it returns,
-and an HTTP trigger serves on the free port it was given."""
+a stuck one is ended at the function's timeout, and an HTTP trigger serves on the free port it got."""
 from __future__ import annotations
 
 import json
@@ -58,6 +58,27 @@ def test_what_an_instance_logged_before_it_died_is_recorded(chatty_pool):
     assert err.value.error_type == "InstanceExited"
     assert list(chatty_pool.logs)[-1] == "last words"
     assert chatty_pool.invoke(json.dumps({"threads": 1, "lines": 1}).encode()) == "done"  # a new instance
+
+
+def test_an_invocation_that_outlives_the_function_timeout_is_ended(tmp_path: Path):
+    (tmp_path / "index.py").write_text(textwrap.dedent("""
+        import threading
+
+        def handler(event, context):
+            print(event.decode())
+            if event == b"hang":
+                threading.Event().wait()
+        """))
+    pool = FunctionPool(FunctionSpec("stuck", {"handler": "index.handler", "timeout": 2}), code_dir=tmp_path,
+                        context_base={}, env_overrides={}, max_instances=1)
+    try:
+        pool.invoke(b"warm up")  # the timeout then covers the handler only, not the instance's start
+        with pytest.raises(InvocationError) as err:
+            pool.invoke(b"hang")
+        assert err.value.error_type == "FunctionTimeout"
+        assert list(pool.logs) == ["warm up", "hang"]
+    finally:
+        pool.stop()
 
 
 def test_an_http_trigger_serves_on_the_free_port_it_got(tmp_path: Path):
