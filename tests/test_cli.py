@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from snapshot_pipeline.cli import jobs as jobs_command
 from snapshot_pipeline.cli import local_state
 from snapshot_pipeline.cli.errors import CliError
 from snapshot_pipeline.cli.output import Fields, Output, ProgressBar, Table
+from tests.support import wait_until
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -64,16 +64,14 @@ def one_line_error(err: str) -> str:
     return lines[0]
 
 
-def wait_for_job(run, job_id: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_for_job(run, job_id: str) -> dict:
+    def finished() -> dict | None:
         code, out, _ = run("--local", "job", "get", job_id, "--json")
         assert code == 0
         job = json.loads(out)
-        if job["Status"] in ("Success", "Fail"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['Status']} after {timeout}s"
-        time.sleep(0.2)
+        return job if job["Status"] in ("Success", "Fail") else None
+
+    return wait_until(finished, f"job {job_id} finished")
 
 
 # --- the official sample's workflow ---------------------------------------------------------------
@@ -266,12 +264,10 @@ def test_tables_are_rich_on_a_terminal_and_tab_separated_in_a_pipe():
 def test_first_ctrl_c_finishes_the_object_at_hand_second_stops_at_once():
     previous = signal.getsignal(signal.SIGINT)
     with backfill.GracefulInterrupt() as interrupt:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
+        signal.raise_signal(signal.SIGINT)  # the handler has run when this returns
         assert interrupt.requested
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
+            signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is previous
 
 
@@ -453,10 +449,8 @@ def test_backfill_retry_failed_resubmits_only_the_latest_failure(cloud, run, tin
 
     code, out, _ = run("--local", "backfill", source, "--retry-failed", "--json")
     assert code == 0 and json.loads(out)["submitted"] == 2
-    deadline = time.monotonic() + 30
-    while not (index_of(good)["job"]["status"] == "Success" and index_of(broken)["job"]["id"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until(lambda: index_of(good)["job"]["status"] == "Success" and index_of(broken)["job"]["id"],
+               "both retried videos indexed with a job")
     assert index_of(broken)["job"]["status"] == "Fail"
 
     cloud.ice.set_faults(job_delay_s=5.0)  # the retried job stays Init: its index still shows the old failure

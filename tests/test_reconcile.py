@@ -8,8 +8,8 @@ import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from snapshot_pipeline.claims import Claims
-from snapshot_pipeline.retry import Deadline
 from snapshot_pipeline.layout import index_key
+from snapshot_pipeline.retry import Deadline
 from tests.conftest import load_event
 from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, upload, upload_of, wait_until
 
