@@ -85,20 +85,26 @@ class _StdoutHandler(_StreamHandler):
         pass
 
 
-def _logger() -> logging.Logger:
+def _configured_logger() -> logging.Logger:
+    """The pipeline's logger with its one handler. Done once, at import (under the import lock): a
+    check-then-add on first use could let two threads each add a handler, and every line would
+    then be written twice."""
     logger = logging.getLogger(LOGGER_NAME)
-    if not logger.handlers:
+    if not logger.handlers:  # a re-import (importlib.reload) keeps the handler it already has
         handler = _StdoutHandler()
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False  # the runtime's root handler would print each record a second time
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the runtime's root handler would print each record a second time
     return logger
+
+
+_LOGGER = _configured_logger()
 
 
 def log(event: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """One structured record: ``event`` names what happened, ``fields`` say the details."""
-    _logger().log(level, event, extra={"fields": fields})
+    _LOGGER.log(level, event, extra={"fields": fields})
 
 
 def seconds_since(started: float) -> float:
