@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 
-from snapshot_pipeline.log import current_request_id, log, request_context
+from snapshot_pipeline.log import JsonFormatter, current_request_id, log, request_context
 
 THREADS = 16
 RECORDS_PER_THREAD = 200
@@ -35,7 +35,8 @@ def test_concurrent_records_never_share_a_line_and_keep_their_request_id() -> No
             t.start()
         for t in threads:
             t.join()
-    assert len(logging.getLogger("snapshot_pipeline").handlers) == 1  # so no record is written twice
+    ours = [h for h in logging.getLogger("snapshot_pipeline").handlers if isinstance(h.formatter, JsonFormatter)]
+    assert len(ours) == 1  # one JSON handler, so no record is written twice
     records = _records(out.getvalue())  # every line is one whole JSON object
     assert len(records) == THREADS * RECORDS_PER_THREAD
     assert all(r["request_id"] == f"req-{r['writer']}" and r["event"] == "test.record" for r in records)
