@@ -110,3 +110,26 @@ def test_the_claim_window_bounds_what_a_run_reads(cloud, small_video):
     covering = reconciler.run(since=time.time() - 600)
     assert covering.claims_resubmitted == 1
     assert len(jobs_for(cloud, "manual/windowed.mp4")) == 1
+
+
+def test_an_abandoned_claim_of_a_replaced_version_closes_without_touching_the_newer_index(cloud, small_video):
+    from localcloud.media import make_test_video
+    from snapshot_pipeline.submit import Submitter
+
+    key = "manual/replaced.mp4"
+    first = upload_of(upload(cloud, key, small_video))
+    long_ago = time.time() - 3600
+    Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
+        first, owner="crashed-before-submit")
+    second = upload_of(upload(cloud, key, make_test_video(duration_s=2.0, fps=25, width=160, height=120, gop_s=1.0)))
+    assert second.etag != first.etag
+    assert Submitter(cloud.settings(), cloud.ice_adapter(), cloud.store()).submit_upload(second, "trigger").job_id
+    wait_until(lambda: cloud.bucket().object_exists(index_key("snapshots/", "reconcile", key))
+               and index_of(cloud, key)["job"]["status"] == "Success", "the second version's index")
+
+    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert report["claims_source_gone"] == 1 and report["errors"] == []
+    index = assert_valid_index(index_of(cloud, key))  # still the second version's, not a failure of the first
+    assert index["source"]["etag"] == second.etag and index["job"]["status"] == "Success"
+    assert json.loads(cloud.fc.fire_timer("reconcile"))["claims_source_gone"] == 0  # the first claim is closed
+    assert len(jobs_for(cloud, key)) == 1

@@ -161,13 +161,20 @@ class Reconciler:
             outcome=outcome.outcome.value, reason=outcome.reason)
 
     def _source_gone(self, claims: Claims, claim: Claim, owner: str, info: ObjectInfo | None) -> None:
-        """The claimed version no longer exists: record that, durably, instead of submitting."""
+        """The claimed version no longer exists: record that, durably, instead of submitting.
+
+        A deleted object's index records the failure. A replaced one's index belongs to the newer
+        version (its own upload, claim and job): only this version's claim is closed, so a late sweep
+        never overwrites the current index with an old version's failure.
+        """
         fresh = claims.acquire(claim.upload, owner)
         if fresh.settled:
             return
-        message = "the uploaded object no longer exists" if info is None else \
-            f"the object was replaced (etag {info.etag}) before it was processed"
-        self.indexer.record_failure(claims, fresh, "SourceNotFound", message,
+        if info is not None:
+            claims.record_failure(fresh, "SourceReplaced", f"the object was replaced (etag {info.etag}) "
+                                                           "before this version was processed")
+            return
+        self.indexer.record_failure(claims, fresh, "SourceNotFound", "the uploaded object no longer exists",
                                     template_id=self.submitter.settings.template_id)
 
     def run(self, since: float | None = None) -> ReconcileReport:
