@@ -28,7 +28,7 @@ def test_each_code_path_names_the_variables_it_requires():
         s.callback()
     with pytest.raises(SettingsError, match="SNAPSHOT_TEMPLATE_ID"):
         s.submission()
-    with pytest.raises(SettingsError, match="OUTPUT_BUCKET"):
+    with pytest.raises(SettingsError, match="OUTPUT_BUCKET, SNAPSHOT_TEMPLATE_ID"):
         s.reconciliation()
 
 

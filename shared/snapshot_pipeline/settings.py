@@ -222,7 +222,7 @@ class Settings:
 
     def reconciliation(self) -> ReconcileSettings:
         """The settings the reconciler needs: OUTPUT_BUCKET (the bucket it sweeps) and a template."""
-        (bucket,) = _required(("OUTPUT_BUCKET", self.output_bucket))
+        bucket, _ = _required(("OUTPUT_BUCKET", self.output_bucket), ("SNAPSHOT_TEMPLATE_ID", self.template_id))
         return ReconcileSettings(output_bucket=bucket, window_s=self.reconcile_window_s, submit=self.submission())
 
 
