@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 from .claims import Claim, Claims
 from .domain import JobStatus, SnapshotJob, SnapshotType, SnapshotUrls, Upload, iso
-from .layout import INDEX_FILE, index_key
+from .layout import INDEX_FILE, index_location
 from .ports import Ice, ObjectStore
 from .settings import Settings
 
@@ -224,8 +224,8 @@ class Indexer:
 
     def upload_location(self, upload: Upload) -> tuple[str, str]:
         """Where the index of ``upload`` lives by the output layout."""
-        return (self.settings.output_bucket or upload.bucket,
-                index_key(self.settings.output_prefix, upload.bucket, upload.key))
+        location = index_location(self.settings.output_bucket, self.settings.output_prefix, upload.location)
+        return location.bucket, location.key
 
     def write(self, job: SnapshotJob) -> tuple[str, str, dict[str, Any]]:
         urls = (self.ice.get_all_snapshot_urls(job.job_id, timeout_s=self.settings.url_timeout_s)

@@ -17,6 +17,17 @@ INDEX_FILE = "index.json"
 _LONGEST_NAME = 40  # room for the longest file a job writes in the directory (engine names included)
 
 
+def output_bucket(configured: str | None, source_bucket: str) -> str:
+    """Where a source's outputs, index and claims go: ``OUTPUT_BUCKET`` when set, else the source's bucket."""
+    return configured or source_bucket
+
+
+def index_location(configured_bucket: str | None, output_prefix: str, source: OssLocation) -> OssLocation:
+    """The index of the video ``source``, by this layout."""
+    return OssLocation(output_bucket(configured_bucket, source.bucket),
+                       index_key(output_prefix, source.bucket, source.key))
+
+
 def output_dir(output_prefix: str, source_bucket: str, source_key: str) -> str:
     natural = f"{output_prefix}{source_key}/"
     if len(natural.encode("utf-8")) + _LONGEST_NAME <= MAX_KEY_BYTES:

@@ -22,7 +22,6 @@ from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
 from .domain import ObjectInfo, OutcomeKind, SnapshotJob, Upload, iso
-from .index import Indexer
 from .log import current_request_id, log, request_context, seconds_since
 from .ports import Ice, ObjectStore
 from .retry import Deadline
@@ -77,8 +76,8 @@ class Reconciler:
         self.store = store
         self.deadline = deadline
         self.clock = clock
-        self.indexer = Indexer(settings, ice, store, clock)
         self.submitter = Submitter(settings, ice, store, lease_s=lease_s, clock=clock)
+        self.indexer = self.submitter.indexer
 
     def _time_left(self) -> bool:
         return self.deadline.remaining() > STOP_MARGIN_S

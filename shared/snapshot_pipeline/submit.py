@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+from . import layout
 from .claims import ClaimLost, Claims
 from .domain import ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload
 from .events import EventError, ObjectEvent, parse_oss_event, parse_oss_record
 from .index import Indexer
-from .layout import output_location
 from .log import current_request_id, log, seconds_since
 from .ports import Ice, IceError, ObjectStore
 from .settings import Settings
@@ -60,12 +60,12 @@ class Submitter:
 
     # --- naming ---------------------------------------------------------------------------------
     def output_bucket(self, upload: Upload) -> str:
-        return self.settings.output_bucket or upload.bucket
+        return layout.output_bucket(self.settings.output_bucket, upload.bucket)
 
     def output(self, upload: Upload) -> OssLocation:
         """Where the job writes the upload's snapshots."""
         s = self.settings
-        return output_location(self.output_bucket(upload), s.output_prefix, s.snapshot_type, upload.bucket,
+        return layout.output_location(self.output_bucket(upload), s.output_prefix, s.snapshot_type, upload.bucket,
                                upload.key)
 
     def claims(self, upload: Upload) -> Claims:

@@ -18,7 +18,7 @@ from .. import credentials as creds
 from ..claims import Claim, Claims
 from ..domain import ObjectInfo, OssLocation, Outcome, Upload
 from ..ice import IceClient
-from ..layout import index_key
+from ..layout import index_location, output_bucket
 from ..reconcile import Reconciler
 from ..retry import Deadline
 from ..settings import Settings
@@ -131,14 +131,13 @@ class Context:
     def index_location(self, source: OssLocation) -> OssLocation:
         """Where the index of the video ``source`` is (or will be) written."""
         settings = self.settings()
-        return OssLocation(settings.output_bucket or source.bucket,
-                           index_key(settings.output_prefix, source.bucket, source.key))
+        return index_location(settings.output_bucket, settings.output_prefix, source)
 
     def latest_claim(self, source: OssLocation, info: ObjectInfo) -> Claim | None:
         """The latest claim on this version of the video ``source``, if any attempt ever took one."""
         settings = self.settings()
         upload = Upload(source.bucket, source.key, info.etag, info.size)
-        claims = Claims(self.store, settings.output_bucket or source.bucket, settings.output_prefix,
+        claims = Claims(self.store, output_bucket(settings.output_bucket, source.bucket), settings.output_prefix,
                         lease_s=CLAIM_LEASE_S)
         return claims.latest(upload)
 
