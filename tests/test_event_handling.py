@@ -112,6 +112,14 @@ def test_malformed_event_fails_naming_the_problem(cloud, body, problem):
     assert err.value.error_type == "EventError" and problem in err.value.message
 
 
+def test_a_malformed_http_event_is_a_400_with_a_log_line(cloud):
+    result = cloud.fc.invoke("callback", b'{"not": "an HTTP trigger event"}')
+    assert result["statusCode"] == 400 and "requestContext.http" in json.loads(result["body"])["error"]
+    lines = [json.loads(line) for line in list(cloud.fc.pools["callback"].logs) if line.startswith("{")]
+    assert any(d.get("outcome") == "bad_event" and d.get("http_status") == 400 and d.get("request_id")
+               for d in lines)
+
+
 def test_a_job_ice_refuses_is_recorded_in_a_failure_index(cloud, small_video):
     from snapshot_pipeline.domain import Upload
     from snapshot_pipeline.submit import Submitter

@@ -59,7 +59,8 @@ def _cached_settings() -> Settings:
 
 
 def _cached_clients(settings: Settings, credentials: creds.Credentials, deadline: Deadline) -> _Clients:
-    """The instance's clients, rebuilt only when the credentials changed (a rotated STS token)."""
+    """The instance's clients, rebuilt only when the credentials changed (a rotated STS token). They are
+    never used as they are: each invocation binds them to its own deadline (``with_deadline``)."""
     global _clients
     if _clients is None or _clients.credentials != credentials:
         _clients = _Clients(
