@@ -77,6 +77,21 @@ def submit_records(cloud, key: str) -> list[dict]:
     return records
 
 
+class VirtualTime:
+    """A clock that only moves when the code under test sleeps: pass ``clock`` and ``sleep`` to it."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def wait_until(condition: Callable[[], T], what: str, timeout: float = PIPELINE_TIMEOUT_S) -> T:
     """Poll ``condition`` until it returns something truthy, and return that; fail naming ``what``."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ from snapshot_pipeline.cli import jobs as jobs_command
 from snapshot_pipeline.cli import local_state
 from snapshot_pipeline.cli.errors import CliError
 from snapshot_pipeline.cli.output import Fields, Output, ProgressBar, Table
-from tests.support import PIPELINE_TIMEOUT_S, wait_until
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, wait_until
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -167,18 +167,6 @@ class Interrupt:
             raise KeyboardInterrupt
 
 
-class FakeTime:
-    def __init__(self):
-        self.now, self.sleeps = 1000.0, []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, run, tiny_video):
     prefix = f"archive-{uuid.uuid4().hex[:8]}/"
     bucket = cloud.bucket()
@@ -195,7 +183,7 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
     assert sorted(w["key"] for w in plan["would_submit"]) == keys and plan["submitted"] == 0
     assert plan["skipped"] == {"not a video suffix": 1, "zero-size object": 1}
 
-    fake = FakeTime()
+    fake = VirtualTime(now=1000.0)
     code, out, _ = run("--local", "backfill", source, "--rate", "4", "--json",
                        seams=cli.Seams(clock=fake.clock, sleep=fake.sleep, after_submit=Interrupt(12)))
     first = json.loads(out)
@@ -221,7 +209,7 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
 
 
 def test_rate_limiter_spaces_acquisitions():
-    fake = FakeTime()
+    fake = VirtualTime(now=1000.0)
     limiter = backfill.RateLimiter(2, clock=fake.clock, sleep=fake.sleep)
     for _ in range(5):
         limiter.acquire()

@@ -15,22 +15,7 @@ from snapshot_pipeline.ports import IceError, ObjectStoreError
 from snapshot_pipeline.retry import Deadline, RetryPolicy
 from snapshot_pipeline.store import OssStore
 from snapshot_pipeline.submit import Submitter
-from tests.support import PIPELINE_TIMEOUT_S, jobs_for, oss_event, upload
-
-
-class VirtualTime:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, jobs_for, oss_event, upload
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
