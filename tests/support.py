@@ -1,4 +1,5 @@
-"""Helpers the tests share: event records as OSS sends them, job counting, index validation."""
+"""Helpers the tests share: event records as OSS sends them, job counting, submit logs, index validation,
+waiting on a condition."""
 from __future__ import annotations
 
 import copy
@@ -61,6 +62,34 @@ def jobs_for(cloud, key: str) -> list:
         token = page.next_page_token
         if not token:
             return jobs
+
+
+def submit_records(cloud, key: str) -> list[dict]:
+    """The submit function's ``submit.record`` log records for ``key``, oldest first."""
+    records = []
+    for line in list(cloud.fc.pools["submit"].logs):
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if doc.get("event") == "submit.record" and doc.get("key") == key:
+            records.append(doc)
+    return records
+
+
+class VirtualTime:
+    """A clock that only moves when the code under test sleeps: pass ``clock`` and ``sleep`` to it."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 def wait_until(condition: Callable[[], T], what: str, timeout: float = PIPELINE_TIMEOUT_S) -> T:

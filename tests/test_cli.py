@@ -18,7 +18,7 @@ from snapshot_pipeline.cli import jobs as jobs_command
 from snapshot_pipeline.cli import local_state
 from snapshot_pipeline.cli.errors import CliError
 from snapshot_pipeline.cli.output import Fields, Output, ProgressBar, Table
-from tests.support import wait_until
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, wait_until
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -115,7 +115,7 @@ def test_template_created_by_the_cli_makes_the_job_it_submits_and_lists_its_urls
     code, out, _ = run("--local", "urls", job_id)
     assert code == 0 and len([line for line in out.splitlines()[1:] if "http" in line]) == 3
 
-    index = cloud.wait_for_index(key, timeout=30)
+    index = cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S)
     code, out, _ = run("--local", "index", f"oss://media/{key}", "--json")
     assert code == 0 and json.loads(out) == index
     code, out, _ = run("--local", "index", f"oss://media/{key}")
@@ -167,18 +167,6 @@ class Interrupt:
             raise KeyboardInterrupt
 
 
-class FakeTime:
-    def __init__(self):
-        self.now, self.sleeps = 1000.0, []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, run, tiny_video):
     prefix = f"archive-{uuid.uuid4().hex[:8]}/"
     bucket = cloud.bucket()
@@ -195,7 +183,7 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
     assert sorted(w["key"] for w in plan["would_submit"]) == keys and plan["submitted"] == 0
     assert plan["skipped"] == {"not a video suffix": 1, "zero-size object": 1}
 
-    fake = FakeTime()
+    fake = VirtualTime(now=1000.0)
     code, out, _ = run("--local", "backfill", source, "--rate", "4", "--json",
                        seams=cli.Seams(clock=fake.clock, sleep=fake.sleep, after_submit=Interrupt(12)))
     first = json.loads(out)
@@ -221,7 +209,7 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
 
 
 def test_rate_limiter_spaces_acquisitions():
-    fake = FakeTime()
+    fake = VirtualTime(now=1000.0)
     limiter = backfill.RateLimiter(2, clock=fake.clock, sleep=fake.sleep)
     for _ in range(5):
         limiter.acquire()
@@ -340,7 +328,7 @@ def test_callback_set_and_show_never_echo_the_key(cloud, run, monkeypatch):
 def test_reconcile_on_demand_reports_in_json(cloud, run, tiny_video):
     key = f"uploads/reconcile-{uuid.uuid4().hex[:8]}.mp4"  # at least one finished job in the window
     cloud.bucket().put_object(key, tiny_video)
-    cloud.wait_for_index(key, timeout=30)
+    cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S)
     code, out, _ = run("--local", "reconcile", "--since", "2h", "--json")
     report = json.loads(out)  # the library's log lines do not leak into stdout
     assert code == 0, report
@@ -438,7 +426,7 @@ def test_backfill_retry_failed_resubmits_only_the_latest_failure(cloud, run, tin
     source = f"oss://media/{prefix}"
 
     def index_of(key: str) -> dict:
-        return json.loads(cloud.wait_for_object(index_key("snapshots/", "media", key), timeout=30))
+        return json.loads(cloud.wait_for_object(index_key("snapshots/", "media", key), timeout=PIPELINE_TIMEOUT_S))
 
     code, out, _ = run("--local", "backfill", source, "--overwrite", '{"Count": -1}', "--json")
     assert code == 1 and json.loads(out)["rejected"] == 2  # a bad override: ICE refuses both

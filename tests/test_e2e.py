@@ -10,7 +10,7 @@ import urllib.request
 from PIL import Image
 
 from snapshot_pipeline.callback import signature
-from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, submit_records, wait_until
 
 
 def _post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
@@ -49,8 +49,16 @@ def test_non_video_and_output_prefix_uploads_make_no_job(cloud):
     uploads = {"uploads/e2e-notes.txt": b"not a video", "snapshots/uploads/e2e.mp4/00001.mp4": b"\x00" * 10}
     for key, data in uploads.items():
         cloud.bucket().put_object(key, data)
+    # The local OSS delivers notifications in order from one thread: once the submit function has
+    # logged this empty upload (which it skips), the two before it are in the FC or filtered out, so
+    # wait_idle below waits for them too instead of returning before they arrive.
+    marker = "uploads/e2e-empty.mp4"
+    cloud.bucket().put_object(marker, b"")
+    wait_until(lambda: submit_records(cloud, marker), f"the submit function's record of {marker}")
     assert cloud.fc.wait_idle(PIPELINE_TIMEOUT_S)
     assert [jobs_for(cloud, key) for key in uploads] == [[], []]
+    (notes,) = submit_records(cloud, "uploads/e2e-notes.txt")
+    assert notes["outcome"] == "skipped" and "not a video suffix" in notes["reason"]
 
 
 def test_callback_refuses_a_bad_signature_and_writes_nothing(cloud):

@@ -10,25 +10,21 @@ from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.fc import InvocationError
 from snapshot_pipeline.layout import index_key
 from tests.conftest import load_event
-from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, oss_event, oss_record, upload
+from tests.support import (
+    PIPELINE_TIMEOUT_S,
+    assert_valid_index,
+    jobs_for,
+    oss_event,
+    oss_record,
+    submit_records,
+    upload,
+)
 
 
 @pytest.fixture(scope="module")
 def cloud():
     with LocalCloud(LocalCloudOptions(bucket="events")) as running:
         yield running
-
-
-def record_logs(cloud, key: str) -> list[dict]:
-    lines = []
-    for line in list(cloud.fc.pools["submit"].logs):
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if doc.get("event") == "submit.record" and doc.get("key") == key:
-            lines.append(doc)
-    return lines
 
 
 def test_eventbridge_cloudevent_is_accepted(cloud, small_video):
@@ -65,7 +61,7 @@ def test_skips_are_logged_with_their_reason(cloud, key, data, event_name, reason
     result = json.loads(cloud.fc.invoke("submit", oss_event(record)))
     assert result[0]["outcome"] == "skipped" and reason in result[0]["reason"]
     assert jobs_for(cloud, key) == []
-    (line,) = record_logs(cloud, key)
+    (line,) = submit_records(cloud, key)
     assert line["outcome"] == "skipped" and reason in line["reason"] and line["request_id"]
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.media import make_test_video, read_stamp
-from tests.support import assert_valid_index
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index
 
 FPS = 25
 
@@ -22,7 +22,7 @@ def run_once(options: LocalCloudOptions, key: str, data: bytes):
     cloud = LocalCloud(options).start()
     try:
         cloud.bucket().put_object(key, data)
-        return cloud, assert_valid_index(cloud.wait_for_index(key, timeout=60))
+        return cloud, assert_valid_index(cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S))
     except BaseException:
         cloud.stop()
         raise

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import threading
+import time
 
 from snapshot_pipeline.log import JsonFormatter, current_request_id, log, request_context
 
@@ -19,8 +20,25 @@ def _records(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+class WriteRecorder(io.StringIO):
+    """stdout that keeps each ``write`` apart and lets another thread run after it, as a pipe's
+    writer may be preempted: a record written in two pieces would show as two writes here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.writes.append(text)
+            written = super().write(text)
+        time.sleep(0)
+        return written
+
+
 def test_concurrent_records_never_share_a_line_and_keep_their_request_id() -> None:
-    out = io.StringIO()
+    out = WriteRecorder()
     start = threading.Barrier(THREADS)
 
     def writer(n: int) -> None:
@@ -39,6 +57,8 @@ def test_concurrent_records_never_share_a_line_and_keep_their_request_id() -> No
     assert len(ours) == 1  # one JSON handler, so no record is written twice
     records = _records(out.getvalue())  # every line is one whole JSON object
     assert len(records) == THREADS * RECORDS_PER_THREAD
+    assert [w.count("\n") for w in out.writes] == [1] * len(records)  # one write of one whole line each
+    assert all(w.endswith("\n") for w in out.writes)
     assert all(r["request_id"] == f"req-{r['writer']}" and r["event"] == "test.record" for r in records)
     assert all(r["text"].endswith("\nsecond line") for r in records)
 

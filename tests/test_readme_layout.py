@@ -21,16 +21,24 @@ def _modules() -> list[str]:
                   if "__pycache__" not in p.parts)
 
 
+def _entries() -> dict[str, str]:
+    """Each Layout line's path (its first word) and the description after it."""
+    entries = {}
+    for line in _layout_section().splitlines():
+        first, _, description = line.strip().partition(" ")
+        if path := first.strip("`|"):
+            entries[path] = description.strip()
+    return entries
+
+
 def test_every_module_has_its_line_in_the_layout() -> None:
-    lines = {line.split()[0].strip("`|"): line for line in _layout_section().splitlines() if line.strip()}
-    listed = {path: line for path, line in lines.items()}
-    missing = [m for m in _modules() if m not in listed]
+    entries, modules = _entries(), _modules()
+    missing = [m for m in modules if m not in entries]
     assert not missing, "README Layout lacks: " + ", ".join(missing)
-    undescribed = [m for m in _modules() if len(listed[m].split()) < 3]
+    undescribed = [m for m in modules if len(entries[m].split()) < 2]
     assert not undescribed, "README Layout lines without a description: " + ", ".join(undescribed)
 
 
 def test_the_layout_names_no_module_that_is_gone() -> None:
-    paths = [line.split()[0].strip("`|") for line in _layout_section().splitlines() if line.strip()]
-    stale = [p for p in paths if p.endswith(".py") and not (ROOT / p).exists()]
+    stale = [p for p in _entries() if p.endswith(".py") and not (ROOT / p).exists()]
     assert not stale, "README Layout names modules that do not exist: " + ", ".join(stale)

@@ -15,22 +15,7 @@ from snapshot_pipeline.ports import IceError, ObjectStoreError
 from snapshot_pipeline.retry import Deadline, RetryPolicy
 from snapshot_pipeline.store import OssStore
 from snapshot_pipeline.submit import Submitter
-from tests.support import jobs_for, oss_event, upload
-
-
-class VirtualTime:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, jobs_for, oss_event, upload
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
@@ -144,6 +129,6 @@ def test_oss_connection_errors_are_retried_then_raised():
 def test_transient_faults_through_the_real_functions_still_make_one_job_and_an_index(cloud, small_video):
     cloud.ice.set_faults(error_rate=0.3, seed=3)
     cloud.bucket().put_object("uploads/flaky.mp4", small_video)
-    index = cloud.wait_for_index("uploads/flaky.mp4", timeout=90)
+    index = cloud.wait_for_index("uploads/flaky.mp4", timeout=PIPELINE_TIMEOUT_S)
     assert index["job"]["status"] == "Success"
     assert len(jobs_for(cloud, "uploads/flaky.mp4")) == 1

@@ -22,6 +22,7 @@ from tests.localcloud.ice.support import (
     Receiver,
     sdk,
 )
+from tests.support import PIPELINE_TIMEOUT_S
 
 
 @pytest.fixture(scope="package")
@@ -45,7 +46,7 @@ def ice(oss):
 def clean(ice):
     ice.reset()
     yield
-    assert ice.wait_idle(20), "jobs or callbacks still running after the test"
+    assert ice.wait_idle(PIPELINE_TIMEOUT_S), "jobs or callbacks still running after the test"
     ice.reset()
 
 

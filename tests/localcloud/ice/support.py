@@ -15,6 +15,7 @@ from alibabacloud_tea_openapi.models import Config
 
 from localcloud.ice.server import LocalIce
 from tests.localcloud.support import BackgroundServer, QuietHandler
+from tests.support import PIPELINE_TIMEOUT_S
 
 AK, SK = "LTAIlocalTestKey01", "local-test-secret-0123456789"
 IN, OUT = "ice-test-in", "ice-test-out"
@@ -83,7 +84,7 @@ def get_job(client, job_id):
 
 def run_job(client, ice, template_id, **kwargs):
     job_id = submit(client, template_id, **kwargs)
-    assert ice.wait_idle(30)
+    assert ice.wait_idle(PIPELINE_TIMEOUT_S)
     return get_job(client, job_id)
 
 

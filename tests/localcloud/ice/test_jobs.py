@@ -26,6 +26,7 @@ from tests.localcloud.ice.support import (
     run_job,
     submit,
 )
+from tests.support import PIPELINE_TIMEOUT_S
 
 
 def test_normal_job_runs_and_writes_jpegs(client, ice, video, bucket_out):
@@ -33,7 +34,7 @@ def test_normal_job_runs_and_writes_jpegs(client, ice, video, bucket_out):
     job_id = submit(client, template_id, output=f"oss://{OUT}/normal/snap-{{Count}}.jpg", name="normal-job",
                     user_data='{"trace": "t-1"}',
                     schedule_config=m.SubmitSnapshotJobRequestScheduleConfig(pipeline_id="pipe-1"))
-    assert ice.wait_idle(30)
+    assert ice.wait_idle(PIPELINE_TIMEOUT_S)
     body = client.get_snapshot_job(m.GetSnapshotJobRequest(job_id=job_id)).body
     job = body.snapshot_job
     assert (job.status, job.type, job.count, job.name) == ("Success", "Normal", 5, "normal-job")
@@ -122,7 +123,7 @@ def test_list_snapshot_jobs_pages_and_filters(client, ice, video):
     ok = [submit(client, template_id, output=f"oss://{OUT}/list/{i}-{{Count}}.jpg", user_data="u")
           for i in range(4)]
     failed = submit(client, template_id, source=f"oss://{IN}/videos/absent.mp4")
-    assert ice.wait_idle(30)
+    assert ice.wait_idle(PIPELINE_TIMEOUT_S)
 
     seen, token, pages = [], None, 0
     while True:

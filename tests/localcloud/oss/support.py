@@ -6,6 +6,8 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 
+from tests.support import PIPELINE_TIMEOUT_S
+
 AK, SK = "LTAI-local-test-key", "local-test-secret"
 ACCOUNT = "1000000000000001"
 REGION = "cn-hangzhou"
@@ -27,7 +29,7 @@ class EventRecorder:
         with self._cond:
             return [r for r in self.records if r["oss"]["bucket"]["name"] == bucket]
 
-    def wait_for(self, bucket: str, key: str, timeout: float = 5.0, count: int = 1) -> list[dict]:
+    def wait_for(self, bucket: str, key: str, timeout: float = PIPELINE_TIMEOUT_S, count: int = 1) -> list[dict]:
         """Block until ``count`` events for bucket/key arrived; return all events of that bucket so far."""
         deadline = time.monotonic() + timeout
         with self._cond:
