@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .fc_worker import INVOCATION_END
+from .fc_worker import split_end_of_invocation
 from .slsyaml import FunctionSpec
 
 # How long an instance may take to hand over the log lines it wrote before answering: they are
@@ -92,12 +92,15 @@ class _Instance:
     def _pump_logs(self, log_lines: IO[str]) -> None:
         for line in log_lines:
             record = line.rstrip("\n")
-            if record == INVOCATION_END:
-                with self._logs_read:
-                    self._invocations_logged += 1
-                    self._logs_read.notify_all()
-            else:
+            text, ended = split_end_of_invocation(record)
+            if ended != self._invocations_logged + 1:  # not the next invocation's end: the handler's text
                 self.pool.record_log(record)
+                continue
+            if text:
+                self.pool.record_log(text)
+            with self._logs_read:
+                self._invocations_logged = ended
+                self._logs_read.notify_all()
         with self._logs_read:
             self._logs_closed = True
             self._logs_read.notify_all()

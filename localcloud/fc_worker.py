@@ -6,8 +6,8 @@ Protocol with localcloud.fc (one JSON object per line): the runner writes
 on the protocol stream. The handler's own output (its logs, on stdout or stderr) goes to stderr,
 which the runner collects, so prints never corrupt the protocol. Log lines are written whole, one
 write each, so lines from the handler's threads never merge; after each invocation, and before its
-answer, the worker writes :data:`INVOCATION_END` on the log stream, so the runner knows when it
-has read every line of that invocation.
+answer, the worker writes the invocation's :func:`end_of_invocation` record on the log stream, so
+the runner knows when it has read every line of that invocation.
 
 Usage: python -m localcloud.fc_worker CODE_DIR MODULE.FUNCTION
 """
@@ -25,10 +25,27 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-# Starts with the ASCII record separator, which no log line of the handler's begins with.
-INVOCATION_END = "\x1elocalcloud-fc:end-of-invocation"
+# Starts with the ASCII record separator, which handlers do not write in their logs; the
+# invocation's number follows, so even a handler that prints this text cannot end an invocation.
+INVOCATION_END = "\x1elocalcloud-fc:end-of-invocation:"
 
 Handler = Callable[[bytes, SimpleNamespace], Any]
+
+
+def end_of_invocation(number: int) -> str:
+    """The log record that ends the instance's invocation ``number`` (1, 2, ...)."""
+    return f"{INVOCATION_END}{number}"
+
+
+def split_end_of_invocation(record: str) -> tuple[str, int | None]:
+    """(the log text before the marker, the number of the invocation it ends), or (record, None).
+
+    Text can precede the marker on its line: what the handler wrote straight to the file
+    descriptor without a newline (a C library, a child process) is not held back by LineWriter."""
+    text, marker, number = record.rpartition(INVOCATION_END)
+    if not marker or not number.isdigit():
+        return record, None
+    return text, int(number)
 
 
 class LineWriter(io.TextIOBase):
@@ -130,10 +147,10 @@ def main() -> None:
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
     handler = load_handler(handler_name)
-    for line in sys.stdin:
+    for number, line in enumerate(sys.stdin, start=1):
         answer = invoke(handler, json.loads(line))
         logs.end_unfinished_lines()
-        logs.write(INVOCATION_END + "\n")
+        logs.write(end_of_invocation(number) + "\n")
         protocol.write(json.dumps(answer, default=str) + "\n")
 
 
