@@ -106,6 +106,39 @@ def test_an_unfinished_line_written_to_the_file_descriptor_is_logged_and_ends_no
         pool.stop()
 
 
+def test_the_handler_writes_to_standard_text_streams_as_on_fc(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import sys
+
+        def handler(event, context):
+            sys.stdout.buffer.write(b"bytes through the binary buffer\\n")
+            sys.stderr.buffer.write("caf\\u00e9 \\n".encode())
+            return sys.stdout.encoding
+        """)
+    try:
+        assert pool.invoke(b"") == "utf-8"
+        assert list(pool.logs) == ["bytes through the binary buffer", "caf\u00e9 "]
+    finally:
+        pool.stop()
+
+
+def test_an_unfinished_line_is_logged_when_the_handler_exits_the_instance(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import sys
+
+        def handler(event, context):
+            print("last words", end="")
+            sys.exit(3)
+        """)
+    try:
+        with pytest.raises(InvocationError) as err:
+            pool.invoke(b"")
+        assert err.value.error_type == "InstanceExited"
+        assert list(pool.logs) == ["last words"]
+    finally:
+        pool.stop()
+
+
 def test_an_invocation_that_outlives_the_function_timeout_is_ended(tmp_path: Path):
     pool = _pool_of(tmp_path, """
         import threading
