@@ -2,7 +2,10 @@
 a stuck one is ended at the function's timeout, and an HTTP trigger serves on the free port it got."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import textwrap
 import time
 import urllib.request
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud import fc_worker
+from localcloud import fc, fc_worker
 from localcloud.fc import FunctionPool, InvocationError, LocalFc
 from localcloud.slsyaml import FunctionSpec
 
@@ -156,6 +159,27 @@ def test_an_invocation_that_outlives_the_function_timeout_is_ended(tmp_path: Pat
         assert list(pool.logs) == ["warm up", "hang"]
     finally:
         pool.stop()
+
+
+def test_a_timed_out_instance_ends_with_the_processes_it_started(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import subprocess, sys, threading
+
+        def handler(event, context):
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # shares the logs
+            print(child.pid, flush=True)
+            threading.Event().wait()
+        """, timeout_s=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(InvocationError) as err:
+            pool.invoke(b"")
+        assert err.value.error_type == "FunctionTimeout"
+        assert time.monotonic() - started < fc.LOG_DRAIN_TIMEOUT_S / 2  # not left waiting for the child
+    finally:
+        pool.stop()
+        with contextlib.suppress(ProcessLookupError, IndexError, ValueError):
+            os.kill(int(list(pool.logs)[0]), signal.SIGKILL)
 
 
 def test_an_http_trigger_serves_on_the_free_port_it_got(tmp_path: Path):
