@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .fc_worker import INVOCATION_END
+from .fc_worker import split_end_of_invocation
 from .slsyaml import FunctionSpec
 
 # How long an instance may take to hand over the log lines it wrote before answering: they are
@@ -79,6 +81,7 @@ class _Instance:
             [pool.python, "-m", "localcloud.fc_worker", str(pool.code_dir), handler],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             encoding="utf-8", errors="replace", cwd=str(pool.code_dir),
+            start_new_session=True,  # a process group of its own, so kill() ends what the handler started
         )
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr  # all three are pipes
         self._requests, self._answers, log_lines = self.proc.stdin, self.proc.stdout, self.proc.stderr
@@ -92,12 +95,15 @@ class _Instance:
     def _pump_logs(self, log_lines: IO[str]) -> None:
         for line in log_lines:
             record = line.rstrip("\n")
-            if record == INVOCATION_END:
-                with self._logs_read:
-                    self._invocations_logged += 1
-                    self._logs_read.notify_all()
-            else:
+            text, ended = split_end_of_invocation(record)
+            if ended != self._invocations_logged + 1:  # not the next invocation's end: the handler's text
                 self.pool.record_log(record)
+                continue
+            if text:
+                self.pool.record_log(text)
+            with self._logs_read:
+                self._invocations_logged = ended
+                self._logs_read.notify_all()
         with self._logs_read:
             self._logs_closed = True
             self._logs_read.notify_all()
@@ -136,9 +142,10 @@ class _Instance:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        """Stop the process; what it logged before dying is recorded by the time this returns."""
-        if self.alive:
-            self.proc.kill()
+        """Stop the instance, and any process its handler started (they share the log pipe, as FC
+        ends them together); what it logged before dying is recorded by the time this returns."""
+        with contextlib.suppress(ProcessLookupError):  # the instance and all it started are gone
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self._wait_for_logs(LOG_DRAIN_TIMEOUT_S)
         for stream in (self._requests, self._answers):

@@ -6,8 +6,8 @@ Protocol with localcloud.fc (one JSON object per line): the runner writes
 on the protocol stream. The handler's own output (its logs, on stdout or stderr) goes to stderr,
 which the runner collects, so prints never corrupt the protocol. Log lines are written whole, one
 write each, so lines from the handler's threads never merge; after each invocation, and before its
-answer, the worker writes :data:`INVOCATION_END` on the log stream, so the runner knows when it
-has read every line of that invocation.
+answer, the worker writes the invocation's :func:`end_of_invocation` record on the log stream, so
+the runner knows when it has read every line of that invocation.
 
 Usage: python -m localcloud.fc_worker CODE_DIR MODULE.FUNCTION
 """
@@ -23,56 +23,81 @@ import threading
 import traceback
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Starts with the ASCII record separator, which no log line of the handler's begins with.
-INVOCATION_END = "\x1elocalcloud-fc:end-of-invocation"
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+# Starts with the ASCII record separator, which handlers do not write in their logs; the
+# invocation's number follows, so even a handler that prints this text cannot end an invocation.
+INVOCATION_END = "\x1elocalcloud-fc:end-of-invocation:"
 
 Handler = Callable[[bytes, SimpleNamespace], Any]
 
 
-class LineWriter(io.TextIOBase):
-    """A text stream that writes whole lines only, each batch with one locked ``os.write``.
+def end_of_invocation(number: int) -> str:
+    """The log record that ends the instance's invocation ``number`` (1, 2, ...)."""
+    return f"{INVOCATION_END}{number}"
+
+
+def split_end_of_invocation(record: str) -> tuple[str, int | None]:
+    """(the log text before the marker, the number of the invocation it ends), or (record, None).
+
+    Text can precede the marker on its line: what the handler wrote straight to the file
+    descriptor without a newline (a C library, a child process) is not held back by LineWriter."""
+    text, marker, number = record.rpartition(INVOCATION_END)
+    if not marker or not number.isdigit():
+        return record, None
+    return text, int(number)
+
+
+class LineWriter(io.RawIOBase):
+    """Bytes from any thread out to ``fd`` as whole lines only, each batch with one locked ``os.write``.
 
     ``print`` writes the text and the newline separately; keeping each thread's unfinished line
-    apart until its newline means lines from concurrent writers can never be merged onto one."""
-
-    encoding = "utf-8"
+    apart until its newline means lines from concurrent writers can never be merged onto one.
+    The handler sees it through :func:`text_stream`, an ordinary ``sys.stdout`` with a ``buffer``."""
 
     def __init__(self, fd: int) -> None:
         super().__init__()
         self._fd = fd
         self._lock = threading.Lock()
-        self._unfinished: dict[int, str] = {}
+        self._unfinished: dict[int, bytes] = {}
+
+    @property
+    def name(self) -> int:  # as an io.FileIO opened on a descriptor names itself
+        return self._fd
 
     def fileno(self) -> int:
         return self._fd
 
-    def isatty(self) -> bool:
-        return False
-
     def writable(self) -> bool:
         return True
 
-    def write(self, text: str) -> int:
+    def write(self, data: ReadableBuffer) -> int:
+        chunk = bytes(data)
         thread = threading.get_ident()
         with self._lock:
-            *lines, rest = (self._unfinished.pop(thread, "") + text).split("\n")
+            lines, newline, rest = (self._unfinished.pop(thread, b"") + chunk).rpartition(b"\n")
             if rest:
                 self._unfinished[thread] = rest
-            self._emit("".join(line + "\n" for line in lines))
-        return len(text)
+            self._emit(lines + newline)
+        return len(chunk)
 
     def end_unfinished_lines(self) -> None:
         """Terminate every thread's unfinished line: nothing of an invocation is held back."""
         with self._lock:
             unfinished, self._unfinished = self._unfinished, {}
-            self._emit("".join(rest + "\n" for rest in unfinished.values()))
+            self._emit(b"".join(rest + b"\n" for rest in unfinished.values()))
 
-    def _emit(self, text: str) -> None:
-        data = text.encode("utf-8", "replace")
+    def _emit(self, data: bytes) -> None:
         while data:
             data = data[os.write(self._fd, data):]
+
+
+def text_stream(lines: LineWriter) -> io.TextIOWrapper:
+    """The handler's ``sys.stdout``/``sys.stderr``: each write goes to ``lines`` at once, in its thread."""
+    return io.TextIOWrapper(lines, encoding="utf-8", errors="replace", write_through=True)
 
 
 def make_context(ctx: dict[str, Any]) -> SimpleNamespace:
@@ -126,15 +151,18 @@ def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # what writes to file descriptor 1 directly lands in the logs too
     logs = LineWriter(2)
-    sys.stdout = sys.stderr = logs
+    sys.stdout = sys.stderr = text_stream(logs)
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
     handler = load_handler(handler_name)
-    for line in sys.stdin:
-        answer = invoke(handler, json.loads(line))
+    try:
+        for number, line in enumerate(sys.stdin, start=1):
+            answer = invoke(handler, json.loads(line))
+            logs.end_unfinished_lines()
+            logs.write(f"{end_of_invocation(number)}\n".encode())
+            protocol.write(json.dumps(answer, default=str) + "\n")
+    finally:  # a handler that ends the process (sys.exit) mid-line still has that line logged
         logs.end_unfinished_lines()
-        logs.write(INVOCATION_END + "\n")
-        protocol.write(json.dumps(answer, default=str) + "\n")
 
 
 if __name__ == "__main__":

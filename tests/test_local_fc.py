@@ -2,13 +2,18 @@
 a stuck one is ended at the function's timeout, and an HTTP trigger serves on the free port it got."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from localcloud import fc, fc_worker
 from localcloud.fc import FunctionPool, InvocationError, LocalFc
 from localcloud.slsyaml import FunctionSpec
 
@@ -33,11 +38,16 @@ def handler(event, context):
 """
 
 
+def _pool_of(tmp_path: Path, handler_source: str, timeout_s: int = 60) -> FunctionPool:
+    """One instance at most of ``index.handler``, written from ``handler_source``."""
+    (tmp_path / "index.py").write_text(textwrap.dedent(handler_source))
+    spec = FunctionSpec("probe", {"handler": "index.handler", "timeout": timeout_s})
+    return FunctionPool(spec, code_dir=tmp_path, context_base={}, env_overrides={}, max_instances=1)
+
+
 @pytest.fixture
 def chatty_pool(tmp_path: Path):
-    (tmp_path / "index.py").write_text(textwrap.dedent(CHATTY_HANDLER))
-    spec = FunctionSpec("chatty", {"handler": "index.handler", "timeout": 60})
-    pool = FunctionPool(spec, code_dir=tmp_path, context_base={}, env_overrides={}, max_instances=1)
+    pool = _pool_of(tmp_path, CHATTY_HANDLER)
     yield pool
     pool.stop()
 
@@ -60,17 +70,87 @@ def test_what_an_instance_logged_before_it_died_is_recorded(chatty_pool):
     assert chatty_pool.invoke(json.dumps({"threads": 1, "lines": 1}).encode()) == "done"  # a new instance
 
 
+def test_a_handler_that_prints_the_end_of_invocation_marker_leaves_the_next_logs_complete(tmp_path: Path):
+    pool = _pool_of(tmp_path, f"""
+        def handler(event, context):
+            if event == b"impostor":
+                print({fc_worker.INVOCATION_END!r})
+            print("logged by", event.decode())
+        """)
+    record_log = pool.record_log
+
+    def record_slowly(line: str) -> None:  # a busy machine: the runner reads the logs late
+        time.sleep(0.2)
+        record_log(line)
+
+    pool.record_log = record_slowly
+    try:
+        pool.invoke(b"impostor")
+        pool.logs.clear()
+        pool.invoke(b"the next one")
+        assert list(pool.logs) == ["logged by the next one"]
+    finally:
+        pool.stop()
+
+
+def test_an_unfinished_line_written_to_the_file_descriptor_is_logged_and_ends_nothing(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import os
+
+        def handler(event, context):
+            os.write(2, b"straight to the descriptor")  # as a C library or a child process would
+            return "done"
+        """)
+    try:
+        assert pool.invoke(b"") == "done"
+        assert list(pool.logs) == ["straight to the descriptor"]
+        assert pool.started_instances == 1
+    finally:
+        pool.stop()
+
+
+def test_the_handler_writes_to_standard_text_streams_as_on_fc(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import sys
+
+        def handler(event, context):
+            sys.stdout.buffer.write(b"bytes through the binary buffer\\n")
+            sys.stderr.buffer.write("caf\\u00e9 \\n".encode())
+            return sys.stdout.encoding
+        """)
+    try:
+        assert pool.invoke(b"") == "utf-8"
+        assert list(pool.logs) == ["bytes through the binary buffer", "caf\u00e9 "]
+    finally:
+        pool.stop()
+
+
+def test_an_unfinished_line_is_logged_when_the_handler_exits_the_instance(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import sys
+
+        def handler(event, context):
+            print("last words", end="")
+            sys.exit(3)
+        """)
+    try:
+        with pytest.raises(InvocationError) as err:
+            pool.invoke(b"")
+        assert err.value.error_type == "InstanceExited"
+        assert list(pool.logs) == ["last words"]
+    finally:
+        pool.stop()
+
+
 def test_an_invocation_that_outlives_the_function_timeout_is_ended(tmp_path: Path):
-    (tmp_path / "index.py").write_text(textwrap.dedent("""
+    pool = _pool_of(tmp_path, """
         import threading
 
         def handler(event, context):
             print(event.decode())
             if event == b"hang":
                 threading.Event().wait()
-        """))
-    pool = FunctionPool(FunctionSpec("stuck", {"handler": "index.handler", "timeout": 2}), code_dir=tmp_path,
-                        context_base={}, env_overrides={}, max_instances=1)
+        """, timeout_s=2)
     try:
         pool.invoke(b"warm up")  # the timeout then covers the handler only, not the instance's start
         with pytest.raises(InvocationError) as err:
@@ -79,6 +159,27 @@ def test_an_invocation_that_outlives_the_function_timeout_is_ended(tmp_path: Pat
         assert list(pool.logs) == ["warm up", "hang"]
     finally:
         pool.stop()
+
+
+def test_a_timed_out_instance_ends_with_the_processes_it_started(tmp_path: Path):
+    pool = _pool_of(tmp_path, """
+        import subprocess, sys, threading
+
+        def handler(event, context):
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # shares the logs
+            print(child.pid, flush=True)
+            threading.Event().wait()
+        """, timeout_s=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(InvocationError) as err:
+            pool.invoke(b"")
+        assert err.value.error_type == "FunctionTimeout"
+        assert time.monotonic() - started < fc.LOG_DRAIN_TIMEOUT_S / 2  # not left waiting for the child
+    finally:
+        pool.stop()
+        with contextlib.suppress(ProcessLookupError, IndexError, ValueError):
+            os.kill(int(list(pool.logs)[0]), signal.SIGKILL)
 
 
 def test_an_http_trigger_serves_on_the_free_port_it_got(tmp_path: Path):

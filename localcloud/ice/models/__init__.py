@@ -21,16 +21,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from localcloud.ice.models.base import (
-    TIME_FORMAT,
-    IceError,
-    format_time,
-    invalid_parameter,
-    job_not_found,
-    missing_parameter,
-    resource_not_found,
-    utcnow,
-)
+from localcloud.ice.models.base import TIME_FORMAT, IceError, format_time, invalid_parameter, utcnow
 from localcloud.ice.models.event_callbacks import SNAPSHOT_EVENT, CallbackTarget, EventCallback, EventCallbackBackend
 from localcloud.ice.models.jobs import JobsBackend, OssLocation, SnapshotJob, UrlPage
 from localcloud.ice.models.templates import Template
@@ -48,10 +39,6 @@ __all__ = [
     "UrlPage",
     "format_time",
     "invalid_parameter",
-    "job_not_found",
-    "missing_parameter",
-    "resource_not_found",
-    "utcnow",
 ]
 
 

@@ -47,7 +47,6 @@ def job_not_found(job_id: str) -> IceError:
     return IceError("JobNotFound", f'The specified job "{job_id}" could not be found.', 404)
 
 
-
 def page_bounds(page_number: int | None, page_size: int | None, *, default_size: int, max_size: int,
                  size_name: str = "PageSize", number_name: str = "PageNumber") -> tuple[int, int]:
     size = default_size if page_size is None else page_size
@@ -57,7 +56,6 @@ def page_bounds(page_number: int | None, page_size: int | None, *, default_size:
     if number < 1:
         raise invalid_parameter(number_name, f"must be 1 or greater, got {number}.")
     return (number - 1) * size, size
-
 
 
 class ModelState:

@@ -48,7 +48,6 @@ class CallbackTarget:
     auth_key: str | None
 
 
-
 class EventCallbackBackend(ModelState):
     """The event-callback setting of one account in one region."""
 

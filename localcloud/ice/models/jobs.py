@@ -66,7 +66,6 @@ class OssLocation:
     location: str
 
 
-
 @dataclass
 class SnapshotJob:
     job_id: str
@@ -100,7 +99,6 @@ class SnapshotJob:
         return self.params.to_config()
 
 
-
 @dataclass(frozen=True)
 class UrlPage:
     bucket: str
@@ -108,7 +106,6 @@ class UrlPage:
     total: int
     vtt_key: str | None
     timeout_s: int
-
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +116,6 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
 
 
 class JobsBackend(TemplatesBackend):
@@ -254,7 +250,6 @@ class JobsBackend(TemplatesBackend):
             keys = job.snapshot_keys if order_by == "Asc" else job.snapshot_keys[::-1]
             return UrlPage(bucket=job.output.bucket, keys=keys[start:start + size], total=len(keys),
                            vtt_key=job.vtt_key, timeout_s=timeout)
-
 
 
 def _oss_media_url(field_name: str, value: Any) -> str:

@@ -51,8 +51,6 @@ class Template:
         return SUBTYPES[self.subtype]
 
 
-
-
 class TemplatesBackend(ModelState):
     """The templates of one account in one region."""
 
