@@ -25,7 +25,8 @@ Assumptions (gateway behaviour the docs do not pin down; the conservative readin
   gives it; a version other than 2020-11-09 -> ``InvalidVersion`` (400); methods other than
   GET/POST -> ``UnsupportedHTTPMethod`` (403).
 * Integers that do not parse answer ``InvalidParameter`` naming the field; so does a JSON-string
-  parameter that is not valid JSON.
+  parameter that is not valid JSON, holds a number of more than 4300 digits (Python's int limit)
+  or nests deeper than Python's recursion limit.
 """
 from __future__ import annotations
 
@@ -212,6 +213,10 @@ class Params:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise invalid_parameter(name, f"must be a JSON string ({exc.msg} at position {exc.pos}).") from None
+        except ValueError:  # json.loads refuses integers of more than 4300 digits (sys.get_int_max_str_digits)
+            raise invalid_parameter(name, "must be a JSON string whose numbers have at most 4300 digits.") from None
+        except RecursionError:
+            raise invalid_parameter(name, "must be a JSON string nested less deeply.") from None
 
     def time(self, name: str) -> datetime | None:
         value = self.text(name)
