@@ -30,6 +30,10 @@ from urllib.parse import urlsplit
 from localcloud.ice.models import SNAPSHOT_EVENT, SnapshotJob, format_time
 
 
+class NothingToRedeliver(Exception):
+    """The job has no completion event to post again: it is not finished, or no HTTP URL takes it."""
+
+
 def snapshot_complete_event(job: SnapshotJob, account_id: str, event_time: datetime | None) -> dict[str, Any]:
     """The SnapshotComplete event ICE posts for ``job``; ``event_time`` is its finish time."""
     body = {"JobId": job.job_id, "Name": job.name, "Status": job.status, "Type": job.type, "Count": job.count,

@@ -267,18 +267,21 @@ def _template_wire(template: models.Template, *, subtype_as_name: bool = False) 
 
 
 class IceResponses:
-    """Turns one HTTP request into (status, headers, body). ``gate(action)`` injects faults."""
+    """Turns one HTTP request into (status, headers, body). ``gate(action)`` injects faults before
+    the action runs, ``settle(action)`` after it ran (it may delay the answer or raise to lose it)."""
 
     def __init__(self, model: IceModel, authenticator: Authenticator, *,
                  sign_url: Callable[[str, str, int], str],
                  on_job_submitted: Callable[[models.SnapshotJob], None],
                  gate: Callable[[str], None] = lambda action: None,
+                 settle: Callable[[str], None] = lambda action: None,
                  host_id: str = "ice.cn-hangzhou.aliyuncs.com"):
         self.model = model
         self.auth = authenticator
         self._sign_url = sign_url
         self._on_job_submitted = on_job_submitted
         self._gate = gate
+        self._settle = settle
         self._host_id = host_id
         self._actions: dict[str, Callable[[Params], dict[str, Any]]] = {
             "CreateCustomTemplate": self.create_custom_template,
@@ -298,6 +301,7 @@ class IceResponses:
     def handle(self, method: str, path: str, raw_query: str, headers: Headers,
                body: bytes) -> tuple[int, dict[str, str], bytes]:
         request_id = str(uuid.uuid4()).upper()
+        performed: str | None = None  # the action, once it has run
         try:
             if method not in ("GET", "POST"):
                 raise IceError("UnsupportedHTTPMethod", f"Specified http method {method} is not supported.", 403)
@@ -313,11 +317,14 @@ class IceResponses:
                 raise IceError("InvalidVersion", f'Specified parameter Version "{version}" is not valid; '
                                                  f"use {API_VERSION}.", 400)
             self._gate(action)
+            performed = action
             result = handler(Params(params))
             status, payload = 200, {"RequestId": request_id, **result}
         except IceError as exc:
             status, payload = exc.status, {"RequestId": request_id, "HostId": self._host_id, "Code": exc.code,
                                            "Message": exc.message, "Recommend": exc.recommend}
+        if performed:
+            self._settle(performed)
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         return status, {"Content-Type": "application/json;charset=utf-8", "x-acs-request-id": request_id}, data
 

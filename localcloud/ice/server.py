@@ -6,10 +6,19 @@ submitted snapshot jobs for real on a worker pool (input read by HTTP Range requ
 signed URL of the local OSS, frames cut by ``engine``, outputs written with oss2), delivers
 completion callbacks with ICE's documented retry rule, and injects faults on demand.
 
-Admin endpoint (not part of ICE, no auth, loopback clients only) on the same port:
-``GET|POST /__localcloud/faults`` (JSON, the keys of :meth:`LocalIce.set_faults`),
-``GET /__localcloud/deliveries`` (the delivery log), ``POST /__localcloud/reset`` (clears jobs,
-templates, the event-callback setting, faults and the delivery log).
+Test controls, each a method here and a call of the admin endpoint (``admin.py``: not part of
+ICE, no auth, loopback clients only, on the same port):
+
+* Faults (``faults.py``, :meth:`LocalIce.set_faults`): throttling, 5xx, latency, lost or late
+  answers (the work done, the response lost or slower than the client's read timeout), dropped
+  callbacks, slow jobs and jobs that fail server-side with a given code.
+* Held jobs (:meth:`LocalIce.hold_jobs`, :meth:`LocalIce.release_job`): jobs submitted while
+  holding stay ``Init`` until released one by one, in any order. This models ICE finishing jobs
+  late and out of submit order (a later upload's job done before an earlier one's).
+* Redelivery (:meth:`LocalIce.redeliver_callback`): a finished job's completion event posted
+  again, as ICE's retries and a replayed or duplicated message deliver it.
+* The delivery log (:meth:`LocalIce.deliveries`) and :meth:`LocalIce.reset` (clears jobs,
+  templates, the event-callback setting, faults, holds and the delivery log).
 
 Constructor knobs beyond the shared interface (keyword-only, defaults as ICE documents them):
 ``qps_limits``, ``error_rate``, ``latency_s``, ``callback_drop_rate``, ``job_delay_s`` (the faults),
@@ -27,18 +36,19 @@ Assumptions:
   distinct image objects written (for sprites: the sheets; for WebVtt: the images, with the VTT as
   ``WebVTTUrl``), in the order written.
 * The delivery log entries are ``{job_id, url, attempt, status, error, elapsed_s, delivered,
-  dropped, at}`` with ``at`` in UNIX seconds.
+  dropped, redelivered, at}`` with ``at`` in UNIX seconds; a redelivery is logged with
+  ``redelivered: True`` and ``attempt: 0``.
+* A held job does not count as running for :meth:`LocalIce.wait_idle` (nothing is in flight until
+  it is released); releasing it processes it in the caller's thread.
 * One callback per finished job (Success or Fail). A callback that fault injection drops is logged
   once with ``dropped: True`` and ``attempt: 0``; one to an MNS queue is logged, not sent.
 """
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict
@@ -49,17 +59,15 @@ from urllib.parse import urlsplit
 
 import oss2
 
-from localcloud.ice import callbacks, engine
-from localcloud.ice.faults import FaultInjector, Faults
+from localcloud.ice import admin, callbacks, engine
+from localcloud.ice.faults import AnswerLost, FaultInjector, Faults
 from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
 from localcloud.ice.rangefile import HttpRangeFile
 from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, Headers, IceResponses
 
 log = logging.getLogger("localcloud.ice")
 
-ADMIN_PREFIX = "/__localcloud/"
 INPUT_URL_EXPIRY_S = 3600
-
 
 
 class LocalIce:
@@ -82,18 +90,20 @@ class LocalIce:
         self.callback_retry_interval_s = callback_retry_interval_s
         self.callback_attempts = callback_attempts
         self.model = IceModel(region=region, account_id=account_id)
+        self._stopping = threading.Event()
         self._faults = FaultInjector(Faults(qps_limits=dict(qps_limits or {}), error_rate=error_rate,
                                             latency_s=latency_s, callback_drop_rate=callback_drop_rate,
-                                            job_delay_s=job_delay_s), seed=fault_seed)
+                                            job_delay_s=job_delay_s), seed=fault_seed, sleep=self._stopping.wait)
         self._auth = Authenticator(access_key_id, access_key_secret, max_clock_skew_s=max_clock_skew_s)
         self._responses = IceResponses(self.model, self._auth, sign_url=self._sign_url,
                                        on_job_submitted=self._enqueue_job, gate=self._faults.gate,
-                                       host_id=f"ice.{region}.aliyuncs.com")
+                                       settle=self._faults.settle, host_id=f"ice.{region}.aliyuncs.com")
         self._deliveries: list[dict[str, Any]] = []
         self._connections: set[socket.socket] = set()
-        self._idle = threading.Condition()
+        self._idle = threading.Condition()  # guards the counters, lists and flags below too
         self._busy = 0
-        self._stopping = threading.Event()
+        self._holding = False
+        self._held: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._job_pool: ThreadPoolExecutor | None = None
@@ -155,7 +165,8 @@ class LocalIce:
 
     def set_faults(self, **faults: Any) -> None:
         """Change the given faults (``qps_limits``, ``error_rate``, ``latency_s``, ``callback_drop_rate``,
-        ``job_delay_s``; ``seed`` reseeds the fault RNG); the others stay as they are."""
+        ``job_delay_s``, ``lose_answers``, ``lose_answer_rates``, ``answer_delay_s``, ``fail_jobs``, see
+        ``faults.py``; ``seed`` reseeds the fault RNG); the others stay as they are."""
         self._faults.update(**faults)
 
     def faults(self) -> dict[str, Any]:
@@ -166,12 +177,14 @@ class LocalIce:
             return [dict(d) for d in self._deliveries]
 
     def reset(self) -> None:
-        """Forget jobs, templates, the event-callback setting, faults and the delivery log."""
+        """Forget jobs, templates, the event-callback setting, faults, holds and the delivery log."""
         self.model.reset()
         self._faults.clear()
         self._auth.reset()
         with self._idle:
             self._deliveries.clear()
+            self._holding = False
+            self._held.clear()
 
     def wait_idle(self, timeout: float = 30) -> bool:
         """True once every submitted job has finished and every callback delivery has settled."""
@@ -185,6 +198,55 @@ class LocalIce:
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+    # ---- held jobs -------------------------------------------------------------------------
+
+    def hold_jobs(self, hold: bool = True) -> None:
+        """Hold (True) every job submitted from now on in ``Init`` until it is released; False stops
+        holding new jobs (those already held stay held)."""
+        with self._idle:
+            self._holding = hold
+
+    def holding(self) -> bool:
+        with self._idle:
+            return self._holding
+
+    def held_jobs(self) -> list[str]:
+        """The ids of the jobs held now, in submit order."""
+        with self._idle:
+            return list(self._held)
+
+    def release_job(self, job_id: str) -> str | None:
+        """Process the held job ``job_id`` now, in this thread, as a worker would (frames, finish,
+        callback sent as usual); its status once finished. LookupError if it is not held."""
+        if self._take_held(job_id) is None:
+            raise LookupError(f"job {job_id} is not held")
+        return self._run_released(job_id)
+
+    def release_all(self) -> list[str]:
+        """Release every held job, one after the other in submit order; their ids."""
+        released = []
+        while (job_id := self._take_held(None)) is not None:
+            self._run_released(job_id)
+            released.append(job_id)
+        return released
+
+    def _take_held(self, job_id: str | None) -> str | None:
+        """Take ``job_id`` (None: the first held job) off the held list, counted as running; None when
+        it is not held."""
+        with self._idle:
+            if job_id is None and self._held:
+                job_id = self._held[0]
+            if job_id is None or job_id not in self._held:
+                return None
+            self._held.remove(job_id)
+            self._busy += 1  # _run_job counts it down
+            return job_id
+
+    def _run_released(self, job_id: str) -> str | None:
+        self._run_job(job_id)
+        job = self.model.find_job(job_id)
+        return job.status if job else None
 
     # ---- jobs ------------------------------------------------------------------------------
 
@@ -205,6 +267,10 @@ class LocalIce:
         return self._bucket(bucket).sign_url("GET", key, expires_s, slash_safe=True)
 
     def _enqueue_job(self, job: SnapshotJob) -> None:
+        with self._idle:
+            if self._holding:
+                self._held.append(job.job_id)
+                return
         self._busy_add(1)
         try:
             assert self._job_pool is not None, "LocalIce is not started"
@@ -221,8 +287,10 @@ class LocalIce:
             job = self.model.find_job(job_id)
             if job is None:
                 return
+            injected = self._faults.take_job_failure()
             try:
-                finished = self._process(job)
+                finished = (self.model.fail_job(job_id, code=injected[0], message=injected[1]) if injected
+                            else self._process(job))
             except oss2.exceptions.OssError as exc:
                 log.warning("snapshot job %s: OSS call failed with status %s", job_id, exc.status)
                 finished = self.model.fail_job(job_id, code="InternalError",
@@ -274,11 +342,33 @@ class LocalIce:
             self._busy_add(-1)
             raise
 
+    def redeliver_callback(self, job_id: str) -> int | None:
+        """Post the finished job's completion event once more, now and in this thread: the same body as
+        the first delivery, signed afresh. The receiver's HTTP status (None when it was unreachable).
+        LookupError for an unknown job; ``callbacks.NothingToRedeliver`` for one not finished or
+        without an HTTP callback target."""
+        job = self.model.find_job(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        target = self.model.callback_target(job)
+        if job.status == "Init" or target is None or target.kind != "HTTP":
+            raise callbacks.NothingToRedeliver(f"job {job_id} has no completion event to redeliver (status "
+                                               f"{job.status}, callback {target.kind if target else 'none'})")
+        headers = callbacks.signed_headers(target.address, target.auth_key, time.time())
+        result = callbacks.post(target.address, self._event_body(job), headers, self.callback_timeout_s)
+        self._record(job, target.address, 0, status=result.status, error=result.error, elapsed_s=result.elapsed_s,
+                     delivered=result.succeeded(self.callback_timeout_s), redelivered=True)
+        return result.status
+
+    def _event_body(self, job: SnapshotJob) -> bytes:
+        return callbacks.encode(callbacks.snapshot_complete_event(job, self.account_id, job.finish_time))
+
     def _record(self, job: SnapshotJob, url: str, attempt: int, *, status: int | None = None,
                 error: str | None = None, elapsed_s: float = 0.0, delivered: bool = False,
-                dropped: bool = False) -> None:
+                dropped: bool = False, redelivered: bool = False) -> None:
         entry = {"job_id": job.job_id, "url": url, "attempt": attempt, "status": status, "error": error,
-                 "elapsed_s": round(elapsed_s, 4), "delivered": delivered, "dropped": dropped, "at": time.time()}
+                 "elapsed_s": round(elapsed_s, 4), "delivered": delivered, "dropped": dropped,
+                 "redelivered": redelivered, "at": time.time()}
         with self._idle:
             self._deliveries.append(entry)
         log.info("callback job=%s attempt=%s status=%s delivered=%s%s", job.job_id, attempt, status, delivered,
@@ -293,7 +383,7 @@ class LocalIce:
                 self._record(job, target.address, 0, error="dropped by fault injection (callback_drop_rate)",
                              dropped=True)
                 return
-            body = callbacks.encode(callbacks.snapshot_complete_event(job, self.account_id, job.finish_time))
+            body = self._event_body(job)
             for attempt in range(1, self.callback_attempts + 1):
                 if attempt > 1 and self._stopping.wait(self.callback_retry_interval_s):
                     return
@@ -309,7 +399,7 @@ class LocalIce:
 
 
 class _IceRequestHandler(BaseHTTPRequestHandler):
-    """One connection to a LocalIce: the ICE API, or the admin endpoint under ADMIN_PREFIX."""
+    """One connection to a LocalIce: the ICE API, or the admin endpoint under admin.PREFIX."""
 
     protocol_version = "HTTP/1.1"
     server_version = "LocalIce"
@@ -340,12 +430,22 @@ class _IceRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         body = self._body()
         parts = urlsplit(self.path)
-        if parts.path.startswith(ADMIN_PREFIX):
+        if parts.path.startswith(admin.PREFIX):
             loopback = self.client_address[0].startswith("127.") or self.client_address[0] == "::1"
-            self._send(*_admin(self.ice, self.command, parts.path[len(ADMIN_PREFIX):], body, loopback))
+            self._send(*admin.answer(self.ice, self.command, parts.path[len(admin.PREFIX):], body, loopback))
             return
-        self._send(*self.ice._responses.handle(self.command, parts.path, parts.query,
-                                               Headers(self.headers.items()), body))
+        try:
+            answer = self.ice._responses.handle(self.command, parts.path, parts.query,
+                                                Headers(self.headers.items()), body)
+        except AnswerLost as lost:  # the action ran; close the connection with no response at all
+            log.info("answer of %s lost by fault injection (lose_answers)", lost.args[0])
+            self.close_connection = True
+            return
+        try:
+            self._send(*answer)
+        except ConnectionError:  # the client gave up first (e.g. its read timeout under answer_delay_s)
+            log.info("client of %s went away before the answer", self.headers.get("x-acs-action"))
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
@@ -356,44 +456,3 @@ class _IceRequestHandler(BaseHTTPRequestHandler):
 
 def _handler_for(ice: LocalIce) -> type[BaseHTTPRequestHandler]:
     return type("LocalIceHandler", (_IceRequestHandler,), {"ice": ice})
-
-
-_Answer = tuple[int, dict[str, str], bytes]
-
-
-def _json_answer(status: int, payload: Any) -> _Answer:
-    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
-
-
-def _set_faults(ice: LocalIce, body: bytes) -> _Answer:
-    try:
-        changes = json.loads(body or b"{}")
-        if not isinstance(changes, dict):
-            raise ValueError("the body must be a JSON object")
-        ice.set_faults(**changes)
-    except (ValueError, TypeError) as exc:
-        return _json_answer(400, {"error": str(exc)})
-    return _json_answer(200, ice.faults())
-
-
-def _reset(ice: LocalIce, body: bytes) -> _Answer:
-    ice.reset()
-    return _json_answer(200, {"reset": True})
-
-
-#: The admin calls: (method, name) -> what answers it.
-_ADMIN_CALLS: dict[tuple[str, str], Callable[[LocalIce, bytes], _Answer]] = {
-    ("GET", "faults"): lambda ice, body: _json_answer(200, ice.faults()),
-    ("POST", "faults"): _set_faults,
-    ("GET", "deliveries"): lambda ice, body: _json_answer(200, ice.deliveries()),
-    ("POST", "reset"): _reset,
-}
-
-
-def _admin(ice: LocalIce, method: str, name: str, body: bytes, loopback: bool) -> _Answer:
-    if not loopback:
-        return _json_answer(403, {"error": "the admin endpoint answers loopback clients only"})
-    call = _ADMIN_CALLS.get((method, name))
-    if call is None:
-        return _json_answer(404, {"error": f"unknown admin call {method} {ADMIN_PREFIX}{name}"})
-    return call(ice, body)
