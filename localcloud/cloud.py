@@ -155,6 +155,11 @@ class LocalCloud:
         """Inject ICE faults (the keys of :meth:`LocalIce.set_faults`)."""
         _started(self.ice).set_faults(**faults)
 
+    def lose_oss_answers(self, *, method: str | None = None, key_prefix: str = "", count: int = 1) -> None:
+        """Let the local OSS perform the next ``count`` matching requests and drop their answers
+        (:meth:`LocalOss.lose_answers`; ``self.oss.clear_faults()`` disarms, and has the other faults)."""
+        _started(self.oss).lose_answers(method=method, key_prefix=key_prefix, count=count)
+
     # --- what a client needs ----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         o = self.options

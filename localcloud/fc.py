@@ -3,8 +3,8 @@
 - Each function runs in instance *processes* (``localcloud.fc_worker``), started on demand
   up to ``max_instances`` and reused while warm, with the function's own environment and
   the python3.10 runtime's ``context`` (STS credentials, function, region...).
-- OSS triggers: object-created records from the local OSS are matched against the
-  trigger's events, prefix and suffix (case-sensitive, as OSS filters are) and delivered
+- OSS triggers: notification records from the local OSS are matched against the
+  trigger's events (by name or ``oss:<group>:*``), prefix and suffix (case-sensitive, as OSS filters are) and delivered
   as ``{"events": [record]}`` by *asynchronous* invocation: queued, and retried with
   backoff when the handler raises, up to ``asyncInvokeConfig.maxAsyncRetryAttempts``.
 - Timer triggers: ``@every <n>s|m|h`` schedules deliver FC's timer event
@@ -464,21 +464,25 @@ class LocalFc:
     # --- OSS trigger ----------------------------------------------------------------------------
     def on_oss_record(self, record: dict) -> None:
         """Deliver an OSS notification record to every function whose OSS trigger matches it."""
-        bucket = record["oss"]["bucket"]["name"]
-        key = record["oss"]["object"]["key"]
-        event_name = "oss:" + record["eventName"]
         for name, pool in self.pools.items():
             for trigger in pool.spec.triggers:
-                if trigger.get("triggerType") != "oss":
-                    continue
-                arn_bucket = str(trigger.get("sourceArn", "")).rsplit(":", 1)[-1]
-                cfg = trigger.get("triggerConfig") or {}
-                events = cfg.get("events") or []
-                filt = (cfg.get("filter") or {}).get("key") or {}
-                if arn_bucket and arn_bucket != bucket:
-                    continue
-                if event_name not in events and "oss:ObjectCreated:*" not in events:
-                    continue
-                if not key.startswith(filt.get("prefix") or "") or not key.endswith(filt.get("suffix") or ""):
-                    continue
-                self.invoke_async(name, json.dumps({"events": [record]}).encode())
+                if oss_trigger_matches(trigger, record):
+                    self.invoke_async(name, json.dumps({"events": [record]}).encode())
+
+
+def oss_trigger_matches(trigger: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether a native OSS trigger fires for ``record``: its bucket, an event it names (``oss:``-prefixed,
+    or ``oss:<group>:*``), its key prefix and suffix (case-sensitive, as OSS filters are)."""
+    if trigger.get("triggerType") != "oss":
+        return False
+    bucket, key = record["oss"]["bucket"]["name"], record["oss"]["object"]["key"]
+    event_name = "oss:" + record["eventName"]
+    arn_bucket = str(trigger.get("sourceArn", "")).rsplit(":", 1)[-1]
+    cfg = trigger.get("triggerConfig") or {}
+    events = cfg.get("events") or []
+    filt = (cfg.get("filter") or {}).get("key") or {}
+    if arn_bucket and arn_bucket != bucket:
+        return False
+    if event_name not in events and event_name.rpartition(":")[0] + ":*" not in events:
+        return False
+    return key.startswith(filt.get("prefix") or "") and key.endswith(filt.get("suffix") or "")

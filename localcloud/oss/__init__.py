@@ -12,7 +12,9 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``xml_bodies``: moto's S3 XML answers reshaped into OSS's, and OSS's <Error>.
 * ``compat``: the WSGI layer itself, with the OSS-only behaviour moto does not have
   (``x-oss-forbid-overwrite``, ``x-oss-object-type``, the 100 KB minimum part size...).
-* ``notifications``: object-created events, delivered to listeners as FC OSS-trigger records.
+* ``notifications``: object-created and object-removed events, delivered to listeners as FC
+  OSS-trigger records.
+* ``faults``: lost answers, 500s and latency for the next N matching requests.
 * ``server``: :class:`LocalOss`, which serves it all.
 
 State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and

@@ -2,19 +2,22 @@
 
 OSS-only behaviour that moto does not have: ``x-oss-forbid-overwrite`` (atomic, per key lock),
 ``x-oss-object-type``, upper-case ETags, ``x-oss-request-id`` on every response, ``x-oss-err`` on
-HEAD errors (oss2 reads the error code from it) and object-created notifications.
+HEAD errors (oss2 reads the error code from it), object-created and object-removed notifications,
+and the fault switches of :mod:`localcloud.oss.faults`.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import threading
+import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -27,16 +30,25 @@ from werkzeug.wsgi import get_input_stream
 
 from localcloud.oss import translation, xml_bodies
 from localcloud.oss.auth import SignatureV1
-from localcloud.oss.notifications import CreatedObject
-from localcloud.oss.wire import CONTROL_SUBRESOURCES, CREATE_EVENTS, Environ, OssError, OssRequest, Response
+from localcloud.oss.faults import Fault, OssFaults
+from localcloud.oss.notifications import ObjectChange
+from localcloud.oss.wire import (
+    CONTROL_SUBRESOURCES,
+    CREATE_EVENTS,
+    REMOVE_EVENTS,
+    Environ,
+    OssError,
+    OssRequest,
+    Response,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication
 
 log = logging.getLogger(__name__)
 
-#: Called once per created object, after the write, with the operation's notification eventName.
-ObjectCreated = Callable[[str, OssRequest, CreatedObject], None]
+#: Called once per created or removed object, after the write: (eventName, request, key, change).
+Notify = Callable[[str, OssRequest, str, ObjectChange], None]
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 #: The sub-resources OSS shares with S3, which moto implements; other OSS ones answer 501.
@@ -48,15 +60,18 @@ class OssCompatApp:
     """WSGI middleware: verifies OSS auth, translates one OSS request into S3 for moto and back."""
 
     def __init__(self, *, inner: WSGIApplication, access_key_id: str, access_key_secret: str,
-                 region: str, account_id: str, inner_host: Callable[[], str], notify: ObjectCreated) -> None:
+                 region: str, account_id: str, inner_host: Callable[[], str], notify: Notify,
+                 faults: OssFaults) -> None:
         self._inner = inner
         self._signature = SignatureV1(access_key_id, access_key_secret)
         self._region = region
         self._account_id = account_id
         self._inner_host = inner_host
         self._notify = notify
-        # Object-creating writes take a per-key lock (striped): "does it exist?" and the write are
-        # one atomic step, so x-oss-forbid-overwrite holds under concurrency, as on OSS.
+        self._faults = faults
+        # Object-creating and -removing requests take per-key locks (striped): "what is there?" and
+        # the write are one atomic step, so x-oss-forbid-overwrite and notifications hold under
+        # concurrency, as on OSS.
         self._key_locks = [threading.Lock() for _ in range(64)]
         self._forbid_overwrite_uploads: set[str] = set()
 
@@ -64,10 +79,12 @@ class OssCompatApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         req = OssRequest.from_environ(environ)
+        fault: Fault | None = None
         try:
             _reject_unsupported(req)
             self._signature.authenticate(req)
-            resp = self._handle(req, environ)
+            fault = self._faults.take(req)
+            resp = self._perform(req, environ, fault)
         except OssError as err:
             resp = _error_response(err)
         except Exception:  # a bug here or in moto must still answer like OSS, not hang the client
@@ -76,6 +93,9 @@ class OssCompatApp:
         resp.set_header("x-oss-request-id", req.request_id)
         if resp.status >= 400:
             self._finish_error(req, resp)
+        if fault is not None and fault.kind == "lose":
+            # The work is done; werkzeug closes a connection dropped this way without a byte sent.
+            raise ConnectionAbortedError(f"LocalOss fault: answer to {req.method} /{req.bucket}/{req.key} lost")
         start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", resp.headers)
         return [resp.body]
 
@@ -95,6 +115,13 @@ class OssCompatApp:
 
     # ------------------------------------------------------------------ dispatch
 
+    def _perform(self, req: OssRequest, environ: Environ, fault: Fault | None) -> Response:
+        if fault is not None and fault.kind == "fail":
+            raise OssError(500, "InternalError", "LocalOss fault: the request failed and was not performed.")
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        return self._handle(req, environ)
+
     def _handle(self, req: OssRequest, environ: Environ) -> Response:
         op = req.operation
         if op == "PutBucket":
@@ -106,6 +133,8 @@ class OssCompatApp:
             return self._initiate_multipart(req, environ)
         if op in CREATE_EVENTS:
             return self._create_object(req, environ, op)
+        if op in REMOVE_EVENTS:
+            return self._remove_objects(req, environ, op)
         return self._forward(req, environ)
 
     def _create_object(self, req: OssRequest, environ: Environ, op: str) -> Response:
@@ -114,7 +143,7 @@ class OssCompatApp:
         body = _complete_body(req, environ) if completing else None
         upload_id = req.param("uploadId") or ""
         forbid = req.forbids_overwrite or (completing and upload_id in self._forbid_overwrite_uploads)
-        with self._key_locks[hash((req.bucket, req.key)) % len(self._key_locks)]:
+        with self._locked(req.bucket, [req.key]):
             before = _stat(req.bucket, req.key)
             if forbid and before is not None:
                 raise _already_exists()
@@ -122,7 +151,7 @@ class OssCompatApp:
             after = _stat(req.bucket, req.key) if resp.status == 200 else None
             if after is not None:
                 size, etag = after
-                self._notify(CREATE_EVENTS[op], req, CreatedObject(etag, size, size - (before or (0, ""))[0]))
+                self._notify(CREATE_EVENTS[op], req, req.key, ObjectChange(etag, size, size - (before or (0, ""))[0]))
                 if completing:
                     self._forbid_overwrite_uploads.discard(upload_id)
         # oss2 reads the ETag of a copy or a completed upload from the header; S3 puts it in the body.
@@ -130,6 +159,30 @@ class OssCompatApp:
             node = ElementTree.fromstring(resp.body).find("ETag")
             resp.set_header("ETag", node.text if node is not None else None)
         return resp
+
+    def _remove_objects(self, req: OssRequest, environ: Environ, op: str) -> Response:
+        """DeleteObject / DeleteObjects: a removal record for each named key that is gone afterwards
+        (a missing key too: OSS answers success for it)."""
+        batch = op == "DeleteMultipleObjects"
+        body = _checked_body(req, environ) if batch else None
+        keys = _keys_to_delete(body or b"") if batch else [req.key]
+        with self._locked(req.bucket, keys):
+            freed = {key: (_stat(req.bucket, key) or (0, ""))[0] for key in keys}
+            resp = self._forward(req, environ, body=body)
+            if resp.status in (200, 204):
+                for key in keys:
+                    if _stat(req.bucket, key) is None:
+                        self._notify(REMOVE_EVENTS[op], req, key, ObjectChange.removal(freed[key]))
+        return resp
+
+    @contextlib.contextmanager
+    def _locked(self, bucket: str, keys: Iterable[str]) -> Iterator[None]:
+        """Hold the lock stripes of these keys, taken in stripe order so that two batches cannot deadlock."""
+        stripes = sorted({hash((bucket, key)) % len(self._key_locks) for key in keys})
+        with contextlib.ExitStack() as held:
+            for stripe in stripes:
+                held.enter_context(self._key_locks[stripe])
+            yield
 
     def _initiate_multipart(self, req: OssRequest, environ: Environ) -> Response:
         """Reject early if forbid-overwrite and the key exists; remember it for the Complete."""
@@ -204,21 +257,36 @@ def _reject_unsupported(req: OssRequest) -> None:
         raise OssError(501, "NotImplemented", f"LocalOss does not implement the OSS sub-resource(s) {unsupported}.")
 
 
-def _complete_body(req: OssRequest, environ: Environ) -> bytes:
-    """oss2 echoes the upper-case part ETags we returned; moto matches them lower case."""
+def _checked_body(req: OssRequest, environ: Environ) -> bytes:
+    """The request body, refused if it does not match its Content-MD5."""
     raw = get_input_stream(environ).read()
     md5 = req.headers.get("content-md5")
     if md5 and base64.b64encode(hashlib.md5(raw).digest()).decode() != md5:
         raise OssError(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
-    if not raw:
-        return raw
+    return raw
+
+
+def _parse_xml(raw: bytes) -> ElementTree.Element:
     try:
-        root = ElementTree.fromstring(raw)
+        return ElementTree.fromstring(raw)
     except ElementTree.ParseError:
         raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+
+
+def _complete_body(req: OssRequest, environ: Environ) -> bytes:
+    """oss2 echoes the upper-case part ETags we returned; moto matches them lower case."""
+    raw = _checked_body(req, environ)
+    if not raw:
+        return raw
+    root = _parse_xml(raw)
     for node in root.iter("ETag"):
         node.text = (node.text or "").lower()
     return ElementTree.tostring(root, encoding="utf-8")
+
+
+def _keys_to_delete(body: bytes) -> list[str]:
+    """The keys a DeleteObjects body names, each once, in order."""
+    return list(dict.fromkeys(node.text or "" for node in _parse_xml(body).iterfind("Object/Key")))
 
 
 def _already_exists() -> OssError:

@@ -13,6 +13,7 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localcloud.oss.compat import OssCompatApp
+from localcloud.oss.faults import OssFaults
 from localcloud.oss.notifications import Listener, Notifier
 from localcloud.oss.wire import OssError
 
@@ -36,6 +37,10 @@ class _QuietRequestHandler(MotoRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, self.path.split("?", 1)[0], code)
 
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        # A lost-answer fault (or a client gone): close the connection, or keep-alive would wait on it.
+        self.close_connection = True
+
     def log(self, type: str, message: str, *args: Any) -> None:
         if type == "error":
             log.warning(message, *args)
@@ -46,8 +51,10 @@ class LocalOss:
 
     ``start()`` serves on ``host:port`` (0 = a free port, which ``endpoint`` then names) in
     background threads; ``endpoint`` is the URL to give ``oss2.Bucket``. Listeners from
-    ``subscribe`` get one native FC OSS-trigger event record per created object, from a
-    dispatcher thread, after the object is readable.
+    ``subscribe`` get one native FC OSS-trigger event record per created or removed object
+    (see :mod:`localcloud.oss.notifications`), from a dispatcher thread, after the write.
+    ``lose_answers``, ``fail_requests`` and ``delay_requests`` arm faults for the next matching
+    requests (see :mod:`localcloud.oss.faults`); ``clear_faults`` disarms them.
     """
 
     def __init__(self, *, access_key_id: str, access_key_secret: str, host: str = "127.0.0.1",
@@ -60,6 +67,7 @@ class LocalOss:
         self.endpoint = ""
         self._host, self._port = host, port
         self._notifier = Notifier(region=region, account_id=account_id)
+        self._faults = OssFaults()
         self._server: BaseWSGIServer | None = None
         self._serve_thread: threading.Thread | None = None
         # moto reads the minimum part size from this module-level setting at CompleteMultipartUpload.
@@ -67,8 +75,12 @@ class LocalOss:
         self._app = OssCompatApp(
             inner=create_backend_app("s3"), access_key_id=access_key_id,
             access_key_secret=access_key_secret, region=region, account_id=account_id,
-            inner_host=self._inner_host, notify=self._notifier.object_created,
+            inner_host=self._inner_host, notify=self._notifier.publish, faults=self._faults,
         )
+        self.lose_answers = self._faults.lose_answers
+        self.fail_requests = self._faults.fail_requests
+        self.delay_requests = self._faults.delay_requests
+        self.clear_faults = self._faults.clear_faults
 
     def __repr__(self) -> str:  # never show the secret
         return f"LocalOss(endpoint={self.endpoint!r}, region={self.region!r}, access_key_id={self.access_key_id!r})"
@@ -119,7 +131,7 @@ class LocalOss:
                              f"{error.findtext('Code')}: {error.findtext('Message')}")
 
     def subscribe(self, listener: Listener) -> None:
-        """Call ``listener(record)`` for every object created from now on (FC OSS-trigger record)."""
+        """Call ``listener(record)`` for every object created or removed from now on (FC OSS-trigger record)."""
         self._notifier.subscribe(listener)
 
     def _inner_host(self) -> str:

@@ -25,6 +25,11 @@ CREATE_EVENTS = {
     "CopyObject": "ObjectCreated:CopyObject",
     "CompleteMultipartUpload": "ObjectCreated:CompleteMultipartUpload",
 }
+#: Operations that remove objects, with the eventName of their OSS notification (one per key).
+REMOVE_EVENTS = {
+    "DeleteObject": "ObjectRemoved:DeleteObject",
+    "DeleteMultipleObjects": "ObjectRemoved:DeleteObjects",
+}
 
 #: A WSGI environ.
 Environ = dict[str, Any]
@@ -122,6 +127,8 @@ class OssRequest:
             return "CompleteMultipartUpload"
         if m == "GET" and not controls:
             return "GetObject"
+        if m == "DELETE" and not controls:
+            return "DeleteObject"
         if m == "HEAD" and controls <= {"objectMeta"}:
             return "GetObjectMeta" if controls else "HeadObject"
         return "Object"
