@@ -105,9 +105,11 @@ def all_jobs(cloud) -> list:
 
 
 def indexes_present(cloud, bucket, keys: list[str]) -> int:
+    from snapshot_pipeline.domain import OssLocation
     from snapshot_pipeline.layout import index_key
 
-    return sum(1 for key in keys if bucket.object_exists(index_key("snapshots/", cloud.options.bucket, key)))
+    return sum(1 for key in keys if bucket.object_exists(index_key("snapshots/", OssLocation(cloud.options.bucket,
+                                                                                              key))))
 
 
 def job_creation_figures(created: list[float]) -> dict[str, Any]:

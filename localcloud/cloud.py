@@ -202,9 +202,10 @@ class LocalCloud:
             time.sleep(0.1)
 
     def wait_for_index(self, source_key: str, timeout: float = 60) -> dict[str, Any]:
+        from snapshot_pipeline.domain import OssLocation
         from snapshot_pipeline.layout import index_key
 
-        key = index_key("snapshots/", self.options.bucket, source_key)
+        key = index_key("snapshots/", OssLocation(self.options.bucket, source_key))
         return json.loads(self.wait_for_object(key, timeout))
 
     def function_env(self, **overrides: str) -> dict[str, str]:

@@ -45,12 +45,14 @@ def upload(cloud, key: str, data: bytes) -> dict:
     return oss_record(cloud.options.bucket, key, result.etag.upper(), len(data))
 
 
-def upload_of(record: dict):
-    """The (bucket, key, etag, size) upload an OSS record names."""
+def upload_of(cloud, record: dict):
+    """The upload version an OSS record names, as the pipeline sees it (HEAD gives its Last-Modified)."""
     from snapshot_pipeline.domain import Upload
 
-    obj = record["oss"]["object"]
-    return Upload(record["oss"]["bucket"]["name"], obj["key"], obj["eTag"], obj["size"])
+    bucket, obj = record["oss"]["bucket"]["name"], record["oss"]["object"]
+    info = cloud.store().head(bucket, obj["key"])
+    assert info is not None and info.etag == obj["eTag"], f"oss://{bucket}/{obj['key']} is not the version uploaded"
+    return Upload.of_object(bucket, info)
 
 
 def jobs_for(cloud, key: str) -> list:
@@ -99,3 +101,13 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = PIPELINE_
         assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
         time.sleep(0.05)
     return result
+
+
+def version_of(cloud, key: str, bucket: str | None = None) -> str:
+    """The version name the pipeline gives the object now at ``key`` (its outputs' folder)."""
+    from snapshot_pipeline.domain import Upload
+
+    b = bucket or cloud.options.bucket
+    info = cloud.store().head(b, key)
+    assert info is not None, f"oss://{b}/{key} does not exist"
+    return Upload.of_object(b, info).version

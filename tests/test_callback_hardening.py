@@ -11,6 +11,7 @@ import pytest
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.media import make_garbage
 from snapshot_pipeline.callback import MAX_BODY_BYTES, MAX_SKEW_S, signature
+from snapshot_pipeline.domain import OssLocation
 from snapshot_pipeline.layout import index_key
 from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, wait_until
 
@@ -56,7 +57,7 @@ def finished_job_without_index(cloud, key: str, data: bytes):
     cloud.bucket().put_object(key, data)
     wait_until(lambda: jobs_for(cloud, key) and jobs_for(cloud, key)[0].finished, f"a finished job for {key}")
     assert cloud.ice.wait_idle(PIPELINE_TIMEOUT_S)
-    assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", key))
+    assert not cloud.bucket().object_exists(index_key("snapshots/", OssLocation("callbacks", key)))
     return jobs_for(cloud, key)[0]
 
 
@@ -71,7 +72,7 @@ def test_every_bad_call_is_401_and_writes_nothing(cloud, small_video):
     for case, (status, payload) in cases.items():
         assert status == 401, case
         assert "invalid ICE callback" in payload["error"], case
-    assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", "uploads/guarded.mp4"))
+    assert not cloud.bucket().object_exists(index_key("snapshots/", OssLocation("callbacks", "uploads/guarded.mp4")))
     status, payload = post(cloud, job.job_id)
     assert status == 200 and payload["status"] == "Success"
     assert_valid_index(cloud.wait_for_index("uploads/guarded.mp4", timeout=5))
@@ -91,7 +92,7 @@ def test_job_still_running_is_202_and_nothing_written(cloud, small_video):
     (job,) = wait_until(lambda: jobs_for(cloud, "uploads/slow-job.mp4"), "a job for uploads/slow-job.mp4")
     status, payload = post(cloud, job.job_id)
     assert status == 202 and payload["status"] == "Init"
-    assert not cloud.bucket().object_exists(index_key("snapshots/", "callbacks", "uploads/slow-job.mp4"))
+    assert not cloud.bucket().object_exists(index_key("snapshots/", OssLocation("callbacks", "uploads/slow-job.mp4")))
     index = cloud.wait_for_index("uploads/slow-job.mp4", timeout=JOB_DELAY_S + PIPELINE_TIMEOUT_S)
     assert index["job"]["status"] == "Success"
 
@@ -109,7 +110,7 @@ def test_replayed_callback_rewrites_the_same_index(cloud, small_video):
     job = finished_job_without_index(cloud, "uploads/replayed.mp4", small_video)
     assert post(cloud, job.job_id)[0] == 200
     first = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)
-    cloud.bucket().delete_object(index_key("snapshots/", "callbacks", "uploads/replayed.mp4"))
+    cloud.bucket().delete_object(index_key("snapshots/", OssLocation("callbacks", "uploads/replayed.mp4")))
     assert post(cloud, job.job_id)[0] == 200
     second = cloud.wait_for_index("uploads/replayed.mp4", timeout=5)  # written again by the replay
     assert second["generated_at"] >= first["generated_at"]

@@ -18,7 +18,7 @@ from snapshot_pipeline.cli import jobs as jobs_command
 from snapshot_pipeline.cli import local_state
 from snapshot_pipeline.cli.errors import CliError
 from snapshot_pipeline.cli.output import Fields, Output, ProgressBar, Table
-from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, wait_until
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, version_of, wait_until
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -94,7 +94,7 @@ def test_template_created_by_the_cli_makes_the_job_it_submits_and_lists_its_urls
     assert code == 0, out
     submitted = json.loads(out)
     assert submitted["outcome"] == "submitted" and submitted["etag"] == etag
-    assert submitted["output"] == f"oss://media/snapshots/{key}/{{Count}}.jpg"
+    assert submitted["output"] == f"oss://media/snapshots/media/{key}/{version_of(cloud, key)}/{{Count}}.jpg"
     job_id = submitted["job_id"]
 
     code, out, _ = run("--local", "submit", f"oss://media/{key}", "--template", template_id)
@@ -103,7 +103,11 @@ def test_template_created_by_the_cli_makes_the_job_it_submits_and_lists_its_urls
     job = wait_for_job(run, job_id)
     assert job["Status"] == "Success" and job["TemplateId"] == template_id
     user_data = json.loads(job["UserData"])
-    assert user_data == {"source": {"bucket": "media", "key": key, "etag": etag}, "NotifyAddress": cloud.callback_url}
+    version = version_of(cloud, key)
+    assert user_data == {"source": {"bucket": "media", "key": key, "etag": etag, "version": version,
+                                    "last_modified": user_data["source"]["last_modified"]},
+                         "NotifyAddress": cloud.callback_url}
+    assert user_data["source"]["last_modified"].replace("-", "").replace(":", "") == version.split("-")[0]
     code, out, _ = run("--local", "job", "get", job_id)
     assert code == 0 and "Success" in out and f"oss://media/{key}" in out
 
@@ -111,7 +115,8 @@ def test_template_created_by_the_cli_makes_the_job_it_submits_and_lists_its_urls
     assert code == 0
     urls = json.loads(out)
     assert urls["total"] == 3 and len(urls["urls"]) == 3
-    assert all(f"/snapshots/{key.replace(' ', '%20')}/0000{n}.jpg" in u for n, u in enumerate(urls["urls"], 1))
+    folder = f"/snapshots/media/{key.replace(' ', '%20')}/{version}"
+    assert all(f"{folder}/0000{n}.jpg" in u for n, u in enumerate(urls["urls"], 1))
     code, out, _ = run("--local", "urls", job_id)
     assert code == 0 and len([line for line in out.splitlines()[1:] if "http" in line]) == 3
 
@@ -142,7 +147,7 @@ def test_submit_names_outputs_after_the_templates_type(cloud, run, tiny_video):
     code, out, _ = run("--local", "submit", f"oss://media/{key}", "--template", template["TemplateId"], "--json")
     assert code == 0
     submitted = json.loads(out)
-    assert submitted["output"] == f"oss://media/snapshots/{key}/sprite-{{TileCount}}.jpg"
+    assert submitted["output"] == f"oss://media/snapshots/media/{key}/{version_of(cloud, key)}/sprite-{{TileCount}}.jpg"
     assert wait_for_job(run, submitted["job_id"])["Status"] == "Success"
 
 
@@ -417,6 +422,7 @@ def test_the_console_script_runs_against_the_local_cloud(cloud, state_file):
 
 def test_backfill_retry_failed_resubmits_only_the_latest_failure(cloud, run, tiny_video):
     from localcloud.media import make_garbage
+    from snapshot_pipeline.domain import OssLocation
     from snapshot_pipeline.layout import index_key
 
     prefix = f"retry-{uuid.uuid4().hex[:8]}/"
@@ -426,7 +432,8 @@ def test_backfill_retry_failed_resubmits_only_the_latest_failure(cloud, run, tin
     source = f"oss://media/{prefix}"
 
     def index_of(key: str) -> dict:
-        return json.loads(cloud.wait_for_object(index_key("snapshots/", "media", key), timeout=PIPELINE_TIMEOUT_S))
+        return json.loads(cloud.wait_for_object(index_key("snapshots/", OssLocation("media", key)),
+                                                timeout=PIPELINE_TIMEOUT_S))
 
     code, out, _ = run("--local", "backfill", source, "--overwrite", '{"Count": -1}', "--json")
     assert code == 1 and json.loads(out)["rejected"] == 2  # a bad override: ICE refuses both

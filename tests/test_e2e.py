@@ -29,7 +29,11 @@ def test_upload_becomes_snapshots_and_index(cloud, small_video):
     index = cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S)
 
     assert_valid_index(index)
-    assert index["source"] == {"bucket": "media", "key": key, "etag": result.etag.upper(), "size": len(small_video)}
+    head = cloud.bucket().head_object(key)
+    version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(head.last_modified))}-{result.etag.lower()}"
+    assert index["source"] == {"bucket": "media", "key": key, "etag": result.etag.upper(), "size": len(small_video),
+                               "version": version,
+                               "last_modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(head.last_modified))}
     assert index["job"]["status"] == "Success"
     assert index["job"]["template_id"] == cloud.template_id
     assert index["job"]["type"] == "Normal"
@@ -37,7 +41,7 @@ def test_upload_becomes_snapshots_and_index(cloud, small_video):
     assert [s["index"] for s in index["snapshots"]] == list(range(1, expected + 1))
     for snap in index["snapshots"]:
         assert snap["bucket"] == "media"
-        assert snap["key"].startswith(f"snapshots/{key}/")
+        assert snap["key"].startswith(f"snapshots/media/{key}/{version}/")  # per bucket, per version
         image = Image.open(io.BytesIO(cloud.bucket(snap["bucket"]).get_object(snap["key"]).read()))
         assert image.format == "JPEG" and image.size == (320, 240)
         with urllib.request.urlopen(snap["url"], timeout=10) as resp:  # the signed URL works, for now

@@ -8,6 +8,7 @@ import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from localcloud.fc import InvocationError
+from snapshot_pipeline.domain import OssLocation
 from snapshot_pipeline.layout import index_key
 from tests.conftest import load_event
 from tests.support import (
@@ -18,6 +19,7 @@ from tests.support import (
     oss_record,
     submit_records,
     upload,
+    upload_of,
 )
 
 
@@ -53,7 +55,7 @@ def test_one_bad_record_does_not_stop_the_others(cloud, small_video):
     ("manual/empty.mp4", b"", "ObjectCreated:PutObject", "zero-size object"),
     ("manual/folder.mp4/", b"", "ObjectCreated:PutObject", "folder marker"),
     ("snapshots/manual/x.mp4", b"video", "ObjectCreated:PutObject", "under the output prefix"),
-    ("manual/removed.mp4", b"video", "ObjectRemoved:DeleteObject", "not an object creation"),
+    ("manual/meta.mp4", b"video", "ObjectModified:UpdateObjectMeta", "neither creates nor removes"),
 ])
 def test_skips_are_logged_with_their_reason(cloud, key, data, event_name, reason):
     record = upload(cloud, key, data)
@@ -85,7 +87,7 @@ def test_awkward_keys_end_with_an_index(cloud, small_video, key):
     for snap in index["snapshots"]:
         assert cloud.bucket().object_exists(snap["key"])
     if key == LONG_KEY:
-        assert "_by-hash/" in index_key("snapshots/", "events", key)
+        assert "_by-hash/" in index_key("snapshots/", OssLocation("events", key))
 
 
 def test_a_url_encoded_key_in_the_event_is_resolved(cloud, small_video):
@@ -117,14 +119,12 @@ def test_a_malformed_http_event_is_a_400_with_a_log_line(cloud):
 
 
 def test_a_job_ice_refuses_is_recorded_in_a_failure_index(cloud, small_video):
-    from snapshot_pipeline.domain import Upload
     from snapshot_pipeline.submit import Submitter
 
     record = upload(cloud, "manual/refused.mp4", small_video)
-    obj = record["oss"]["object"]
     settings = cloud.settings(SNAPSHOT_OVERWRITE_PARAMS='{"Count": -1}')
     submitter = Submitter(settings, cloud.ice_adapter(), cloud.store())
-    the_upload = Upload("events", "manual/refused.mp4", obj["eTag"], obj["size"])
+    the_upload = upload_of(cloud, record)
     outcome = submitter.submit_upload(the_upload, owner="t")
     assert outcome.outcome == "rejected" and "Count" in outcome.reason
     index = assert_valid_index(cloud.wait_for_index("manual/refused.mp4", timeout=5))

@@ -69,7 +69,7 @@ class FakeClock:
 
 
 def test_crashed_claim_blocks_until_it_expires_then_the_retry_proceeds(cloud, small_video):
-    the_upload = upload_of(upload(cloud, "manual/crashed.mp4", small_video))
+    the_upload = upload_of(cloud, upload(cloud, "manual/crashed.mp4", small_video))
     clock = FakeClock()
     store, settings = cloud.store(), cloud.settings()
     claims = Claims(store, cloud.options.bucket, settings.output_prefix, lease_s=60, clock=clock)
@@ -91,7 +91,7 @@ def test_crashed_claim_blocks_until_it_expires_then_the_retry_proceeds(cloud, sm
 
 
 def test_an_owner_whose_claim_expired_while_working_does_not_submit(cloud, small_video):
-    the_upload = upload_of(upload(cloud, "manual/slow-owner.mp4", small_video))
+    the_upload = upload_of(cloud, upload(cloud, "manual/slow-owner.mp4", small_video))
     clock = FakeClock()
     settings = cloud.settings()
     slow = Submitter(settings, cloud.ice_adapter(), cloud.store(), lease_s=60, clock=clock)
@@ -108,7 +108,7 @@ def test_an_owner_whose_claim_expired_while_working_does_not_submit(cloud, small
 
 
 def test_concurrent_takeovers_of_an_expired_claim_make_one_job(cloud, small_video):
-    the_upload = upload_of(upload(cloud, "manual/takeover.mp4", small_video))
+    the_upload = upload_of(cloud, upload(cloud, "manual/takeover.mp4", small_video))
     clock = FakeClock()
     settings = cloud.settings()
     Claims(cloud.store(), cloud.options.bucket, settings.output_prefix, lease_s=60, clock=clock).acquire(

@@ -61,7 +61,7 @@ def test_webvtt_index_names_the_storyboard_and_its_cues(video):
                                               template_subtype=3), "uploads/story.mp4", video)
     try:
         webvtt = index["webvtt"]
-        assert webvtt["key"] == "snapshots/uploads/story.mp4/storyboard.vtt"
+        assert webvtt["key"] == f"snapshots/storyboards/uploads/story.mp4/{index['source']['version']}/storyboard.vtt"
         assert cloud.bucket().get_object(webvtt["key"]).read().startswith(b"WEBVTT")
         cues = webvtt["cues"]
         assert [c["start"] for c in cues] == [0.0, 1.0, 2.0, 3.0]

@@ -31,7 +31,7 @@ def test_up_prints_json_line_runs_pipeline_and_stops_on_ctrl_c(small_video, tmp_
         bucket = oss2.Bucket(oss2.Auth(info["access_key_id"], info["access_key_secret"]), info["oss_endpoint"],
                              info["bucket"])
         bucket.put_object("uploads/from-up.mp4", small_video)
-        index_key = "snapshots/uploads/from-up.mp4/index.json"
+        index_key = f"snapshots/{info['bucket']}/uploads/from-up.mp4/index.json"
         wait_until(lambda: bucket.object_exists(index_key), "an index for uploads/from-up.mp4")
         index = json.loads(bucket.get_object(index_key).read())
         assert index["job"]["status"] == "Success" and len(index["snapshots"]) == 5

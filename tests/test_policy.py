@@ -7,7 +7,7 @@ from tests.conftest import ROOT
 POLICY = ROOT / "shared" / "policies" / "function-role-policy.json"
 LIBRARY = ROOT / "shared" / "snapshot_pipeline"
 #: The modules the three functions run (the CLI, with operator credentials, is not among them).
-FUNCTION_MODULES = ("submit.py", "callback.py", "reconcile.py", "claims.py", "index.py", "runtime.py")
+FUNCTION_MODULES = ("submit.py", "callback.py", "reconcile.py", "claims.py", "index.py", "publish.py", "runtime.py")
 
 
 def _ice_actions_by_method() -> dict[str, set[str]]:
@@ -72,7 +72,14 @@ def test_policy_has_no_wildcard_actions_and_names_buckets_only():
         if any(a.startswith("oss:") for a in s["Action"]):
             assert all(r.startswith("acs:oss:*:*:${") for r in s["Resource"])
     oss_actions = {a for s in statements for a in s["Action"] if a.startswith("oss:")}
-    assert oss_actions == {"oss:GetObject", "oss:PutObject", "oss:ListObjects"}
+    assert oss_actions == {"oss:GetObject", "oss:PutObject", "oss:ListObjects", "oss:DeleteObject"}
+
+
+def test_policy_grants_deletes_on_the_output_prefix_only():
+    statements = json.loads(POLICY.read_text())["Statement"]
+    deleting = [s for s in statements if "oss:DeleteObject" in s["Action"]]
+    assert deleting == [{"Effect": "Allow", "Action": ["oss:DeleteObject"],
+                         "Resource": ["acs:oss:*:*:${OUTPUT_BUCKET}/${OUTPUT_PREFIX}*"]}]
 
 
 def test_s_yaml_and_readme_reference_the_policy():

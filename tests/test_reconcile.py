@@ -8,6 +8,7 @@ import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from snapshot_pipeline.claims import Claims
+from snapshot_pipeline.domain import OssLocation
 from snapshot_pipeline.layout import index_key
 from snapshot_pipeline.retry import Deadline
 from tests.conftest import load_event
@@ -33,7 +34,7 @@ def settle(cloud, keys):
 
 
 def index_of(cloud, key: str) -> dict:
-    return json.loads(cloud.bucket().get_object(index_key("snapshots/", "reconcile", key)).read())
+    return json.loads(cloud.bucket().get_object(index_key("snapshots/", OssLocation("reconcile", key))).read())
 
 
 def test_every_upload_ends_with_an_index_after_one_run_when_all_callbacks_are_dropped(cloud, small_video):
@@ -45,7 +46,7 @@ def test_every_upload_ends_with_an_index_after_one_run_when_all_callbacks_are_dr
     assert all(d["dropped"] for d in cloud.ice.deliveries() if d["job_id"] in
                {jobs_for(cloud, k)[0].job_id for k in keys})
     for key in keys:
-        assert not cloud.bucket().object_exists(index_key("snapshots/", "reconcile", key))
+        assert not cloud.bucket().object_exists(index_key("snapshots/", OssLocation("reconcile", key)))
 
     report = json.loads(cloud.fc.fire_timer("reconcile"))
     assert report["indexes_written"] >= 4 and report["errors"] == [] and report["complete"]
@@ -58,7 +59,7 @@ def test_every_upload_ends_with_an_index_after_one_run_when_all_callbacks_are_dr
 
 
 def test_a_claim_that_never_got_a_job_is_resubmitted(cloud, small_video):
-    orphan = upload_of(upload(cloud, "manual/orphan.mp4", small_video))
+    orphan = upload_of(cloud, upload(cloud, "manual/orphan.mp4", small_video))
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
         orphan, owner="crashed-before-submit")
@@ -73,7 +74,7 @@ def test_a_claim_that_never_got_a_job_is_resubmitted(cloud, small_video):
 
 
 def test_a_live_claim_is_left_to_its_owner(cloud, small_video):
-    in_progress = upload_of(upload(cloud, "manual/in-progress.mp4", small_video))
+    in_progress = upload_of(cloud, upload(cloud, "manual/in-progress.mp4", small_video))
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=600).acquire(in_progress, owner="still-working")
     timer_tick = json.dumps(load_event("timer.json")).encode()  # the sample event, as `s invoke` would send it
     report = json.loads(cloud.fc.invoke("reconcile", timer_tick, trigger="timer"))
@@ -81,8 +82,8 @@ def test_a_live_claim_is_left_to_its_owner(cloud, small_video):
     assert jobs_for(cloud, "manual/in-progress.mp4") == []
 
 
-def test_a_claim_whose_video_was_deleted_gets_a_failure_index(cloud, small_video):
-    deleted = upload_of(upload(cloud, "manual/deleted.mp4", small_video))
+def test_a_claim_whose_video_was_deleted_gets_a_tombstone(cloud, small_video):
+    deleted = upload_of(cloud, upload(cloud, "manual/deleted.mp4", small_video))
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
         deleted, owner="crashed")
@@ -90,14 +91,15 @@ def test_a_claim_whose_video_was_deleted_gets_a_failure_index(cloud, small_video
     report = json.loads(cloud.fc.fire_timer("reconcile"))
     assert report["claims_source_gone"] == 1
     index = assert_valid_index(cloud.wait_for_index("manual/deleted.mp4", timeout=5))
-    assert index["job"]["status"] == "Fail" and index["job"]["error"]["code"] == "SourceNotFound"
+    assert index["deleted"] and index["snapshots"] == []
+    assert index["job"]["status"] == "Fail" and index["job"]["error"]["code"] == "SourceDeleted"
     assert jobs_for(cloud, "manual/deleted.mp4") == []
 
 
 def test_the_claim_window_bounds_what_a_run_reads(cloud, small_video):
     from snapshot_pipeline.reconcile import Reconciler
 
-    orphan = upload_of(upload(cloud, "manual/windowed.mp4", small_video))
+    orphan = upload_of(cloud, upload(cloud, "manual/windowed.mp4", small_video))
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
         orphan, owner="crashed-before-submit")
@@ -117,14 +119,15 @@ def test_an_abandoned_claim_of_a_replaced_version_closes_without_touching_the_ne
     from snapshot_pipeline.submit import Submitter
 
     key = "manual/replaced.mp4"
-    first = upload_of(upload(cloud, key, small_video))
+    first = upload_of(cloud, upload(cloud, key, small_video))
     long_ago = time.time() - 3600
     Claims(cloud.store(), "reconcile", "snapshots/", lease_s=60, clock=lambda: long_ago).acquire(
         first, owner="crashed-before-submit")
-    second = upload_of(upload(cloud, key, make_test_video(duration_s=2.0, fps=25, width=160, height=120, gop_s=1.0)))
+    newer_video = make_test_video(duration_s=2.0, fps=25, width=160, height=120, gop_s=1.0)
+    second = upload_of(cloud, upload(cloud, key, newer_video))
     assert second.etag != first.etag
     assert Submitter(cloud.settings(), cloud.ice_adapter(), cloud.store()).submit_upload(second, "trigger").job_id
-    wait_until(lambda: cloud.bucket().object_exists(index_key("snapshots/", "reconcile", key))
+    wait_until(lambda: cloud.bucket().object_exists(index_key("snapshots/", OssLocation("reconcile", key)))
                and index_of(cloud, key)["job"]["status"] == "Success", "the second version's index")
 
     report = json.loads(cloud.fc.fire_timer("reconcile"))

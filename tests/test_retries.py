@@ -9,13 +9,12 @@ import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
 from snapshot_pipeline.credentials import Credentials
-from snapshot_pipeline.domain import Upload
 from snapshot_pipeline.ice import IceClient
 from snapshot_pipeline.ports import IceError, ObjectStoreError
 from snapshot_pipeline.retry import Deadline, RetryPolicy
 from snapshot_pipeline.store import OssStore
 from snapshot_pipeline.submit import Submitter
-from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, jobs_for, oss_event, upload
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, jobs_for, oss_event, upload, upload_of
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
@@ -82,9 +81,7 @@ def test_throttled_and_failing_ice_is_retried_until_the_job_is_submitted(cloud, 
     cloud.ice.set_faults(error_rate=0.6, seed=7)
     t = VirtualTime()
     ice, store = _adapters(cloud, t, budget_s=60)
-    obj = record["oss"]["object"]
-    outcome = Submitter(cloud.settings(), ice, store).submit_upload(
-        Upload(cloud.options.bucket, "manual/throttled.mp4", obj["eTag"], obj["size"]), owner="t")
+    outcome = Submitter(cloud.settings(), ice, store).submit_upload(upload_of(cloud, record), owner="t")
     assert outcome.outcome == "submitted"
     assert t.sleeps, "the injected 5xx must have been retried"
     assert len(jobs_for(cloud, "manual/throttled.mp4")) == 1

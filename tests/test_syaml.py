@@ -88,7 +88,8 @@ def test_submit_trigger_subscribes_to_whole_uploads_only(functions):
     (trigger,) = functions["submit"].triggers
     assert trigger["triggerType"] == "oss"
     assert trigger["triggerConfig"]["events"] == [
-        "oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject", "oss:ObjectCreated:CompleteMultipartUpload"]
+        "oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject", "oss:ObjectCreated:CompleteMultipartUpload",
+        "oss:ObjectCreated:CopyObject", "oss:ObjectRemoved:DeleteObject", "oss:ObjectRemoved:DeleteObjects"]
     assert trigger["triggerConfig"]["filter"]["key"]["prefix"] == "uploads/"
     assert trigger["sourceArn"] == "acs:oss:cn-shanghai:1000000000000001:videos"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost
 from .domain import ClaimState, JobStatus, ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload
+from .index import indexed_source, is_tombstone
 from .ports import IceError, ObjectStore, ObjectStoreError
 from .submit import Submitter, existing_object_event
 
@@ -86,12 +87,14 @@ def already_handled(upload: Upload, index: Any, claim: Claim | None, now: float,
     """Why ``upload`` needs no new job, or None; and, with ``retry_failed``, the failed claim to
     supersede (see :meth:`.claims.Claims.acquire`).
 
-    Handled: an index for this version (same etag; an index without one counts), unless
+    Handled: an index for this version (same version; an index without an etag, or without a
+    version but with this etag, counts; a tombstone does not: the object was written again), unless
     ``retry_failed`` and the failure it records is the latest claim's; a settled claim (it has a job,
     or ICE refused it); a live claim. Not handled: no claim, or an expired one without a job (its
     owner crashed: :meth:`.submit.Submitter.submit_upload` takes over).
     """
-    if isinstance(index, Mapping) and (index.get("source") or {}).get("etag") in (None, "", upload.etag):
+    shown = indexed_source(index)
+    if shown is not None and not is_tombstone(index) and (not shown.etag or shown.same_version(upload)):
         if retry_failed and claim is not None and _records_latest_failure(index, claim):
             return None, claim.object_key
         return "already indexed", None
@@ -113,6 +116,30 @@ def _records_latest_failure(index: Mapping[str, Any], claim: Claim) -> bool:
     if claim.job_id:
         return bool(claim.job_id == job.get("id"))
     return claim.state == ClaimState.FAILED and job.get("id") is None
+
+
+class RefusalStreak:
+    """ICE refusing object after object for the same reason (a missing template, an unregistered
+    bucket) is a configuration problem, not a property of each video: after
+    :data:`MAX_CONSECUTIVE_ERRORS` refusals in a row with one code the backfill stops, rather than
+    record a failure for every video under the prefix."""
+
+    def __init__(self) -> None:
+        self.code: str | None = None
+        self.count = 0
+
+    def add(self, outcome: Outcome | None) -> str | None:
+        """Count one object's outcome; the reason to stop, once the streak is long enough."""
+        if outcome is None or outcome.outcome != OutcomeKind.REJECTED:
+            self.code, self.count = None, 0
+            return None
+        code = (outcome.reason or "").split(":", 1)[0]
+        self.count = self.count + 1 if code == self.code else 1
+        self.code = code
+        if self.count < MAX_CONSECUTIVE_ERRORS:
+            return None
+        return (f"ICE refused {self.count} objects in a row with {code}: the rest were not submitted "
+                f"(fix the cause, then run again; the last: {outcome.reason})")
 
 
 class GracefulInterrupt:
@@ -183,6 +210,7 @@ class Backfill:
     def _each(self, bucket: str, objects: list[ObjectInfo], report: BackfillReport, interrupt: GracefulInterrupt,
               dry_run: bool) -> None:
         consecutive_errors = 0
+        refusals = RefusalStreak()
         for info in objects:
             if interrupt.requested:
                 report.interrupted = True
@@ -199,12 +227,14 @@ class Backfill:
                     return
             else:
                 consecutive_errors = 0
+                report.aborted = refusals.add(outcome)
             report.examined += 1
             self.on_examined(report, outcome)
+            if report.aborted:
+                return
 
     def _already_handled(self, submitter: Submitter, upload: Upload) -> tuple[str | None, str | None]:
-        bucket, key = submitter.indexer.upload_location(upload)
-        index = submitter.store.get_json(bucket, key)
+        _, index = submitter.publisher.current_index(upload.location)
         claim = submitter.claims(upload).latest(upload)
         return already_handled(upload, index, claim, submitter.clock(), retry_failed=self.retry_failed)
 
@@ -213,7 +243,7 @@ class Backfill:
         event = existing_object_event(bucket, info)
         reason, supersede = submitter.skip_reason(event), None
         if reason is None:
-            reason, supersede = self._already_handled(submitter, Upload(bucket, info.key, info.etag, info.size))
+            reason, supersede = self._already_handled(submitter, Upload.of_object(bucket, info))
         if reason is not None:
             report.skipped[reason] += 1
             return None

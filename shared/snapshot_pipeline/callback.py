@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .domain import SnapshotJob
 from .events import HttpRequest, http_response
-from .index import Indexer
 from .log import log, seconds_since
 from .ports import Ice, IceError, ObjectStore
-from .settings import Settings
+from .publish import Publication, Published, Publisher
+from .settings import CallbackSettings, Settings
 
 MAX_SKEW_S = 300
 MAX_BODY_BYTES = 64 * 1024
@@ -66,7 +67,7 @@ def job_id_of(body: Any) -> str | None:
     if isinstance(message, str):
         try:
             message = json.loads(message)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError, ValueError):
             message = None
     if isinstance(message, Mapping):
         candidates += [message.get("JobId"), message.get("jobId")]
@@ -74,38 +75,73 @@ def job_id_of(body: Any) -> str | None:
     return next((c for c in candidates if isinstance(c, str) and c), None)
 
 
+class _Answer(Exception):
+    """Ends handling with an HTTP answer (status, what the log calls it, JSON payload)."""
+
+    def __init__(self, status: int, outcome: str, payload: dict[str, Any], reason: str | None = None):
+        super().__init__(outcome)
+        self.status, self.outcome, self.payload, self.reason = status, outcome, payload, reason
+
+
+def _parse_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _Answer(400, "bad_request", {"error": "callback body is not JSON"}) from None
+    except (RecursionError, ValueError) as exc:  # nested too deep, or a number too long to convert
+        raise _Answer(400, "bad_request", {"error": "callback body is JSON this service does not accept "
+                                                    "(nested too deeply, or a number too long)"},
+                      reason=type(exc).__name__) from None
+
+
+def _trusted_job_id(request: HttpRequest, trusted: CallbackSettings, now: float) -> str:
+    """The JobId a validly signed POST names; raises _Answer otherwise."""
+    if request.method != "POST":
+        raise _Answer(405, "method_not_allowed", {"error": "only POST is accepted"})
+    problem = verify(request, trusted.callback_url, trusted.auth_keys, now=now)
+    if problem:
+        raise _Answer(401, "unauthorized", {"error": f"invalid ICE callback: {problem}"}, reason=problem)
+    job_id = job_id_of(_parse_body(request.body))
+    if not job_id:
+        raise _Answer(400, "bad_request", {"error": "callback body names no JobId (MessageBody.JobId or JobId)"})
+    return job_id
+
+
+def _published_answer(job: SnapshotJob, published: Publication, fields: dict[str, Any]) -> _Answer:
+    fields.update(job_status=job.status.value, reason=published.reason)
+    if published.kind == Published.FOREIGN:
+        return _Answer(404, "foreign_job", {"error": f"job {job.job_id} is {published.reason}"})
+    payload: dict[str, Any] = {"job_id": job.job_id, "status": job.status.value, "outcome": published.kind.value}
+    if published.index is not None:
+        fields.update(bucket=published.index.bucket, key=published.index.key)
+        payload["index"] = published.index.uri
+    if published.doc is not None:
+        fields["snapshots"] = len(published.doc["snapshots"])
+    if published.reason:
+        payload["reason"] = published.reason
+    return _Answer(200, published.kind.value, payload)
+
+
 def handle_callback(request: HttpRequest, settings: Settings, ice: Ice, store: ObjectStore,
                     clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    trusted = settings.callback()
+    """Verify, confirm the job with GetSnapshotJob, publish its index; one log line per call.
+    Errors of ICE or OSS other than an unknown job propagate (a 5xx: ICE delivers again)."""
     started = time.monotonic()
     fields: dict[str, Any] = {}
-
-    def answer(status: int, outcome: str, payload: dict[str, Any]) -> dict[str, Any]:
-        log("callback", **fields, outcome=outcome, http_status=status, duration_s=seconds_since(started))
-        return http_response(status, payload)
-
-    if request.method != "POST":
-        return answer(405, "method_not_allowed", {"error": "only POST is accepted"})
-    problem = verify(request, trusted.callback_url, trusted.auth_keys, now=clock())
-    if problem:
-        fields["reason"] = problem
-        return answer(401, "unauthorized", {"error": f"invalid ICE callback: {problem}"})
     try:
-        body = json.loads(request.body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return answer(400, "bad_request", {"error": "callback body is not JSON"})
-    job_id = job_id_of(body)
-    if not job_id:
-        return answer(400, "bad_request", {"error": "callback body names no JobId (MessageBody.JobId or JobId)"})
-    fields["job_id"] = job_id
-    try:
-        job = ice.get_snapshot_job(job_id)
-    except IceError as exc:
-        if exc.not_found:
-            return answer(404, "unknown_job", {"error": f"job {job_id} not found"})
-        raise
-    if not job.finished:
-        return answer(202, "not_finished", {"job_id": job_id, "status": job.status.value})
-    bucket, key, doc = Indexer(settings, ice, store, clock).write(job)
-    fields.update(bucket=bucket, key=key, job_status=job.status.value, snapshots=len(doc["snapshots"]))
-    return answer(200, "indexed", {"job_id": job_id, "status": job.status.value, "index": f"oss://{bucket}/{key}"})
+        job_id = fields["job_id"] = _trusted_job_id(request, settings.callback(), clock())
+        try:
+            job = ice.get_snapshot_job(job_id)
+        except IceError as exc:
+            if exc.not_found:
+                raise _Answer(404, "unknown_job", {"error": f"job {job_id} not found"}) from None
+            raise
+        if not job.finished:
+            raise _Answer(202, "not_finished", {"job_id": job_id, "status": job.status.value})
+        result = _published_answer(job, Publisher(settings, ice, store, clock).publish(job), fields)
+    except _Answer as answer:
+        result = answer
+        if answer.reason:
+            fields["reason"] = answer.reason
+    log("callback", **fields, outcome=result.outcome, http_status=result.status, duration_s=seconds_since(started))
+    return http_response(result.status, result.payload)

@@ -1,6 +1,6 @@
 """Exactly one job per upload: claims in OSS, created with ``x-oss-forbid-overwrite``.
 
-An upload is identified by (bucket, key, etag). Before submitting, an attempt *claims* the
+An upload is identified by (bucket, key, etag, Last-Modified). Before submitting, an attempt *claims* the
 upload by creating ``<OUTPUT_PREFIX>_claims/<id>/<generation>.json``; OSS lets exactly one
 of concurrent creators succeed. After submitting it records the JobId in that claim.
 
@@ -9,7 +9,13 @@ of concurrent creators succeed. After submitting it records the JobId in that cl
   attempt raises :class:`ClaimBusy` so Function Compute retries it later.
 - A claim without a JobId that has expired: its owner crashed before submitting. The next
   attempt takes over by creating the *next generation* (again forbid-overwrite, so exactly
-  one taker wins).
+  one taker wins). The taker first looks for a job the crashed owner may have created (see
+  :meth:`.submit.Submitter.find_submitted_job`) and adopts it.
+- A claim whose owner is this attempt (the same request id: Function Compute retries an
+  invocation under its request id) is this attempt's own, though the answer to its creation was lost.
+- A job that failed for a transient reason (:func:`transient_failure`) is retried: the next
+  generation is created with the next ``attempt`` number and a lease that runs out at the retry
+  time, so whoever comes next (the reconciler, a redelivery) submits it then.
 
 A claim's lease is the function's timeout plus a margin for clock skew, and its owner
 submits only while the lease has more than :data:`SUBMIT_MARGIN_S` left: Function Compute
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .domain import ClaimState, Upload, iso
@@ -29,6 +35,19 @@ from .ports import ObjectStore
 CLAIMS_DIR = "_claims/"
 CLOCK_SKEW_S = 30.0
 SUBMIT_MARGIN_S = 15.0
+#: A job that fails for a transient reason is submitted at most this many times in all.
+MAX_JOB_ATTEMPTS = 3
+#: The pause before the n-th retry is RETRY_BASE_S * 2**(n-1).
+RETRY_BASE_S = 60.0
+#: Job error codes that say the service or its storage failed, not the request: worth retrying.
+TRANSIENT_CODE_PARTS = ("InternalError", "ServiceUnavailable", "Timeout", "Throttling", "IOError",
+                        "Output.Write", "WriteFailed", "NetworkError", "Unknown")
+
+
+def transient_failure(code: str | None) -> bool:
+    """Whether a failed job's code names a server-side or I/O failure (retry) rather than a bad
+    request or input (final at once). Unknown codes are final: retrying them could repeat forever."""
+    return code is not None and any(part in code for part in TRANSIENT_CODE_PARTS)
 
 
 class ClaimBusy(RuntimeError):
@@ -45,6 +64,7 @@ class Claim:
     object_key: str
     generation: int
     doc: dict[str, Any]
+    resumed: bool = False  # an existing claim of this owner's, returned again (see Claims.acquire)
 
     @property
     def job_id(self) -> str | None:
@@ -64,6 +84,17 @@ class Claim:
         return owner if isinstance(owner, str) else None
 
     @property
+    def attempt(self) -> int:
+        """Which submission of the upload this claim is for (1 unless a transient failure was retried)."""
+        value = self.doc.get("attempt", 1)
+        return value if isinstance(value, int) and value >= 1 else 1
+
+    @property
+    def first_claimed_at(self) -> float:
+        """When the upload's first claim was taken: jobs of earlier attempts are created after it."""
+        return float(self.doc.get("first_claimed_at", self.doc.get("claimed_at", 0)))
+
+    @property
     def expires_at(self) -> float:
         return float(self.doc.get("expires_at", 0))
 
@@ -80,6 +111,14 @@ class Claim:
     def generation_of(object_key: str) -> int:
         """The generation a claim object's key names (``.../000002.json`` is 2)."""
         return int(object_key.rsplit("/", 1)[-1].split(".")[0])
+
+
+def _next_attempt(previous: Claim | None) -> int:
+    """A taker continues the abandoned attempt (its job may exist under that attempt's name); a
+    claim superseding a settled one (an operator's retry) is a new attempt, with a new job name."""
+    if previous is None:
+        return 1
+    return previous.attempt + 1 if previous.settled else previous.attempt
 
 
 class Claims:
@@ -118,23 +157,38 @@ class Claims:
             if current is not None:
                 if current.settled and current.object_key != supersede:
                     return current
+                if current.owner == owner and not current.settled:
+                    # ours: the answer to its creation was lost, or our invocation is retried
+                    return replace(current, resumed=True)
                 if current.live(self.clock()):
                     raise ClaimBusy(f"upload is claimed by attempt {current.owner} until {iso(current.expires_at)}")
-            claim = self._new_claim(upload, owner, current.generation + 1 if current else 1)
+            claim = self._new_claim(upload, owner, current.generation + 1 if current else 1, previous=current)
             if claim is not None:
                 return claim
         raise ClaimBusy("the claim changed hands too often; retry later")
 
-    def _new_claim(self, upload: Upload, owner: str, generation: int) -> Claim | None:
+    def _new_claim(self, upload: Upload, owner: str, generation: int, *, previous: Claim | None = None,
+                   attempt: int | None = None, expires_at: float | None = None, **fields: Any) -> Claim | None:
         """Create generation ``generation`` of the upload's claim; None if it already exists."""
         now = self.clock()
         doc = {"schema": "snapshot-claim/1", "source": upload.to_doc(), "state": ClaimState.CLAIMED.value,
-               "owner": owner,
-               "generation": generation, "claimed_at": now, "expires_at": now + self.lease_s}
+               "owner": owner, "generation": generation,
+               "attempt": attempt or _next_attempt(previous),
+               "first_claimed_at": previous.first_claimed_at if previous else now,
+               "claimed_at": now, "expires_at": expires_at if expires_at is not None else now + self.lease_s,
+               **fields}
         key = f"{self._dir(upload.id)}{generation:06d}.json"
         if self.store.create_json(self.bucket, key, doc):
             return Claim(upload, key, generation, doc)
         return None
+
+    def schedule_retry(self, claim: Claim, failed_job_id: str, code: str | None) -> Claim | None:
+        """After ``claim``'s job failed transiently: the next attempt's claim, leased until the retry
+        time so that nobody submits before it. None when another attempt already moved on."""
+        pause = RETRY_BASE_S * 2 ** (claim.attempt - 1)
+        return self._new_claim(claim.upload, f"retry-of-{failed_job_id}", claim.generation + 1, previous=claim,
+                               attempt=claim.attempt + 1, expires_at=self.clock() + pause,
+                               retry_of={"job_id": failed_job_id, "code": code})
 
     def usable(self, claim: Claim) -> bool:
         """Whether the owner may still submit under this claim."""
@@ -163,8 +217,7 @@ class Claims:
             if written < since:
                 continue
             doc = self.store.get_json(self.bucket, key) or {}
-            src = doc.get("source") or {}
-            if not src.get("bucket") or not src.get("key"):
+            upload = Upload.from_doc(doc.get("source") or {})
+            if upload is None:
                 continue
-            upload = Upload(src["bucket"], src["key"], src.get("etag") or "")
             yield Claim(upload, key, Claim.generation_of(key), doc)

@@ -70,6 +70,7 @@ class OutcomeKind(StrEnum):
     SKIPPED = "skipped"  # not a whole, new video (the reason says why)
     INVALID = "invalid"  # the event record itself was malformed
     REJECTED = "rejected"  # ICE refused the job; a failure index records it
+    DELETED = "deleted"  # the object was deleted; its index is a tombstone
     RETRY = "retry"  # not settled now; the platform retries the invocation
 
 
@@ -125,24 +126,82 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class Upload:
-    """One uploaded version of a video: the unit that gets exactly one job. ``etag`` is empty when a
-    job's UserData did not carry it (a source key too long for UserData)."""
+    """One uploaded version of a video: the unit that gets exactly one job.
+
+    A version is what HEAD says of the object: its ETag and its Last-Modified second. The same bytes
+    written again (after a deletion, or copied over the key) are a new version with fresh snapshots.
+    ``etag`` is empty and ``last_modified`` None when a job's UserData did not carry them (a source
+    key too long for UserData; a job submitted before versions were recorded).
+    """
 
     bucket: str
     key: str
     etag: str
     size: int | None = None
+    last_modified: float | None = None  # epoch seconds, whole
+
+    @property
+    def version(self) -> str:
+        """The version's name: ``20261201T112104Z-<etag>``. Names sort by the time they were written."""
+        if self.last_modified is None:
+            return f"legacy-{self.etag.lower() or 'unknown'}"
+        stamp = datetime.fromtimestamp(int(self.last_modified), timezone.utc).strftime(VERSION_TIME_FORMAT)
+        return f"{stamp}-{self.etag.lower()}"
 
     @property
     def id(self) -> str:
-        return hashlib.sha256(f"{self.bucket}\n{self.key}\n{self.etag}".encode()).hexdigest()
+        identity = f"{self.bucket}\n{self.key}\n{self.etag}"
+        if self.last_modified is not None:
+            identity += f"\n{int(self.last_modified)}"
+        return hashlib.sha256(identity.encode()).hexdigest()
 
     @property
     def location(self) -> OssLocation:
         return OssLocation(self.bucket, self.key)
 
+    def same_version(self, other: Upload) -> bool:
+        """Whether ``other`` is this version; a side that does not know its time compares by ETag only."""
+        if self.etag != other.etag:
+            return False
+        return self.last_modified is None or other.last_modified is None or \
+            int(self.last_modified) == int(other.last_modified)
+
     def to_doc(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "etag": self.etag or None}
+        doc: dict[str, Any] = {"bucket": self.bucket, "key": self.key, "etag": self.etag or None}
+        if self.last_modified is not None:
+            doc["version"] = self.version
+            doc["last_modified"] = iso(self.last_modified)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], *, bucket: str | None = None, key: str | None = None) -> Upload | None:
+        """The upload a ``to_doc`` document names (``bucket``/``key`` fill in what it leaves out); None
+        when it names no object."""
+        bucket = doc.get("bucket") if isinstance(doc.get("bucket"), str) and doc.get("bucket") else bucket
+        key = doc.get("key") if isinstance(doc.get("key"), str) and doc.get("key") else key
+        if not bucket or not key:
+            return None
+        etag = doc["etag"] if isinstance(doc.get("etag"), str) else ""
+        return cls(bucket, key, etag, last_modified=_version_time(doc.get("version")))
+
+    @classmethod
+    def of_object(cls, bucket: str, info: ObjectInfo) -> Upload:
+        """The version of ``bucket``'s object that HEAD or a listing describes."""
+        return cls(bucket, info.key, info.etag, info.size, float(int(info.last_modified)))
+
+
+VERSION_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def _version_time(version: Any) -> float | None:
+    """The Last-Modified time a version name carries, or None."""
+    if not isinstance(version, str) or "-" not in version:
+        return None
+    try:
+        return datetime.strptime(version.split("-", 1)[0], VERSION_TIME_FORMAT).replace(
+            tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -194,18 +253,21 @@ class SnapshotJob:
 
     def source(self) -> Upload:
         """Where the video came from: the UserData the submitter wrote, else the job's Input."""
+        src = self.user_data_doc().get("source")
+        src = src if isinstance(src, Mapping) else {}
+        upload = Upload.from_doc(src, bucket=self.input.bucket if self.input else None,
+                                 key=self.input.key if self.input else None)
+        if upload is None:
+            raise ValueError(f"job {self.job_id} names no source: no UserData.source and no OSS Input")
+        return upload
+
+    def user_data_doc(self) -> Mapping[str, Any]:
+        """The job's UserData as a JSON object; empty when it is not one."""
         try:
             data = json.loads(self.user_data or "")
-        except json.JSONDecodeError:
-            data = None
-        src = data.get("source") if isinstance(data, Mapping) else None
-        src = src if isinstance(src, Mapping) else {}
-        etag: str = src["etag"] if isinstance(src.get("etag"), str) else ""
-        if isinstance(src.get("bucket"), str) and isinstance(src.get("key"), str) and src["bucket"] and src["key"]:
-            return Upload(src["bucket"], src["key"], etag)
-        if self.input:
-            return Upload(self.input.bucket, self.input.key, etag)
-        raise ValueError(f"job {self.job_id} names no source: no UserData.source and no OSS Input")
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            return {}
+        return data if isinstance(data, Mapping) else {}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -30,10 +31,15 @@ class ObjectEvent:
     size: int
     region: str | None
     request_id: str | None
+    event_time: float | None = None  # epoch seconds, from eventTime
 
     @property
     def is_object_created(self) -> bool:
         return self.event_name.startswith("ObjectCreated:")
+
+    @property
+    def is_object_removed(self) -> bool:
+        return self.event_name.startswith("ObjectRemoved:")
 
 
 def _load_json(raw: bytes | str | Mapping, what: str) -> Any:
@@ -85,7 +91,18 @@ def parse_oss_record(record: Any) -> ObjectEvent:
         size=size,
         region=record.get("region"),
         request_id=response.get("requestId") if isinstance(response, Mapping) else None,
+        event_time=_epoch(record.get("eventTime")),
     )
+
+
+def _epoch(value: Any) -> float | None:
+    """An ISO 8601 ``eventTime`` (``2026-12-01T11:21:04.000Z``) as epoch seconds; None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _from_cloudevent(doc: Mapping) -> Any:

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import re
 import struct
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
-from .claims import Claim, Claims
 from .domain import JobStatus, SnapshotJob, SnapshotType, SnapshotUrls, Upload, iso
-from .layout import INDEX_FILE, index_location
-from .ports import Ice, ObjectStore
-from .settings import Settings
 
 SCHEMA = "snapshot-index/1"
 #: ``read(bucket, key, max_bytes)``: the first bytes of an object, or None when it does not exist.
@@ -197,53 +192,30 @@ def _job_doc(job: SnapshotJob) -> dict[str, Any]:
 
 
 def failure_index(upload: Upload, code: str, message: str, *, template_id: str | None,
-                  now: float) -> dict[str, Any]:
-    """The index of an upload that got no job (ICE refused it, or its source vanished): the failure, durably."""
+                  now: float, stage: str = "submit") -> dict[str, Any]:
+    """The index of an upload that got no job (ICE refused it) or whose job failed for good."""
     return {"schema": SCHEMA, "source": dict(upload.to_doc(), size=upload.size),
             "job": {"id": None, "status": JobStatus.FAIL.value, "type": None, "template_id": template_id,
                     "created": None, "finished": None,
-                    "error": {"code": code, "message": message, "stage": "submit"}},
+                    "error": {"code": code, "message": message, "stage": stage}},
             "snapshots": [], "generated_at": iso(now)}
 
 
-class Indexer:
-    """Writes indexes: a finished job's beside its snapshots, or an upload's failure (callback,
-    submitter and reconciler alike)."""
+def tombstone_index(source: Upload, *, deleted_at: float, now: float) -> dict[str, Any]:
+    """The index of a deleted source: ``deleted`` says when; to a reader of the fields it does not know,
+    it reads as a failed job with no snapshots (``SourceDeleted``), so nobody shows stale pictures."""
+    doc = failure_index(source, "SourceDeleted", "the source object was deleted", template_id=None, now=now,
+                        stage="source")
+    doc["deleted"] = iso(deleted_at)
+    return doc
 
-    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, clock: Callable[[], float] = time.time):
-        self.settings = settings
-        self.ice = ice
-        self.store = store
-        self.clock = clock
 
-    def location(self, job: SnapshotJob) -> tuple[str, str]:
-        """The index sits beside the snapshots: in the directory of the job's output pattern."""
-        if job.output and "/" in job.output.key:
-            return job.output.bucket, job.output.key.rsplit("/", 1)[0] + "/" + INDEX_FILE
-        return self.upload_location(job.source())
+def indexed_source(doc: Any) -> Upload | None:
+    """The version an index describes, or None when ``doc`` is not an index."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("source"), Mapping):
+        return None
+    return Upload.from_doc(doc["source"])
 
-    def upload_location(self, upload: Upload) -> tuple[str, str]:
-        """Where the index of ``upload`` lives by the output layout."""
-        location = index_location(self.settings.output_bucket, self.settings.output_prefix, upload.location)
-        return location.bucket, location.key
 
-    def write(self, job: SnapshotJob) -> tuple[str, str, dict[str, Any]]:
-        urls = (self.ice.get_all_snapshot_urls(job.job_id, timeout_s=self.settings.url_timeout_s)
-                if job.status == JobStatus.SUCCESS else None)
-        source = job.source()
-        info = self.store.head(source.bucket, source.key)
-        doc = build_index(job, urls, now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
-                          source_size=info.size if info else None, read=self.store.get_head_bytes)
-        bucket, key = self.location(job)
-        self.store.put_json(bucket, key, doc)
-        return bucket, key, doc
-
-    def record_failure(self, claims: Claims, claim: Claim, code: str, message: str, *,
-                       template_id: str | None) -> Claim:
-        """An upload that will get no job: the failure goes in its index first, then closes its claim
-        (so a crash between the two leaves a claim that is retried, never a failure nobody can read)."""
-        upload = claim.upload
-        bucket, key = self.upload_location(upload)
-        self.store.put_json(bucket, key, failure_index(upload, code, message, template_id=template_id,
-                                                       now=self.clock()))
-        return claims.record_failure(claim, code, message)
+def is_tombstone(doc: Any) -> bool:
+    return isinstance(doc, Mapping) and isinstance(doc.get("deleted"), str)

@@ -1,20 +1,34 @@
 """Where a video's outputs live: one rule, used by submit, callback, reconciler and CLI.
 
-``<OUTPUT_PREFIX><source key>/`` holds the snapshots and ``index.json``. OSS keys are at
-most 1023 bytes: when that directory would not leave room for the longest output name, the
-directory is ``<OUTPUT_PREFIX>_by-hash/<sha256 of bucket/key>/`` instead (the index records
-the source key, so it stays findable).
+Each source object ``oss://<bucket>/<key>`` has one folder, ``<OUTPUT_PREFIX><bucket>/<key>/``:
+
+- ``index.json`` there is the object's current index: one stable path a reader can always find;
+- each uploaded version writes its snapshots under ``<version>/`` in that folder (see
+  :attr:`.domain.Upload.version`: the time it was written and its ETag), so no two versions or
+  buckets ever share an object name, and an output URL never changes content.
+
+OSS keys are at most 1023 bytes: when the folder would not leave room for the version and the
+longest output name, or when the key has segments a URL client normalises away (``.``, ``..``,
+an empty one from ``//`` or a leading ``/``), the folder is ``<OUTPUT_PREFIX>_by-hash/<sha256 of
+bucket/key>/`` instead (the index records the source, so it stays findable).
+
+Indexes written before versioned outputs sat at ``<OUTPUT_PREFIX><key>/index.json`` beside
+their snapshots: :func:`legacy_index_key` finds them, so they stay readable.
 """
 from __future__ import annotations
 
 import hashlib
 
-from .domain import OssLocation
+from .domain import OssLocation, Upload
 
 MAX_KEY_BYTES = 1023
 OUTPUT_FILE = {"Normal": "{Count}.jpg", "Sprite": "sprite-{TileCount}.jpg", "WebVtt": "storyboard.vtt"}
 INDEX_FILE = "index.json"
-_LONGEST_NAME = 40  # room for the longest file a job writes in the directory (engine names included)
+HASHED_DIR = "_by-hash/"
+#: Room for ``<version>/`` (a 16-byte time, an ETag of up to 32 hex digits plus a multipart suffix)
+#: and the longest file a job writes in it (engine names included).
+_LONGEST_SUFFIX = 64 + 40
+_UNSAFE_SEGMENTS = ("", ".", "..")
 
 
 def output_bucket(configured: str | None, source_bucket: str) -> str:
@@ -22,24 +36,50 @@ def output_bucket(configured: str | None, source_bucket: str) -> str:
     return configured or source_bucket
 
 
+def _url_safe(key: str) -> bool:
+    return not any(segment in _UNSAFE_SEGMENTS for segment in key.split("/"))
+
+
+def object_dir(output_prefix: str, source: OssLocation) -> str:
+    """The folder of one source object: its index and every version's outputs."""
+    natural = f"{output_prefix}{source.bucket}/{source.key}/"
+    if _url_safe(source.key) and len(natural.encode("utf-8")) + _LONGEST_SUFFIX <= MAX_KEY_BYTES:
+        return natural
+    digest = hashlib.sha256(f"{source.bucket}/{source.key}".encode()).hexdigest()
+    return f"{output_prefix}{HASHED_DIR}{digest}/"
+
+
+def index_key(output_prefix: str, source: OssLocation) -> str:
+    """The stable key of a source object's current index."""
+    return object_dir(output_prefix, source) + INDEX_FILE
+
+
 def index_location(configured_bucket: str | None, output_prefix: str, source: OssLocation) -> OssLocation:
     """The index of the video ``source``, by this layout."""
-    return OssLocation(output_bucket(configured_bucket, source.bucket),
-                       index_key(output_prefix, source.bucket, source.key))
+    return OssLocation(output_bucket(configured_bucket, source.bucket), index_key(output_prefix, source))
 
 
-def output_dir(output_prefix: str, source_bucket: str, source_key: str) -> str:
-    natural = f"{output_prefix}{source_key}/"
-    if len(natural.encode("utf-8")) + _LONGEST_NAME <= MAX_KEY_BYTES:
-        return natural
-    digest = hashlib.sha256(f"{source_bucket}/{source_key}".encode()).hexdigest()
-    return f"{output_prefix}_by-hash/{digest}/"
+def version_dir(output_prefix: str, upload: Upload) -> str:
+    """The folder of one uploaded version's outputs (never shared, never rewritten with other content)."""
+    return object_dir(output_prefix, upload.location) + upload.version + "/"
 
 
-def output_location(output_bucket: str, output_prefix: str, snapshot_type: str, source_bucket: str,
-                    source_key: str) -> OssLocation:
-    return OssLocation(output_bucket, output_dir(output_prefix, source_bucket, source_key) + OUTPUT_FILE[snapshot_type])
+def output_location(output_bucket: str, output_prefix: str, snapshot_type: str, upload: Upload) -> OssLocation:
+    """The Output pattern of the job for ``upload``."""
+    return OssLocation(output_bucket, version_dir(output_prefix, upload) + OUTPUT_FILE[snapshot_type])
 
 
-def index_key(output_prefix: str, source_bucket: str, source_key: str) -> str:
-    return output_dir(output_prefix, source_bucket, source_key) + INDEX_FILE
+def version_of_dir_entry(object_folder: str, key: str) -> str | None:
+    """The version whose outputs ``key`` (listed under ``object_folder``) is one of; None for the index."""
+    rest = key[len(object_folder):]
+    version, slash, _ = rest.partition("/")
+    return version if slash else None
+
+
+def legacy_index_key(output_prefix: str, source: OssLocation) -> str:
+    """Where an index written before versioned outputs sits (``<OUTPUT_PREFIX><key>/index.json``)."""
+    natural = f"{output_prefix}{source.key}/"
+    if len(natural.encode("utf-8")) + 40 <= MAX_KEY_BYTES:
+        return natural + INDEX_FILE
+    digest = hashlib.sha256(f"{source.bucket}/{source.key}".encode()).hexdigest()
+    return f"{output_prefix}{HASHED_DIR}{digest}/{INDEX_FILE}"

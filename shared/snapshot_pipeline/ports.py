@@ -7,7 +7,7 @@ its retries end in time; nothing sets a deadline on a shared adapter.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from .domain import ObjectInfo, OssLocation, SnapshotJob, SnapshotJobPage, SnapshotUrls
@@ -101,4 +101,8 @@ class ObjectStore(Protocol):
 
     def list(self, bucket: str, prefix: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         """Every object under ``prefix``, in key order."""
+        ...
+
+    def delete_many(self, bucket: str, keys: Sequence[str]) -> None:
+        """Delete ``keys`` (missing ones are no error)."""
         ...

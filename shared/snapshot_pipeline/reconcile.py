@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
-from .domain import ObjectInfo, OutcomeKind, SnapshotJob, Upload, iso
+from .domain import OutcomeKind, SnapshotJob, Upload, iso
+from .index import indexed_source, is_tombstone
 from .log import current_request_id, log, request_context, seconds_since
 from .ports import Ice, ObjectStore
+from .publish import Published
 from .retry import Deadline
 from .settings import Settings
 from .submit import Submitter
@@ -52,16 +54,20 @@ class ReconcileReport:
         return asdict(self)
 
 
-def index_is_current(job: SnapshotJob, existing: Any) -> bool:
-    """The index describes this job in its final state, or a newer job of the same video."""
+def index_is_current(job: SnapshotJob, upload: Upload, existing: Any) -> bool:
+    """Nothing to publish for ``job`` (of ``upload``): the index describes it in its final state, or a
+    newer version of the object (or the object's deletion after this version was written)."""
     if not isinstance(existing, dict):
         return False
     indexed = existing.get("job") or {}
     if indexed.get("id") == job.job_id:
         return bool(indexed.get("status") == job.status.value)
-    if indexed.get("id") and indexed.get("created") and job.create_time:
-        return bool(indexed["created"] > job.create_time)
-    return False
+    shown = indexed_source(existing)
+    if shown is None or shown.last_modified is None or upload.last_modified is None:
+        return False
+    if is_tombstone(existing):
+        return shown.last_modified >= upload.last_modified
+    return shown.last_modified > upload.last_modified
 
 
 class Reconciler:
@@ -77,15 +83,12 @@ class Reconciler:
         self.deadline = deadline
         self.clock = clock
         self.submitter = Submitter(settings, ice, store, lease_s=lease_s, clock=clock)
-        self.indexer = self.submitter.indexer
+        self.publisher = self.submitter.publisher
 
     def _time_left(self) -> bool:
         return self.deadline.remaining() > STOP_MARGIN_S
 
     # --- jobs ------------------------------------------------------------------------------------
-    def _ours(self, job: SnapshotJob) -> bool:
-        return bool(job.output and job.output.key.startswith(self.settings.output_prefix))
-
     def reconcile_jobs(self, since: float, until: float, report: ReconcileReport) -> None:
         token = None
         while True:
@@ -105,23 +108,35 @@ class Reconciler:
         if not job.finished:
             return True
         report.jobs_finished += 1
-        if not self._ours(job):
-            report.jobs_foreign += 1
-            return True
         if not self._time_left():
             return False
-        bucket, key = self.indexer.location(job)
-        if index_is_current(job, self.store.get_json(bucket, key)):
-            report.indexes_current += 1
-            return True
         try:
-            self.indexer.write(self.ice.get_snapshot_job(job.job_id))
+            self._publish_if_stale(job, report)
         except Exception as exc:  # one job's trouble must not stop the others; reported below
             report.errors.append(f"job {job.job_id}: {type(exc).__name__}: {exc}")
-            return True
-        report.indexes_written += 1
-        log("reconcile.index", job_id=job.job_id, bucket=bucket, key=key, outcome="written")
         return True
+
+    def _publish_if_stale(self, job: SnapshotJob, report: ReconcileReport) -> None:
+        """Judge the listed job on its Input and Output first (the listing has no UserData), so a
+        job whose index is current costs one GET; only a stale one is fetched whole and published."""
+        upload = self.publisher.upload_of_listed(job)
+        if upload is None:
+            report.jobs_foreign += 1
+            return
+        location, existing = self.publisher.current_index(upload.location)
+        if index_is_current(job, upload, existing):
+            report.indexes_current += 1
+            shown = indexed_source(existing)
+            if shown is not None and shown.version != upload.version and not is_tombstone(existing):
+                self.publisher.discard(upload)  # an older version's leftovers, if its callback was lost
+            return
+        published = self.publisher.publish(self.ice.get_snapshot_job(job.job_id))
+        if published.kind == Published.FOREIGN:
+            report.jobs_foreign += 1
+        elif published.kind == Published.INDEXED:
+            report.indexes_written += 1
+        log("reconcile.index", job_id=job.job_id, bucket=location.bucket, key=location.key,
+            outcome=published.kind.value, reason=published.reason)
 
     # --- claims ----------------------------------------------------------------------------------
     def reconcile_claims(self, since: float, report: ReconcileReport) -> None:
@@ -146,35 +161,34 @@ class Reconciler:
                 report.errors.append(f"claim {claim.object_key}: {type(exc).__name__}: {exc}")
 
     def _resubmit(self, claims: Claims, claim: Claim, owner: str, report: ReconcileReport) -> None:
-        """An abandoned claim: submit its upload if the claimed version is still there, else record that."""
+        """An abandoned (or retry-scheduled) claim: submit its upload if the claimed version is still
+        there; if it was replaced, close the claim (the new version has its own); if deleted, record it."""
         upload = claim.upload
         info = self.store.head(upload.bucket, upload.key)
-        if info is None or (upload.etag and info.etag != upload.etag):
-            self._source_gone(claims, claim, owner, info)
+        current = Upload.of_object(upload.bucket, info) if info is not None else None
+        if current is None or not current.same_version(upload):
+            self._source_gone(claims, claim, owner, current)
             report.claims_source_gone += 1
             return
-        outcome = self.submitter.submit_upload(Upload(upload.bucket, upload.key, info.etag, info.size), owner)
+        outcome = self.submitter.submit_upload(current, owner)
         if outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED):
             report.claims_resubmitted += 1
         log("reconcile.claim", bucket=upload.bucket, key=upload.key, job_id=outcome.job_id,
             outcome=outcome.outcome.value, reason=outcome.reason)
 
-    def _source_gone(self, claims: Claims, claim: Claim, owner: str, info: ObjectInfo | None) -> None:
-        """The claimed version no longer exists: record that, durably, instead of submitting.
-
-        A deleted object's index records the failure. A replaced one's index belongs to the newer
-        version (its own upload, claim and job): only this version's claim is closed, so a late sweep
-        never overwrites the current index with an old version's failure.
-        """
+    def _source_gone(self, claims: Claims, claim: Claim, owner: str, current: Upload | None) -> None:
+        """The claimed version no longer exists: close its claim instead of submitting. A replaced
+        one's index belongs to the newer version (its own upload, claim and job); a deleted one's
+        index becomes a tombstone, by the same forward rule as every index write."""
         fresh = claims.acquire(claim.upload, owner)
         if fresh.settled:
             return
-        if info is not None:
-            claims.record_failure(fresh, "SourceReplaced", f"the object was replaced (etag {info.etag}) "
+        if current is not None:
+            claims.record_failure(fresh, "SourceReplaced", f"the object was replaced (version {current.version}) "
                                                            "before this version was processed")
             return
-        self.indexer.record_failure(claims, fresh, "SourceNotFound", "the uploaded object no longer exists",
-                                    template_id=self.submitter.settings.template_id)
+        self.publisher.record_deletion(claim.upload.location, deleted_at=self.clock())
+        claims.record_failure(fresh, "SourceDeleted", "the uploaded object was deleted before it was processed")
 
     def run(self, since: float | None = None) -> ReconcileReport:
         with request_context(current_request_id() or f"reconcile-{uuid.uuid4().hex[:12]}"):

@@ -14,16 +14,17 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import layout
-from .claims import ClaimLost, Claims
-from .domain import ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload
+from .claims import CLOCK_SKEW_S, Claim, ClaimLost, Claims
+from .domain import ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload, iso
 from .events import EventError, ObjectEvent, parse_oss_event, parse_oss_record
-from .index import Indexer
 from .log import current_request_id, log, seconds_since
 from .ports import Ice, IceError, ObjectStore
+from .publish import Published, Publisher, unwatched_reason
 from .settings import Settings
 
 USER_DATA_MAX_BYTES = 512
@@ -34,9 +35,11 @@ class RetryLater(RuntimeError):
     Function Compute retries the invocation (settled records are then skipped as duplicates)."""
 
 
-def job_name(upload: Upload) -> str:
-    """A short deterministic name: the same upload always yields the same job name."""
-    return "snap-" + hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}".encode()).hexdigest()[:20]
+def job_name(upload: Upload, attempt: int = 1) -> str:
+    """A short deterministic name: the same upload (and attempt) always yields the same job name, so
+    the job a lost answer created can be found again (:meth:`Submitter.find_submitted_job`)."""
+    digest = hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}/{upload.version}".encode()).hexdigest()[:20]
+    return f"snap-{digest}" + (f"-{attempt}" if attempt > 1 else "")
 
 
 def existing_object_event(bucket: str, info: ObjectInfo) -> ObjectEvent:
@@ -56,7 +59,7 @@ class Submitter:
         self.store = store
         self.lease_s = lease_s
         self.clock = clock
-        self.indexer = Indexer(settings, ice, store, clock)
+        self.publisher = Publisher(settings, ice, store, clock)
 
     # --- naming ---------------------------------------------------------------------------------
     def output_bucket(self, upload: Upload) -> str:
@@ -65,8 +68,7 @@ class Submitter:
     def output(self, upload: Upload) -> OssLocation:
         """Where the job writes the upload's snapshots."""
         s = self.settings
-        return layout.output_location(self.output_bucket(upload), s.output_prefix, s.snapshot_type, upload.bucket,
-                               upload.key)
+        return layout.output_location(self.output_bucket(upload), s.output_prefix, s.snapshot_type, upload)
 
     def claims(self, upload: Upload) -> Claims:
         return Claims(self.store, self.output_bucket(upload), self.settings.output_prefix,
@@ -83,21 +85,18 @@ class Submitter:
             doc["NotifyAddress"] = self.settings.callback_url
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         if len(text.encode("utf-8")) > USER_DATA_MAX_BYTES:
-            doc["source"] = {"etag": upload.etag}
+            doc["source"] = {key: value for key, value in upload.to_doc().items() if key in ("etag", "version")}
             text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         return text
 
     # --- filtering ------------------------------------------------------------------------------
     def skip_reason(self, event: ObjectEvent) -> str | None:
-        if not event.is_object_created:
-            return f"event {event.event_name} is not an object creation"
-        if event.key.endswith("/"):
-            return "folder marker"
-        if event.key.startswith(self.settings.output_prefix):
-            return f"key is under the output prefix {self.settings.output_prefix!r}"
-        if not event.key.lower().endswith(self.settings.video_suffixes):
-            return "not a video suffix"
-        if event.size == 0:
+        if not (event.is_object_created or event.is_object_removed):
+            return f"event {event.event_name} neither creates nor removes an object"
+        unwatched = unwatched_reason(event.key, self.settings.output_prefix, self.settings.video_suffixes)
+        if unwatched:
+            return unwatched
+        if event.is_object_created and event.size == 0:
             return "zero-size object"
         return None
 
@@ -121,7 +120,7 @@ class Submitter:
             return None, f"superseded: the object's etag is now {info.etag}, not {event.etag}"
         if info.size == 0:
             return None, "zero-size object"
-        return Upload(event.bucket, key, info.etag, info.size), None
+        return Upload.of_object(event.bucket, replace(info, key=key)), None
 
     # --- submitting -----------------------------------------------------------------------------
     def submit_upload(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Outcome:
@@ -134,20 +133,64 @@ class Submitter:
                            reason=f"already {claim.state} by an earlier delivery")
         if not claims.usable(claim):
             raise ClaimLost("not enough of the claim's lease is left to submit safely")
-        s = self.settings
+        if claim.resumed or claim.generation > 1:  # an earlier attempt may have created the job
+            adopted = self.find_submitted_job(upload, claim)
+            if adopted is not None:
+                claims.record_job(claim, adopted)
+                return Outcome(upload.bucket, upload.key, OutcomeKind.SUBMITTED, adopted,
+                               reason="adopted the job an earlier attempt created")
         try:
-            job_id = self.ice.submit_snapshot_job(
-                input=upload.location, output=self.output(upload), template_id=s.template_id,
-                overwrite_params={"Type": s.snapshot_type.value, **s.overwrite_params},
-                user_data=self.user_data(upload), name=job_name(upload), pipeline_id=s.pipeline_id)
+            job_id = self._submit(upload, claim)
         except IceError as exc:
             if not exc.rejects_job:
                 raise
             # ICE refused the job itself: record the failure durably, in the index and the claim.
-            self.indexer.record_failure(claims, claim, exc.code, exc.message, template_id=s.template_id)
+            self.publisher.record_failure(claims, claim, exc.code, exc.message, template_id=self.settings.template_id)
             return Outcome(upload.bucket, upload.key, OutcomeKind.REJECTED, reason=str(exc))
         claims.record_job(claim, job_id)
         return Outcome(upload.bucket, upload.key, OutcomeKind.SUBMITTED, job_id)
+
+    def _submit(self, upload: Upload, claim: Claim) -> str:
+        """SubmitSnapshotJob. When its answer is lost (a timeout, a dropped connection, a 5xx) the job
+        may exist anyway: it is looked for before the error goes to the platform's retry."""
+        s = self.settings
+        try:
+            return self.ice.submit_snapshot_job(
+                input=upload.location, output=self.output(upload), template_id=s.template_id,
+                overwrite_params={"Type": s.snapshot_type.value, **s.overwrite_params},
+                user_data=self.user_data(upload), name=job_name(upload, claim.attempt), pipeline_id=s.pipeline_id)
+        except IceError as exc:
+            if not exc.retryable:
+                raise
+            adopted = self.find_submitted_job(upload, claim)
+            if adopted is None:
+                raise
+            log("submit.adopted", job_id=adopted, reason=f"SubmitSnapshotJob's answer was lost: {exc.code}")
+            return adopted
+
+    def find_submitted_job(self, upload: Upload, claim: Claim) -> str | None:
+        """The job an earlier attempt under this claim's attempt number created, if any: ICE has no
+        client token, but the job's Name is deterministic and its Input names the upload. Jobs are
+        listed from the upload's first claim (less the clock skew) to now."""
+        name, start = job_name(upload, claim.attempt), claim.first_claimed_at - CLOCK_SKEW_S
+        token = None
+        while True:
+            page = self.ice.list_snapshot_jobs(start_of_create_time=iso(start),
+                                               end_of_create_time=iso(self.clock() + CLOCK_SKEW_S),
+                                               page_size=100, next_page_token=token, order_by="CreateTimeAsc")
+            for job in page.jobs:
+                if job.name == name and job.input == upload.location:
+                    return job.job_id
+            token = page.next_page_token
+            if not token:
+                return None
+
+    def record_removal(self, event: ObjectEvent) -> Outcome:
+        """A watched object was deleted: its index becomes a tombstone and its outputs go."""
+        published = self.publisher.record_deletion(OssLocation(event.bucket, event.key),
+                                                   deleted_at=event.event_time or self.clock())
+        kind = OutcomeKind.DELETED if published.kind == Published.DELETED else OutcomeKind.SKIPPED
+        return Outcome(event.bucket, event.key, kind, reason=published.reason)
 
     def handle_record(self, raw_record: Any, owner: str) -> Outcome:
         try:
@@ -157,6 +200,8 @@ class Submitter:
         reason = self.skip_reason(event)
         if reason:
             return Outcome(event.bucket, event.key, OutcomeKind.SKIPPED, reason=reason)
+        if event.is_object_removed:
+            return self.record_removal(event)
         upload, reason = self.resolve(event)
         if upload is None:
             return Outcome(event.bucket, event.key, OutcomeKind.SKIPPED, reason=reason)

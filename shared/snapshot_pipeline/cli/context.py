@@ -18,7 +18,8 @@ from .. import credentials as creds
 from ..claims import Claim, Claims
 from ..domain import ObjectInfo, OssLocation, Outcome, Upload
 from ..ice import IceClient
-from ..layout import index_location, output_bucket
+from ..layout import output_bucket
+from ..publish import Publisher
 from ..reconcile import Reconciler
 from ..retry import Deadline
 from ..settings import Settings
@@ -128,15 +129,15 @@ class Context:
         ice, store = self.adapters(deadline)
         return Reconciler(self.settings(), ice, store, deadline=deadline, lease_s=CLAIM_LEASE_S)
 
-    def index_location(self, source: OssLocation) -> OssLocation:
-        """Where the index of the video ``source`` is (or will be) written."""
-        settings = self.settings()
-        return index_location(settings.output_bucket, settings.output_prefix, source)
+    def current_index(self, source: OssLocation) -> tuple[OssLocation, Any]:
+        """The index of the video ``source`` and where it is (or will be): wherever the layout puts it,
+        indexes written before versioned outputs included."""
+        return Publisher(self.settings(), self.ice, self.store).current_index(source)
 
     def latest_claim(self, source: OssLocation, info: ObjectInfo) -> Claim | None:
         """The latest claim on this version of the video ``source``, if any attempt ever took one."""
         settings = self.settings()
-        upload = Upload(source.bucket, source.key, info.etag, info.size)
+        upload = Upload.of_object(source.bucket, info)
         claims = Claims(self.store, output_bucket(settings.output_bucket, source.bucket), settings.output_prefix,
                         lease_s=CLAIM_LEASE_S)
         return claims.latest(upload)

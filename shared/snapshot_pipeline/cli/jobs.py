@@ -97,6 +97,7 @@ def _index_text(location: OssLocation, doc: dict[str, Any]) -> list[Block]:
     error = job.get("error") or {}
     snapshots = doc.get("snapshots") or []
     return [Fields([("Index", location.uri), ("Source", compact(doc.get("source"))),
+                    ("Deleted", doc.get("deleted")),
                     ("Job", job.get("id")), ("Status", job.get("status")), ("Type", job.get("type")),
                     ("Template", job.get("template_id")), ("Finished", job.get("finished")),
                     ("Error", f"{error.get('code')}: {error.get('message')}" if error else None),
@@ -109,8 +110,7 @@ def _index_text(location: OssLocation, doc: dict[str, Any]) -> list[Block]:
 
 def cmd_index(ctx: Context) -> int:
     source: OssLocation = ctx.args.source
-    location = ctx.index_location(source)
-    doc = ctx.store.get_json(location.bucket, location.key)
+    location, doc = ctx.current_index(source)
     if doc is None:
         raise _why_no_index(ctx, source, location)
     ctx.out.emit(doc, lambda: _index_text(location, doc))

@@ -1,0 +1,303 @@
+"""Publishing indexes: only this pipeline's jobs, only forward, and what happens to the rest.
+
+One home for every write of a source object's ``index.json`` (callback, reconciler, submitter,
+deletions), so one set of rules holds whatever order events arrive in:
+
+- **Only this pipeline's jobs.** A job is ours when its UserData names a source, its Input names
+  the same object, that object is a video this deployment watches, and its Output is exactly where
+  the layout puts that version's outputs. Anything else is :attr:`Published.FOREIGN` and nothing
+  is written: ICE's event callback is account-wide.
+- **The index only moves forward.** The writer HEADs the source (it must still be the job's
+  version), writes, and HEADs again. A job of a version that is no longer current is
+  :attr:`Published.SUPERSEDED`: recorded in the log, its own outputs removed, never published. If
+  the source changed between the write and the re-check, the current version's finished job is
+  published again (or the tombstone, if the source is gone), so a slow writer never leaves an
+  older version in place. (OSS reads are strongly consistent, which is what makes this work.)
+- **Deletion is followed.** A deleted source's index becomes a tombstone (``deleted``) and its
+  outputs are removed; a job finishing after the deletion only removes its outputs.
+- **Transient failures are retried** (:func:`.claims.transient_failure`): the next attempt is
+  scheduled in the claim instead of indexing a failure; after :data:`.claims.MAX_JOB_ATTEMPTS`
+  the failure is final and indexed.
+- Once a version's index is written, the outputs of older versions are removed.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import layout
+from .claims import MAX_JOB_ATTEMPTS, Claim, Claims, transient_failure
+from .domain import JobStatus, OssLocation, SnapshotJob, StrEnum, Upload
+from .index import build_index, failure_index, indexed_source, is_tombstone, tombstone_index
+from .log import log
+from .ports import Ice, ObjectStore
+from .settings import Settings
+
+#: How many times a publisher follows a source that changed under it before leaving it to the next writer.
+MAX_REPAIRS = 3
+#: The lease of the claims a publisher reads and schedules retries in (it never submits).
+_CLAIM_LEASE_S = 60.0
+
+
+class Published(StrEnum):
+    """What publishing a job (or a deletion, or a refusal) did."""
+
+    INDEXED = "indexed"  # the index now describes this version
+    SUPERSEDED = "superseded"  # a newer version (or a later attempt) owns the index; recorded, not published
+    DELETED = "deleted"  # the source is gone: the index is a tombstone
+    RETRYING = "retrying"  # the job failed transiently; the next attempt is scheduled
+    FOREIGN = "foreign"  # not a job of this pipeline: nothing written
+
+
+@dataclass(frozen=True)
+class Publication:
+    kind: Published
+    index: OssLocation | None = None
+    upload: Upload | None = None
+    reason: str | None = None
+    doc: dict[str, Any] | None = None
+
+
+def unwatched_reason(key: str, output_prefix: str, video_suffixes: tuple[str, ...]) -> str | None:
+    """Why the object ``key`` is not a video this pipeline handles, or None when it is."""
+    if key.endswith("/"):
+        return "folder marker"
+    if key.startswith(output_prefix):
+        return f"key is under the output prefix {output_prefix!r}"
+    if not key.lower().endswith(video_suffixes):
+        return "not a video suffix"
+    return None
+
+
+class Publisher:
+    def __init__(self, settings: Settings, ice: Ice, store: ObjectStore, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.ice = ice
+        self.store = store
+        self.clock = clock
+
+    # --- where ------------------------------------------------------------------------------------
+    def output_bucket(self, source: OssLocation) -> str:
+        return layout.output_bucket(self.settings.output_bucket, source.bucket)
+
+    def index_location(self, source: OssLocation) -> OssLocation:
+        """The stable place of ``source``'s index."""
+        return layout.index_location(self.settings.output_bucket, self.settings.output_prefix, source)
+
+    def current_index(self, source: OssLocation) -> tuple[OssLocation, Any]:
+        """The index of ``source`` and where it is: the stable place, else where an index written
+        before versioned outputs sits (only if it names this very source)."""
+        location = self.index_location(source)
+        doc = self.store.get_json(location.bucket, location.key)
+        if doc is not None:
+            return location, doc
+        legacy = OssLocation(location.bucket, layout.legacy_index_key(self.settings.output_prefix, source))
+        doc = self.store.get_json(legacy.bucket, legacy.key)
+        named = indexed_source(doc)
+        if named is not None and named.location == source:
+            return legacy, doc
+        return location, None
+
+    def claims(self, source: OssLocation) -> Claims:
+        return Claims(self.store, self.output_bucket(source), self.settings.output_prefix,
+                      lease_s=_CLAIM_LEASE_S, clock=self.clock)
+
+    # --- whose ------------------------------------------------------------------------------------
+    def upload_of(self, job: SnapshotJob) -> Upload | str:
+        """The upload ``job`` was submitted for by this pipeline, or the reason it is not ours."""
+        source = job.user_data_doc().get("source")
+        if not isinstance(source, dict) or not source:
+            return "its UserData names no source"
+        if job.input is None:
+            return "its Input names no OSS object"
+        upload = Upload.from_doc(source, bucket=job.input.bucket, key=job.input.key)
+        if upload is None or upload.location != job.input:
+            return f"its UserData names a source other than its Input {job.input.uri}"
+        unwatched = unwatched_reason(upload.key, self.settings.output_prefix, self.settings.video_suffixes)
+        if unwatched:
+            return f"its source is not a watched video ({unwatched})"
+        if job.output is None or job.output not in self._expected_outputs(upload):
+            where = job.output.uri if job.output else "nowhere"
+            return f"its Output {where} is not where this pipeline puts {upload.location.uri}'s snapshots"
+        return upload
+
+    def upload_of_listed(self, job: SnapshotJob) -> Upload | None:
+        """The upload a *listed* job (no UserData in ListSnapshotJobs) would be for, judged on its Input
+        and Output alone: the version is read from the Output's folder. None when it cannot be ours.
+        :meth:`upload_of` still judges the job in full before anything is written."""
+        if job.input is None or job.output is None:
+            return None
+        folder = layout.object_dir(self.settings.output_prefix, job.input)
+        if job.output.bucket != self.output_bucket(job.input) or not job.output.key.startswith(folder):
+            return None
+        version = layout.version_of_dir_entry(folder, job.output.key)
+        stamp, _, etag = (version or "").partition("-")
+        upload = Upload.from_doc({"etag": etag.upper(), "version": version}, bucket=job.input.bucket,
+                                 key=job.input.key)
+        return upload if upload is not None and upload.last_modified is not None else None
+
+    def discard(self, upload: Upload) -> None:
+        """Remove the outputs of a version that will never be published (a newer one is)."""
+        self._delete_versions(upload.location, lambda version: version == upload.version)
+
+    def _expected_outputs(self, upload: Upload) -> list[OssLocation]:
+        bucket, prefix = self.output_bucket(upload.location), self.settings.output_prefix
+        expected = [layout.output_location(bucket, prefix, t, upload) for t in layout.OUTPUT_FILE]
+        if upload.last_modified is None:  # submitted before versioned outputs: the old folder
+            folder = layout.legacy_index_key(prefix, upload.location)[:-len(layout.INDEX_FILE)]
+            expected += [OssLocation(bucket, folder + name) for name in layout.OUTPUT_FILE.values()]
+        return expected
+
+    # --- publishing -------------------------------------------------------------------------------
+    def publish(self, job: SnapshotJob, *, repairs: int = 0) -> Publication:
+        """Write the index of a finished job, if it is ours and its version is current."""
+        upload = self.upload_of(job)
+        if isinstance(upload, str):
+            log("publish.foreign", job_id=job.job_id, reason=upload)
+            return Publication(Published.FOREIGN, reason=f"not a job of this pipeline: {upload}")
+        later = self._later_attempt(upload, job)
+        if later is not None:  # the next attempt writes the same folder: its outputs stay
+            log("publish.superseded", job_id=job.job_id, bucket=upload.bucket, key=upload.key, reason=later)
+            return Publication(Published.RETRYING, self.index_location(upload.location), upload, later)
+        current = self._version_now(upload.location)
+        if current is None:
+            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job.job_id)
+        if not current.same_version(upload):
+            return self._superseded(upload, job.job_id, f"the source is now version {current.version}")
+        doc = build_index(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
+                          source_size=current.size, read=self.store.get_head_bytes)
+        return self._write_forward(upload, doc, repairs=repairs, job_id=job.job_id)
+
+    def _urls(self, job: SnapshotJob) -> Any:
+        if job.status != JobStatus.SUCCESS:
+            return None
+        return self.ice.get_all_snapshot_urls(job.job_id, timeout_s=self.settings.url_timeout_s)
+
+    def _later_attempt(self, upload: Upload, job: SnapshotJob) -> str | None:
+        """Why a failed job is not the final word on its upload: a retry is (now) scheduled, or a
+        later attempt exists. None when its failure is to be indexed."""
+        if job.status != JobStatus.FAIL:
+            return None
+        claims = self.claims(upload.location)
+        claim = claims.latest(upload)
+        if claim is None or claim.job_id != job.job_id:
+            return "a later attempt owns the upload" if claim is not None and claim.attempt > 1 else None
+        if not transient_failure(job.code) or claim.attempt >= MAX_JOB_ATTEMPTS:
+            return None
+        retry = claims.schedule_retry(claim, job.job_id, job.code)
+        log("publish.retry_scheduled", job_id=job.job_id, code=job.code, attempt=claim.attempt + 1,
+            scheduled=retry is not None, retry_at=retry.expires_at if retry else None)
+        return "retrying"
+
+    def record_failure(self, claims: Claims, claim: Claim, code: str, message: str, *,
+                       template_id: str | None) -> Claim:
+        """An upload that will get no job: the failure goes in its index first (by the same forward
+        rule), then closes its claim (so a crash between the two leaves a claim that is retried, never
+        a failure nobody can read)."""
+        upload = claim.upload
+        doc = failure_index(upload, code, message, template_id=template_id, now=self.clock())
+        if upload.last_modified is None:
+            self._put_index(upload.location, doc)
+        else:
+            current = self._version_now(upload.location)
+            if current is not None and current.same_version(upload):
+                self._write_forward(upload, dict(doc, source=dict(doc["source"], size=current.size)))
+        return claims.record_failure(claim, code, message)
+
+    def _write_forward(self, upload: Upload, doc: dict[str, Any], *, repairs: int = 0,
+                       job_id: str | None = None) -> Publication:
+        """Write ``doc`` as ``upload``'s index (its version was current just before), then make sure
+        it still is: if not, follow the source to its current state."""
+        location = self._put_index(upload.location, doc)
+        after = self._version_now(upload.location)
+        if after is None:
+            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id)
+        if not after.same_version(upload):
+            self._follow(after, repairs)
+            return Publication(Published.SUPERSEDED, location, upload,
+                               f"the source became version {after.version} while indexing")
+        self._remove_older_versions(upload)
+        return Publication(Published.INDEXED, location, upload, doc=doc)
+
+    def _follow(self, current: Upload, repairs: int) -> None:
+        """The source changed under a writer: publish the current version's job again if it has
+        finished (its own callback may have come and gone); if not, its callback is still to come."""
+        if repairs >= MAX_REPAIRS:
+            log("publish.repair_abandoned", bucket=current.bucket, key=current.key, version=current.version)
+            return
+        claim = self.claims(current.location).latest(current)
+        if claim is None or claim.job_id is None:
+            return
+        job = self.ice.get_snapshot_job(claim.job_id)
+        if job.finished:
+            self.publish(job, repairs=repairs + 1)
+
+    def _superseded(self, upload: Upload, job_id: str, reason: str) -> Publication:
+        """A job whose version (or attempt) is not the current one: log it and remove its outputs,
+        unless the current index still shows them (a newer version's job has not finished yet)."""
+        location, doc = self.current_index(upload.location)
+        shown = indexed_source(doc)
+        if shown is None or shown.version != upload.version:
+            self.discard(upload)
+        log("publish.superseded", job_id=job_id, bucket=upload.bucket, key=upload.key, version=upload.version,
+            reason=reason)
+        return Publication(Published.SUPERSEDED, location, upload, reason)
+
+    # --- deletion ---------------------------------------------------------------------------------
+    def record_deletion(self, source: OssLocation, *, deleted_at: float, job_id: str | None = None) -> Publication:
+        """The source is gone: its index becomes a tombstone and the outputs of every version written
+        up to ``deleted_at`` are removed. If the object exists again, nothing is recorded (its new
+        version has its own upload); if it reappears while recording, its index is restored."""
+        now_there = self._version_now(source)
+        if now_there is not None:
+            return Publication(Published.SUPERSEDED, self.index_location(source), now_there,
+                               "the object exists again")
+        _, previous = self.current_index(source)
+        known = indexed_source(previous)
+        upload = known if known is not None and known.location == source else Upload(source.bucket, source.key, "")
+        if not is_tombstone(previous):
+            self._put_index(source, tombstone_index(upload, deleted_at=deleted_at, now=self.clock()))
+        after = self._version_now(source)
+        if after is not None:
+            self._follow(after, 0)
+            return Publication(Published.SUPERSEDED, self.index_location(source), after, "the object exists again")
+        self._delete_versions(source, lambda version: _written_by(version, deleted_at))
+        log("publish.deleted", bucket=source.bucket, key=source.key, job_id=job_id)
+        return Publication(Published.DELETED, self.index_location(source), upload, "the source object was deleted")
+
+    # --- storage ----------------------------------------------------------------------------------
+    def _version_now(self, source: OssLocation) -> Upload | None:
+        info = self.store.head(source.bucket, source.key)
+        return None if info is None else Upload.of_object(source.bucket, info)
+
+    def _put_index(self, source: OssLocation, doc: dict[str, Any]) -> OssLocation:
+        location = self.index_location(source)
+        self.store.put_json(location.bucket, location.key, doc)
+        return location
+
+    def _remove_older_versions(self, upload: Upload) -> None:
+        if upload.last_modified is not None:
+            self._delete_versions(upload.location, lambda version: _written_by(version, upload.last_modified, 1))
+
+    def _delete_versions(self, source: OssLocation, doomed: Callable[[str], bool]) -> None:
+        """Delete the outputs (direct children of version folders) of the versions ``doomed`` names."""
+        bucket, folder = self.output_bucket(source), layout.object_dir(self.settings.output_prefix, source)
+        keys = []
+        for obj in self.store.list(bucket, folder):
+            version = layout.version_of_dir_entry(folder, obj.key)
+            if version is not None and "/" not in obj.key[len(folder) + len(version) + 1:] and doomed(version):
+                keys.append(obj.key)
+        if keys:
+            self.store.delete_many(bucket, keys)
+            log("publish.outputs_removed", bucket=bucket, folder=folder, objects=len(keys))
+
+
+def _written_by(version: str, moment: float | None, margin_s: float = 0.0) -> bool:
+    """Whether the version named ``version`` was written at least ``margin_s`` before ``moment``
+    (False if either is unknown). Versions name whole seconds: a margin of 1 spares a version
+    written in the same second as ``moment``, whose order is unknown."""
+    upload = Upload.from_doc({"bucket": "-", "key": "-", "version": version})
+    return (moment is not None and upload is not None and upload.last_modified is not None
+            and upload.last_modified <= moment - margin_s)
