@@ -124,7 +124,7 @@ def test_template_created_by_the_cli_makes_the_job_it_submits_and_lists_its_urls
     code, out, _ = run("--local", "index", f"oss://media/{key}", "--json")
     assert code == 0 and json.loads(out) == index
     code, out, _ = run("--local", "index", f"oss://media/{key}")
-    assert code == 0 and job_id in out and out.count(f"oss://media/snapshots/{key}/0000") == 3
+    assert code == 0 and job_id in out and out.count(f"oss://media/snapshots/media/{key}/{version}/0000") == 3
 
     code, out, _ = run("--local", "template", "delete", template_id)
     assert code == 0 and f"deleted template {template_id}" in out
