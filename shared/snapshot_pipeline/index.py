@@ -219,3 +219,11 @@ def indexed_source(doc: Any) -> Upload | None:
 
 def is_tombstone(doc: Any) -> bool:
     return isinstance(doc, Mapping) and isinstance(doc.get("deleted"), str)
+
+
+def deleted_at(doc: Mapping[str, Any]) -> float:
+    """When a tombstone says its source was deleted (epoch seconds; 0 when unreadable)."""
+    try:
+        return datetime.strptime(doc["deleted"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return 0.0

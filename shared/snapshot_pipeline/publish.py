@@ -163,7 +163,7 @@ class Publisher:
             return Publication(Published.RETRYING, self.index_location(upload.location), upload, later)
         current = self._version_now(upload.location)
         if current is None:
-            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job.job_id)
+            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job.job_id, known=upload)
         if not current.same_version(upload):
             return self._superseded(upload, job.job_id, f"the source is now version {current.version}")
         doc = build_index(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
@@ -213,7 +213,7 @@ class Publisher:
         location = self._put_index(upload.location, doc)
         after = self._version_now(upload.location)
         if after is None:
-            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id)
+            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id, known=upload)
         if not after.same_version(upload):
             self._follow(after, repairs)
             return Publication(Published.SUPERSEDED, location, upload,
@@ -246,17 +246,20 @@ class Publisher:
         return Publication(Published.SUPERSEDED, location, upload, reason)
 
     # --- deletion ---------------------------------------------------------------------------------
-    def record_deletion(self, source: OssLocation, *, deleted_at: float, job_id: str | None = None) -> Publication:
+    def record_deletion(self, source: OssLocation, *, deleted_at: float, job_id: str | None = None,
+                        known: Upload | None = None) -> Publication:
         """The source is gone: its index becomes a tombstone and the outputs of every version written
         up to ``deleted_at`` are removed. If the object exists again, nothing is recorded (its new
-        version has its own upload); if it reappears while recording, its index is restored."""
+        version has its own upload); if it reappears while recording, its index is restored.
+        ``known``: the version the caller knows existed, named in the tombstone when no index names one."""
         now_there = self._version_now(source)
         if now_there is not None:
             return Publication(Published.SUPERSEDED, self.index_location(source), now_there,
                                "the object exists again")
         _, previous = self.current_index(source)
-        known = indexed_source(previous)
-        upload = known if known is not None and known.location == source else Upload(source.bucket, source.key, "")
+        shown = indexed_source(previous)
+        upload = next((u for u in (shown, known) if u is not None and u.location == source),
+                      Upload(source.bucket, source.key, ""))
         if not is_tombstone(previous):
             self._put_index(source, tombstone_index(upload, deleted_at=deleted_at, now=self.clock()))
         after = self._version_now(source)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
 from .domain import OutcomeKind, SnapshotJob, Upload, iso
-from .index import indexed_source, is_tombstone
+from .index import deleted_at, indexed_source, is_tombstone
 from .log import current_request_id, log, request_context, seconds_since
 from .ports import Ice, ObjectStore
 from .publish import Published
@@ -62,12 +62,12 @@ def index_is_current(job: SnapshotJob, upload: Upload, existing: Any) -> bool:
     indexed = existing.get("job") or {}
     if indexed.get("id") == job.job_id:
         return bool(indexed.get("status") == job.status.value)
-    shown = indexed_source(existing)
-    if shown is None or shown.last_modified is None or upload.last_modified is None:
+    if upload.last_modified is None:
         return False
     if is_tombstone(existing):
-        return shown.last_modified >= upload.last_modified
-    return shown.last_modified > upload.last_modified
+        return deleted_at(existing) >= upload.last_modified
+    shown = indexed_source(existing)
+    return shown is not None and shown.last_modified is not None and shown.last_modified > upload.last_modified
 
 
 class Reconciler:
