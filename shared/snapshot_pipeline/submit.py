@@ -186,9 +186,15 @@ class Submitter:
                 return None
 
     def record_removal(self, event: ObjectEvent) -> Outcome:
-        """A watched object was deleted: its index becomes a tombstone and its outputs go."""
-        published = self.publisher.record_deletion(OssLocation(event.bucket, event.key),
-                                                   deleted_at=event.event_time or self.clock())
+        """A watched object was deleted: its index becomes a tombstone and its outputs go. The key is
+        used as OSS sent it, unless only a URL-decoded form of it has an index (as in :meth:`resolve`)."""
+        source = OssLocation(event.bucket, event.key)
+        if "%" in event.key or "+" in event.key:
+            for candidate in dict.fromkeys((event.key, unquote(event.key), unquote_plus(event.key))):
+                if self.publisher.current_index(OssLocation(event.bucket, candidate))[1] is not None:
+                    source = OssLocation(event.bucket, candidate)
+                    break
+        published = self.publisher.record_deletion(source, deleted_at=event.event_time or self.clock())
         kind = OutcomeKind.DELETED if published.kind == Published.DELETED else OutcomeKind.SKIPPED
         return Outcome(event.bucket, event.key, kind, reason=published.reason)
 

@@ -97,7 +97,7 @@ def _index_text(location: OssLocation, doc: dict[str, Any]) -> list[Block]:
     error = job.get("error") or {}
     snapshots = doc.get("snapshots") or []
     return [Fields([("Index", location.uri), ("Source", compact(doc.get("source"))),
-                    ("Deleted", doc.get("deleted")),
+                    ("Version", (doc.get("source") or {}).get("version")), ("Deleted", doc.get("deleted")),
                     ("Job", job.get("id")), ("Status", job.get("status")), ("Type", job.get("type")),
                     ("Template", job.get("template_id")), ("Finished", job.get("finished")),
                     ("Error", f"{error.get('code')}: {error.get('message')}" if error else None),
