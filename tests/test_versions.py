@@ -226,3 +226,91 @@ def test_snapshots_index_still_prints_an_index_of_the_old_layout(cloud, run):  #
 
     code, out, _ = run("--local", "index", f"oss://media/{key}", "--json")
     assert code == 0 and json.loads(out) == legacy
+
+
+# --- failure 8: deletion ----------------------------------------------------------------------------
+def wait_for_tombstone(cloud, key: str) -> dict:
+    """The index of ``key`` once it is a tombstone; checked as a reader sees it: no snapshots, no outputs."""
+    index = assert_valid_index(wait_until(lambda: (doc := index_of(cloud, key)) and "deleted" in doc and doc,
+                                          f"the tombstone of {key}"))
+    assert index["snapshots"] == [] and index["source"]["key"] == key
+    assert index["job"]["id"] is None and index["job"]["status"] == "Fail"
+    assert index["job"]["error"]["code"] == "SourceDeleted" and index["job"]["error"]["stage"] == "source"
+    wait_until(lambda: output_versions(cloud, key) == {}, f"every output of {key} removed")
+    return index
+
+
+def test_deleting_an_indexed_video_leaves_a_tombstone_and_no_outputs(cloud):
+    # Issue 10, failure 8: a deleted video kept its index and snapshots for ever.
+    key = unique_key("deleted.mp4")
+    version, _ = put(cloud, key, coloured_video(RED, *SMALL))
+    indexed = wait_for_version_index(cloud, key, version)
+    cloud.bucket().delete_object(key)
+
+    tombstone = wait_for_tombstone(cloud, key)
+    assert tombstone["source"]["version"] == version and tombstone["deleted"] >= indexed["generated_at"]
+    assert not any(cloud.bucket().object_exists(s["key"]) for s in indexed["snapshots"])
+
+
+def test_a_video_deleted_while_its_job_runs_stays_deleted(cloud):
+    # Issue 10, failure 8: a deletion racing the job's completion must end deleted, never resurrected.
+    key = unique_key("deleted-while-held.mp4")
+    cloud.ice.hold_jobs(True)
+    try:
+        version, _ = put(cloud, key, coloured_video(RED, *SMALL))
+        job_id = held_job(cloud, key, version)
+        cloud.bucket().delete_object(key)
+        wait_for_tombstone(cloud, key)
+        cloud.ice.release_job(job_id)
+        assert cloud.ice.wait_idle(120)
+    finally:
+        cloud.ice.hold_jobs(False)
+        cloud.ice.release_all()
+    assert callback_outcomes(cloud, job_id) == [(200, "deleted")]
+    assert cloud.ice.redeliver_callback(job_id) == 200
+    assert callback_outcomes(cloud, job_id)[-1] == (200, "deleted")
+    wait_for_tombstone(cloud, key)
+
+
+def test_a_video_deleted_after_its_job_wrote_the_snapshots_but_before_the_callback_stays_deleted(cloud):
+    # Issue 10, failure 8: the job's outputs exist when the deletion is followed; its callback comes after.
+    key = unique_key("deleted-before-callback.mp4")
+    cloud.ice.hold_jobs(True)
+    try:
+        version, _ = put(cloud, key, coloured_video(RED, *SMALL))
+        job_id = held_job(cloud, key, version)
+        cloud.ice.set_faults(callback_drop_rate=1.0)  # its callback is lost, to be delivered again later
+        assert cloud.ice.release_job(job_id) == "Success"
+        assert cloud.ice.wait_idle(120) and callback_outcomes(cloud, job_id) == []
+        assert list(output_versions(cloud, key)) == [version]
+    finally:
+        cloud.ice.set_faults(callback_drop_rate=0.0)
+        cloud.ice.hold_jobs(False)
+        cloud.ice.release_all()
+    cloud.bucket().delete_object(key)
+    wait_for_tombstone(cloud, key)
+    assert cloud.ice.redeliver_callback(job_id) == 200
+    assert callback_outcomes(cloud, job_id) == [(200, "deleted")]
+    wait_for_tombstone(cloud, key)
+
+
+def test_the_same_bytes_uploaded_after_a_deletion_get_a_new_job_and_fresh_snapshots(cloud):
+    # Issue 10, failure 8: the claim of the deleted version made the same bytes again a "duplicate".
+    key = unique_key("again.mp4")
+    video = coloured_video(BLUE, *LARGE)
+    first, etag = put(cloud, key, video)
+    first_written = cloud.bucket().head_object(key).last_modified
+    wait_for_version_index(cloud, key, first)
+    cloud.bucket().delete_object(key)
+    wait_for_tombstone(cloud, key)
+    # A version is its ETag and its Last-Modified second: the same bytes in the same second are the
+    # same version. Write them again in a later second, as any re-upload after a deletion is.
+    wait_until(lambda: time.time() >= first_written + 1, "a second later than the first upload")
+
+    again, again_etag = put(cloud, key, video)
+    assert again_etag == etag and again != first
+    index = wait_for_version_index(cloud, key, again)
+    assert "deleted" not in index and index["job"]["status"] == "Success"
+    assert_snapshots_show(cloud, index, LARGE, BLUE)
+    assert len(jobs_for(cloud, key)) == 2
+    assert list(output_versions(cloud, key)) == [again]
