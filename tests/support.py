@@ -111,3 +111,65 @@ def version_of(cloud, key: str, bucket: str | None = None) -> str:
     info = cloud.store().head(b, key)
     assert info is not None, f"oss://{b}/{key} does not exist"
     return Upload.of_object(b, info).version
+
+
+# --- what a reader sees of versions: flat-colour clips, their snapshots' pixels, each version's outputs ---
+def coloured_video(rgb: tuple[int, int, int], width: int = 64, height: int = 48) -> bytes:
+    """A one-second H.264 clip of one flat colour, a keyframe every 0.2 s: any snapshot of it shows
+    which video it came from (its size and mean colour)."""
+    import io
+
+    import av
+    import numpy as np
+
+    out, picture = io.BytesIO(), np.full((height, width, 3), rgb, dtype=np.uint8)
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "x264-params": "keyint=2:min-keyint=2:scenecut=0"}
+        for n in range(10):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+            frame.pts = n
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
+def snapshot_looks(cloud, index: dict) -> list[tuple[tuple[int, int], tuple[int, ...]]]:
+    """(size, mean RGB) of every snapshot an index lists, read from OSS and decoded."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    looks = []
+    for snap in index["snapshots"]:
+        image = Image.open(io.BytesIO(cloud.bucket(snap["bucket"]).get_object(snap["key"]).read())).convert("RGB")
+        mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0)
+        looks.append((image.size, tuple(int(c) for c in mean)))
+    return looks
+
+
+def assert_snapshots_show(cloud, index: dict, size: tuple[int, int], rgb: tuple[int, int, int]) -> None:
+    """Every snapshot of ``index`` (at least one) is a ``size`` picture of the flat colour ``rgb``
+    (within what H.264 and JPEG change of it)."""
+    looks = snapshot_looks(cloud, index)
+    assert looks, f"the index lists no snapshots: {index}"
+    for got_size, mean in looks:
+        near = max(abs(got - want) for got, want in zip(mean, rgb, strict=True)) <= 30
+        assert got_size == size and near, f"a snapshot is {got_size} of mean colour {mean}, not {size} of {rgb}"
+
+
+def output_versions(cloud, key: str, bucket: str | None = None) -> dict[str, int]:
+    """Version folder -> number of output objects in it, for the source ``oss://bucket/key`` (the
+    cloud's bucket by default); the index and the claims are not outputs."""
+    from snapshot_pipeline.domain import OssLocation
+    from snapshot_pipeline.layout import object_dir, version_of_dir_entry
+
+    folder = object_dir("snapshots/", OssLocation(bucket or cloud.options.bucket, key))
+    versions: dict[str, int] = {}
+    for obj in cloud.store().list(cloud.options.bucket, folder):
+        version = version_of_dir_entry(folder, obj.key)
+        if version is not None:
+            versions[version] = versions.get(version, 0) + 1
+    return versions

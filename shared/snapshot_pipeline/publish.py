@@ -210,6 +210,7 @@ class Publisher:
                        job_id: str | None = None) -> Publication:
         """Write ``doc`` as ``upload``'s index (its version was current just before), then make sure
         it still is: if not, follow the source to its current state."""
+        replaced = indexed_source(self.current_index(upload.location)[1])
         location = self._put_index(upload.location, doc)
         after = self._version_now(upload.location)
         if after is None:
@@ -218,7 +219,7 @@ class Publisher:
             self._follow(after, repairs)
             return Publication(Published.SUPERSEDED, location, upload,
                                f"the source became version {after.version} while indexing")
-        self._remove_older_versions(upload)
+        self._remove_older_versions(upload, replaced)
         return Publication(Published.INDEXED, location, upload, doc=doc)
 
     def _follow(self, current: Upload, repairs: int) -> None:
@@ -280,9 +281,15 @@ class Publisher:
         self.store.put_json(location.bucket, location.key, doc)
         return location
 
-    def _remove_older_versions(self, upload: Upload) -> None:
-        if upload.last_modified is not None:
-            self._delete_versions(upload.location, lambda version: _written_by(version, upload.last_modified, 1))
+    def _remove_older_versions(self, upload: Upload, replaced: Upload | None) -> None:
+        """Remove the outputs of the versions before ``upload`` (current when its index was written):
+        those written at least a second before it, and the one whose index it replaced (older, as
+        the index only moves forward, even when written in the same second)."""
+        if upload.last_modified is None:
+            return
+        previous = replaced.version if replaced is not None and replaced.version != upload.version else None
+        self._delete_versions(upload.location,
+                              lambda version: version == previous or _written_by(version, upload.last_modified, 1))
 
     def _delete_versions(self, source: OssLocation, doomed: Callable[[str], bool]) -> None:
         """Delete the outputs (direct children of version folders) of the versions ``doomed`` names."""
