@@ -173,3 +173,51 @@ def output_versions(cloud, key: str, bucket: str | None = None) -> dict[str, int
         if version is not None:
             versions[version] = versions.get(version, 0) + 1
     return versions
+
+def post_signed_callback(cloud, body: bytes) -> tuple[int, dict]:
+    """POST ``body`` to the callback function with a valid signature made now, as ICE (or anyone
+    holding the AuthKey) would; the HTTP status and the JSON answer."""
+    import urllib.error
+    import urllib.request
+
+    from snapshot_pipeline.callback import signature
+
+    ts = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-ICE-TIMESTAMP": ts,
+               "X-ICE-SIGNATURE": signature(cloud.callback_url, ts, cloud.callback_auth_key)}
+    request = urllib.request.Request(cloud.callback_url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def function_log(cloud, function: str, event: str) -> list[dict]:
+    """The JSON log records named ``event`` that ``function``'s instances wrote, oldest first."""
+    records = []
+    for line in list(cloud.fc.pools[function].logs):
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and doc.get("event") == event:
+            records.append(doc)
+    return records
+
+
+def cli_runner(cloud, state_file, monkeypatch, capsys) -> Callable[..., tuple[int, str]]:
+    """``run(*argv)`` -> (exit code, stdout): the operator CLI against ``cloud``, whose state (what
+    ``python -m localcloud up`` records) is written to ``state_file``."""
+    from snapshot_pipeline import cli
+    from snapshot_pipeline.cli import local_state
+
+    local_state.write_local_state(state_file, cloud.describe())
+    monkeypatch.setenv(local_state.LOCAL_STATE_ENV, str(state_file))
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()  # what the test printed before (library log lines) is not the CLI's
+        code = cli.main(list(argv))
+        return code, capsys.readouterr().out
+
+    return run

@@ -24,6 +24,7 @@ expires, and a claim never blocks forever.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -48,6 +49,14 @@ def transient_failure(code: str | None) -> bool:
     """Whether a failed job's code names a server-side or I/O failure (retry) rather than a bad
     request or input (final at once). Unknown codes are final: retrying them could repeat forever."""
     return code is not None and any(part in code for part in TRANSIENT_CODE_PARTS)
+
+
+def job_name(upload: Upload, attempt: int = 1) -> str:
+    """A short deterministic name: the same upload (and attempt) always yields the same job name, so
+    the job a lost answer created can be found again (:meth:`.submit.Submitter.find_submitted_job`),
+    and a callback that comes before the claim records the JobId still knows whose job it is."""
+    digest = hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}/{upload.version}".encode()).hexdigest()[:20]
+    return f"snap-{digest}" + (f"-{attempt}" if attempt > 1 else "")
 
 
 class ClaimBusy(RuntimeError):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import layout
-from .claims import MAX_JOB_ATTEMPTS, Claim, Claims, transient_failure
+from .claims import MAX_JOB_ATTEMPTS, Claim, Claims, job_name, transient_failure
 from .domain import JobStatus, OssLocation, SnapshotJob, StrEnum, Upload
 from .index import build_index, failure_index, indexed_source, is_tombstone, tombstone_index
 from .log import log
@@ -182,7 +182,7 @@ class Publisher:
             return None
         claims = self.claims(upload.location)
         claim = claims.latest(upload)
-        if claim is None or claim.job_id != job.job_id:
+        if claim is None or not _submitted_by(claim, job):
             return "a later attempt owns the upload" if claim is not None and claim.attempt > 1 else None
         if not transient_failure(job.code) or claim.attempt >= MAX_JOB_ATTEMPTS:
             return None
@@ -302,6 +302,15 @@ class Publisher:
         if keys:
             self.store.delete_many(bucket, keys)
             log("publish.outputs_removed", bucket=bucket, folder=folder, objects=len(keys))
+
+
+def _submitted_by(claim: Claim, job: SnapshotJob) -> bool:
+    """Whether ``job`` is the one ``claim``'s attempt submitted: the JobId it records or, before its
+    owner has recorded it (ICE may call back first, e.g. for a job that fails at once), the job that
+    bears the attempt's deterministic Name."""
+    if claim.job_id is not None:
+        return claim.job_id == job.job_id
+    return job.name == job_name(claim.upload, claim.attempt)
 
 
 def _written_by(version: str, moment: float | None, margin_s: float = 0.0) -> bool:

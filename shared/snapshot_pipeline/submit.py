@@ -9,7 +9,6 @@ another attempt holds the claim, the handler raises so Function Compute retries 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -19,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import layout
-from .claims import CLOCK_SKEW_S, Claim, ClaimLost, Claims
+from .claims import CLOCK_SKEW_S, Claim, ClaimLost, Claims, job_name
 from .domain import ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload, iso
 from .events import EventError, ObjectEvent, parse_oss_event, parse_oss_record
 from .log import current_request_id, log, seconds_since
@@ -33,13 +32,6 @@ USER_DATA_MAX_BYTES = 512
 class RetryLater(RuntimeError):
     """Some records could not be settled now; raised after all records were handled so that
     Function Compute retries the invocation (settled records are then skipped as duplicates)."""
-
-
-def job_name(upload: Upload, attempt: int = 1) -> str:
-    """A short deterministic name: the same upload (and attempt) always yields the same job name, so
-    the job a lost answer created can be found again (:meth:`Submitter.find_submitted_job`)."""
-    digest = hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}/{upload.version}".encode()).hexdigest()[:20]
-    return f"snap-{digest}" + (f"-{attempt}" if attempt > 1 else "")
 
 
 def existing_object_event(bucket: str, info: ObjectInfo) -> ObjectEvent:
