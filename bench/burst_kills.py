@@ -10,7 +10,7 @@ records it. Once FC and ICE are idle, the reconciler runs with a clock past the 
 abandoned claims are taken over) until a run changes nothing. Then the audit of every key:
 
 - ``jobs``: ICE jobs of the burst's keys; ``duplicates``: jobs beyond one per job name (a name is
-  one version's attempt);
+  one version's attempt); ``adopted``: submits that found the job a killed attempt had created;
 - ``indexes``: keys with an index.json; ``lost``: keys without one; ``stale``: indexes naming
   another version than the object's current one; ``failed``: indexes whose job did not succeed;
 - ``orphans``: objects in a key's folder that are neither its index nor in the indexed version's folder.
@@ -136,6 +136,12 @@ def audit_key(store, bucket: str, prefix: str, key: str) -> Counter:
     return found
 
 
+def adoptions(cloud, keys: set[str]) -> int:
+    """How many of the submit function's records for ``keys`` adopted a job an earlier attempt created."""
+    records = (json.loads(line) for line in list(cloud.fc.pools["submit"].logs) if '"submit.record"' in line)
+    return sum(1 for r in records if r.get("key") in keys and str(r.get("reason", "")).startswith("adopted"))
+
+
 def audit(cloud, keys: list[str]) -> dict[str, int]:
     """The burst's figures: jobs and duplicates in ICE, and each key's folder as a reader finds it."""
     bucket, wanted = cloud.options.bucket, set(keys)
@@ -145,7 +151,7 @@ def audit(cloud, keys: list[str]) -> dict[str, int]:
     found: Counter = Counter()
     for key in keys:
         found.update(audit_key(store, bucket, prefix, key))
-    return {"jobs": len(jobs), "duplicates": sum(c - 1 for c in per_name.values()),
+    return {"jobs": len(jobs), "duplicates": sum(c - 1 for c in per_name.values()), "adopted": adoptions(cloud, wanted),
             **{name: found[name] for name in ("indexes", "lost", "stale", "failed", "orphans")}}
 
 
