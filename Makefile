@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-fast check build up bench clean
+.PHONY: demo test test-fast check build up bench bench-kills clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %d.%d); run: make PYTHON=python3.x" % sys.version_info[:2])'
@@ -33,6 +33,9 @@ up: $(VENV)/.installed  ## the local cloud in the foreground
 
 bench: $(VENV)/.installed build  ## benchmarks on the local cloud; writes bench/results.json
 	$(PY) -m bench
+
+bench-kills: $(VENV)/.installed  ## a burst while function instances are killed (apart from `make bench`); one JSON line
+	$(PY) -m bench.burst_kills
 
 clean:
 	rm -rf build demo-output .pytest_cache .localcloud

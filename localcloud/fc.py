@@ -173,6 +173,7 @@ class FunctionPool:
         self._count = 0
         self._cond = threading.Condition()
         self.started_instances = 0
+        self.busy: set[_Instance] = set()  # instances inside an invocation (LocalFc.kill_instances)
 
     def record_log(self, line: str) -> None:
         self.logs.append(line)
@@ -215,9 +216,11 @@ class FunctionPool:
         context["function"] = {"name": props.get("functionName", self.spec.name), "handler": props.get("handler"),
                                "memory": props.get("memorySize", 512), "timeout": self.spec.timeout_s}
         inst = self._acquire()
+        self.busy.add(inst)
         try:
             return inst.invoke(event, context, self.spec.timeout_s)
         finally:
+            self.busy.discard(inst)
             self._release(inst)
 
     def stop(self) -> None:
@@ -450,6 +453,14 @@ class LocalFc:
                     return False
                 self._idle.wait(remaining)
         return True
+
+    def kill_instances(self, function: str) -> int:
+        """SIGKILL ``function``'s invoking instances as a crash would (async invocations are retried)."""
+        busy = list(self.pools[function].busy)
+        for inst in busy:
+            with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
+                os.killpg(inst.proc.pid, signal.SIGKILL)
+        return len(busy)
 
     # --- timer trigger --------------------------------------------------------------------------
     def _timer_loop(self, function: str, trigger: dict, period: float) -> None:
