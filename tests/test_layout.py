@@ -88,3 +88,30 @@ def test_a_backfill_stops_after_the_same_refusal_in_a_row_only():
     reasons = [streak.add(refused("InvalidParameter")) for _ in range(MAX_CONSECUTIVE_ERRORS)]
     assert reasons[:-1] == [None] * (MAX_CONSECUTIVE_ERRORS - 1)
     assert reasons[-1] and "InvalidParameter" in reasons[-1] and f"{MAX_CONSECUTIVE_ERRORS} objects" in reasons[-1]
+
+
+def _index_of(upload: Upload, job_id: str | None, status: str = "Success", deleted: str | None = None) -> dict:
+    doc = {"schema": "snapshot-index/1", "source": upload.to_doc(), "job": {"id": job_id, "status": status},
+           "snapshots": []}
+    return dict(doc, deleted=deleted) if deleted else doc
+
+
+def _job(job_id: str, status: str = "Success"):
+    from snapshot_pipeline.domain import SnapshotJob
+
+    return SnapshotJob.from_map({"JobId": job_id, "Status": status})
+
+
+def test_what_the_reconciler_calls_current():
+    from snapshot_pipeline.reconcile import index_is_current
+
+    v2 = Upload(V1.bucket, V1.key, "AB" * 16, 10, WRITTEN + 5)
+    assert index_is_current(_job("j1"), V1, _index_of(V1, "j1"))  # this very job, final
+    assert not index_is_current(_job("j1"), V1, _index_of(V1, "j1", "Fail"))  # its state changed
+    assert not index_is_current(_job("j2"), v2, _index_of(V1, "j1"))  # an older version's index is stale
+    assert index_is_current(_job("j1"), V1, _index_of(v2, "j2"))  # a newer version owns it
+    assert index_is_current(_job("j1b"), V1, _index_of(V1, "j1"))  # a second job of a version already shown
+    assert not index_is_current(_job("j1b"), V1, _index_of(V1, "j1", "Fail"))  # ...which failed
+    assert index_is_current(_job("j1"), V1, _index_of(V1, None, "Fail", deleted="2026-12-01T11:30:00Z"))
+    assert not index_is_current(_job("j1"), V1, _index_of(V1, None, "Fail", deleted="2026-12-01T11:00:00Z"))
+    assert not index_is_current(_job("j1"), V1, None)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
-from .domain import OutcomeKind, SnapshotJob, Upload, iso
+from .domain import JobStatus, OutcomeKind, SnapshotJob, Upload, iso
 from .index import deleted_at, indexed_source, is_tombstone
 from .log import current_request_id, log, request_context, seconds_since
 from .ports import Ice, ObjectStore
@@ -67,7 +67,11 @@ def index_is_current(job: SnapshotJob, upload: Upload, existing: Any) -> bool:
     if is_tombstone(existing):
         return deleted_at(existing) >= upload.last_modified
     shown = indexed_source(existing)
-    return shown is not None and shown.last_modified is not None and shown.last_modified > upload.last_modified
+    if shown is None or shown.last_modified is None:
+        return False
+    if shown.version == upload.version:  # a second job of this version: one success is the answer
+        return bool(indexed.get("status") == JobStatus.SUCCESS)
+    return shown.last_modified > upload.last_modified
 
 
 class Reconciler:
