@@ -4,6 +4,8 @@ An upload is identified by (bucket, key, etag, Last-Modified). Before submitting
 upload by creating ``<OUTPUT_PREFIX>_claims/<id>/<generation>.json``; OSS lets exactly one
 of concurrent creators succeed. After submitting it records the JobId in that claim.
 
+- Before the first claim, a pending marker (:mod:`.pending`) notes the upload as unsettled, so the
+  reconciler finds it without listing every claim ever written.
 - A claim with a JobId: the upload is done; later deliveries skip it.
 - A claim without a JobId that has not expired: another attempt is working on it; this
   attempt raises :class:`ClaimBusy` so Function Compute retries it later.
@@ -31,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .domain import ClaimState, Upload, iso
+from .pending import PendingMarkers
 from .ports import ObjectStore
 
 CLAIMS_DIR = "_claims/"
@@ -136,6 +139,7 @@ class Claims:
         self.store = store
         self.bucket = bucket
         self.root = f"{output_prefix}{CLAIMS_DIR}"
+        self.pending = PendingMarkers(store, bucket, output_prefix, clock)
         self.lease_s = lease_s + CLOCK_SKEW_S
         self.clock = clock
 
@@ -143,12 +147,24 @@ class Claims:
         return f"{self.root}{upload_id}/"
 
     def latest(self, upload: Upload) -> Claim | None:
-        generations = sorted(o.key for o in self.store.list(self.bucket, self._dir(upload.id)))
+        found = self._latest_doc(upload.id)
+        return None if found is None else Claim(upload, found[0], Claim.generation_of(found[0]), found[1])
+
+    def latest_by_id(self, upload_id: str) -> Claim | None:
+        """The latest claim of the upload with this id (as a pending marker names it), its upload read
+        from the claim; None when there is no claim or it names no object."""
+        found = self._latest_doc(upload_id)
+        upload = Upload.from_doc(found[1].get("source") or {}) if found is not None else None
+        if found is None or upload is None:
+            return None
+        return Claim(upload, found[0], Claim.generation_of(found[0]), found[1])
+
+    def _latest_doc(self, upload_id: str) -> tuple[str, dict[str, Any]] | None:
+        generations = sorted(o.key for o in self.store.list(self.bucket, self._dir(upload_id)))
         if not generations:
             return None
-        key = generations[-1]
-        doc = self.store.get_json(self.bucket, key) or {}
-        return Claim(upload, key, Claim.generation_of(key), doc)
+        doc = self.store.get_json(self.bucket, generations[-1])
+        return generations[-1], doc if isinstance(doc, dict) else {}
 
     def acquire(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Claim:
         """Claim the upload for ``owner``. Returns the claim: a fresh one (no ``job_id``) to submit
@@ -158,8 +174,9 @@ class Claims:
         because its job failed or ICE refused it: if it is still the latest, the next generation is
         created; if another attempt already superseded it, that attempt's claim is returned.
         """
+        self.pending.mark(upload)  # before the claim: no claim ever exists without its marker
         first = self._new_claim(upload, owner, 1)
-        if first is not None:  # the common case, a first delivery: one request, no listing
+        if first is not None:  # the common case, a first delivery: two requests, no listing
             return first
         for _ in range(5):
             current = self.latest(upload)

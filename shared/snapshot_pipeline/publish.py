@@ -32,6 +32,7 @@ from .claims import MAX_JOB_ATTEMPTS, Claim, Claims, job_name, transient_failure
 from .domain import JobStatus, OssLocation, SnapshotJob, StrEnum, Upload
 from .index import build_index, failure_index, indexed_source, is_tombstone, tombstone_index
 from .log import log
+from .pending import PendingMarkers
 from .ports import Ice, ObjectStore
 from .settings import Settings
 
@@ -99,6 +100,9 @@ class Publisher:
         if named is not None and named.location == source:
             return legacy, doc
         return location, None
+
+    def pending(self, source: OssLocation) -> PendingMarkers:
+        return PendingMarkers(self.store, self.output_bucket(source), self.settings.output_prefix, self.clock)
 
     def claims(self, source: OssLocation) -> Claims:
         return Claims(self.store, self.output_bucket(source), self.settings.output_prefix,
@@ -204,7 +208,9 @@ class Publisher:
             current = self._version_now(upload.location)
             if current is not None and current.same_version(upload):
                 self._write_forward(upload, dict(doc, source=dict(doc["source"], size=current.size)))
-        return claims.record_failure(claim, code, message)
+        closed = claims.record_failure(claim, code, message)
+        self.pending(upload.location).settle(upload)
+        return closed
 
     def _write_forward(self, upload: Upload, doc: dict[str, Any], *, repairs: int = 0,
                        job_id: str | None = None) -> Publication:
@@ -216,10 +222,12 @@ class Publisher:
         if after is None:
             return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id, known=upload)
         if not after.same_version(upload):
+            self.pending(upload.location).settle(upload)
             self._follow(after, repairs)
             return Publication(Published.SUPERSEDED, location, upload,
                                f"the source became version {after.version} while indexing")
         self._remove_older_versions(upload, replaced)
+        self.pending(upload.location).settle(upload)
         return Publication(Published.INDEXED, location, upload, doc=doc)
 
     def _follow(self, current: Upload, repairs: int) -> None:
@@ -242,6 +250,7 @@ class Publisher:
         shown = indexed_source(doc)
         if shown is None or shown.version != upload.version:
             self.discard(upload)
+        self.pending(upload.location).settle(upload)
         log("publish.superseded", job_id=job_id, bucket=upload.bucket, key=upload.key, version=upload.version,
             reason=reason)
         return Publication(Published.SUPERSEDED, location, upload, reason)
@@ -268,6 +277,8 @@ class Publisher:
             self._follow(after, 0)
             return Publication(Published.SUPERSEDED, self.index_location(source), after, "the object exists again")
         self._delete_versions(source, lambda version: _written_by(version, deleted_at))
+        if known is not None:
+            self.pending(source).settle(known)
         log("publish.deleted", bucket=source.bucket, key=source.key, job_id=job_id)
         return Publication(Published.DELETED, self.index_location(source), upload, "the source object was deleted")
 

@@ -1,16 +1,17 @@
 """The reconciler: nothing lost, even when ICE drops every callback.
 
-Run on a timer (and on demand from the CLI), it
-1. lists the snapshot jobs created in a recent window (ListSnapshotJobs, every page) and,
-   for each finished job of this pipeline whose index is missing or stale, writes it
-   exactly as the callback would;
-2. finds claims of the same window that never got a job (their owner crashed and the
-   platform's retries ran out) and, once their lease has expired, submits them through the
-   same claim protocol, so a concurrent retry and the reconciler still make exactly one job.
-   Claims are listed, but only those written in the window are read: a run costs one GET per
-   recent upload, not per upload ever made. (A run every 10 minutes over 24 hours sees each
-   stuck claim ~140 times; ``snapshots reconcile --since`` reaches further back.)
-Work stops early when the invocation's time runs low; the next run picks up the rest.
+Run on a timer (and on demand from the CLI). An **incremental** run (the timer's) costs O(new
+work since the last run), whatever the history (see :mod:`.pending`):
+1. every **pending marker** (an upload not settled yet): its claim says what it waits for. A
+   finished job is published exactly as the callback would; a claim whose owner crashed, or whose
+   transient-failure retry is due, is submitted once its lease has expired, through the same claim
+   protocol (so a concurrent retry and the reconciler still make exactly one job);
+2. the jobs created since the **cursor** (less an overlap): a finished job of this pipeline that no
+   marker covered has its index checked (one GET) and published if stale;
+3. the cursor moves to where the listing got to, so a run that ran out of time continues there.
+A **sweep** (``run(since=T)``, ``snapshots reconcile --since``, and the first run, which has no
+cursor) lists every job and every claim written in the window instead, as a repair after an
+outage or an upgrade. Work stops early when the invocation's time runs low.
 """
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
 from .domain import JobStatus, OutcomeKind, SnapshotJob, Upload, iso
 from .index import deleted_at, indexed_source, is_tombstone
 from .log import current_request_id, log, request_context, seconds_since
+from .pending import CURSOR_OVERLAP_S, Cursor, CursorStore, PendingMarkers, PendingUpload
 from .ports import Ice, ObjectStore
 from .publish import Published
 from .retry import Deadline
@@ -38,6 +41,10 @@ STOP_MARGIN_S = 10.0
 class ReconcileReport:
     since: str
     until: str
+    mode: str = "sweep"  # "incremental": pending markers and jobs since the cursor; "sweep": a whole window
+    pending_seen: int = 0
+    pending_settled: int = 0
+    jobs_running: int = 0
     jobs_seen: int = 0
     jobs_finished: int = 0
     indexes_current: int = 0
@@ -88,25 +95,30 @@ class Reconciler:
         self.clock = clock
         self.submitter = Submitter(settings, ice, store, lease_s=lease_s, clock=clock)
         self.publisher = self.submitter.publisher
+        self.owner = f"reconciler-{uuid.uuid4().hex[:12]}"
 
     def _time_left(self) -> bool:
         return self.deadline.remaining() > STOP_MARGIN_S
 
     # --- jobs ------------------------------------------------------------------------------------
-    def reconcile_jobs(self, since: float, until: float, report: ReconcileReport) -> None:
-        token = None
+    def reconcile_jobs(self, since: float, until: float, report: ReconcileReport,
+                       covered: frozenset[str] = frozenset()) -> float:
+        """Publish the window's finished jobs whose index is stale (those of the uploads in ``covered``
+        were handled through their markers). Returns the create time up to which every job was seen."""
+        token, seen_until = None, since
         while True:
             page = self.ice.list_snapshot_jobs(start_of_create_time=iso(since), end_of_create_time=iso(until),
                                                page_size=100, next_page_token=token, order_by="CreateTimeAsc")
             for job in page.jobs:
-                if not self._reconcile_job(job, report):
+                if not self._reconcile_job(job, report, covered):
                     report.complete = False
-                    return
+                    return seen_until
+                seen_until = max(seen_until, _epoch(job.create_time) or seen_until)
             token = page.next_page_token
             if not token:
-                return
+                return until
 
-    def _reconcile_job(self, job: SnapshotJob, report: ReconcileReport) -> bool:
+    def _reconcile_job(self, job: SnapshotJob, report: ReconcileReport, covered: frozenset[str]) -> bool:
         """Index one listed job if it is ours, finished and not indexed as such; False when out of time."""
         report.jobs_seen += 1
         if not job.finished:
@@ -115,17 +127,19 @@ class Reconciler:
         if not self._time_left():
             return False
         try:
-            self._publish_if_stale(job, report)
+            self._publish_if_stale(job, report, covered)
         except Exception as exc:  # one job's trouble must not stop the others; reported below
             report.errors.append(f"job {job.job_id}: {type(exc).__name__}: {exc}")
         return True
 
-    def _publish_if_stale(self, job: SnapshotJob, report: ReconcileReport) -> None:
+    def _publish_if_stale(self, job: SnapshotJob, report: ReconcileReport, covered: frozenset[str]) -> None:
         """Judge the listed job on its Input and Output first (the listing has no UserData), so a
         job whose index is current costs one GET; only a stale one is fetched whole and published."""
         upload = self.publisher.upload_of_listed(job)
         if upload is None:
             report.jobs_foreign += 1
+            return
+        if upload.id in covered:
             return
         location, existing = self.publisher.current_index(upload.location)
         if index_is_current(job, upload, existing):
@@ -144,9 +158,7 @@ class Reconciler:
 
     # --- claims ----------------------------------------------------------------------------------
     def reconcile_claims(self, since: float, report: ReconcileReport) -> None:
-        claims = Claims(self.store, self.config.output_bucket, self.settings.output_prefix,
-                        lease_s=self.submitter.lease_s, clock=self.clock)
-        owner = f"reconciler-{uuid.uuid4().hex[:12]}"
+        claims, owner = self._claims(), self.owner
         for claim in claims.all_latest(since):
             report.claims_seen += 1
             if claim.settled:
@@ -190,19 +202,134 @@ class Reconciler:
         if current is not None:
             claims.record_failure(fresh, "SourceReplaced", f"the object was replaced (version {current.version}) "
                                                            "before this version was processed")
+        else:
+            self.publisher.record_deletion(claim.upload.location, deleted_at=self.clock())
+            claims.record_failure(fresh, "SourceDeleted", "the uploaded object was deleted before it was processed")
+        self.publisher.pending(claim.upload.location).settle(claim.upload)
+
+    # --- pending markers ---------------------------------------------------------------------------
+    def reconcile_pending(self, report: ReconcileReport) -> frozenset[str]:
+        """Settle what every pending marker waits for; returns the ids of the uploads looked at."""
+        markers = PendingMarkers(self.store, self.config.output_bucket, self.settings.output_prefix, self.clock)
+        claims = self._claims()
+        seen: set[str] = set()
+        for pending in markers.all():
+            if not self._time_left():
+                report.complete = False
+                break
+            seen.add(pending.upload_id)
+            report.pending_seen += 1
+            try:
+                self._reconcile_marker(markers, claims, pending, report)
+            except (ClaimBusy, ClaimLost):
+                continue
+            except Exception as exc:  # one upload's trouble must not stop the others; reported below
+                report.errors.append(f"pending {pending.upload_id}: {type(exc).__name__}: {exc}")
+        return frozenset(seen)
+
+    def _reconcile_marker(self, markers: PendingMarkers, claims: Claims, pending: PendingUpload,
+                          report: ReconcileReport) -> None:
+        claim = claims.latest_by_id(pending.upload_id)
+        if claim is None:
+            self._unclaimed(markers, claims, pending, report)
+        elif claim.job_id is not None:
+            self._settle_job(markers, claim, report)
+        elif claim.settled:  # refused, or its source vanished: recorded when it was closed
+            markers.settle(claim.upload)
+            report.pending_settled += 1
+        elif not claim.live(self.clock()):
+            report.claims_pending += 1
+            self._resubmit(claims, claim, self.owner, report)
+        else:
+            report.claims_pending += 1
+
+    def _unclaimed(self, markers: PendingMarkers, claims: Claims, pending: PendingUpload,
+                   report: ReconcileReport) -> None:
+        """A marker without a claim: its attempt died between the two. Once it cannot be working any
+        more (a lease), submit the upload as the event would have."""
+        if self.clock() - pending.marked_at < claims.lease_s:
             return
-        self.publisher.record_deletion(claim.upload.location, deleted_at=self.clock())
-        claims.record_failure(fresh, "SourceDeleted", "the uploaded object was deleted before it was processed")
+        upload = markers.upload_of(pending)
+        if upload is None:
+            markers.settle_id(pending.upload_id)
+            return
+        info = self.store.head(upload.bucket, upload.key)
+        current = Upload.of_object(upload.bucket, info) if info is not None else None
+        if current is None or not current.same_version(upload):
+            if current is None:
+                self.publisher.record_deletion(upload.location, deleted_at=self.clock(), known=upload)
+            markers.settle(upload)
+            report.claims_source_gone += 1
+            return
+        outcome = self.submitter.submit_upload(current, self.owner)
+        report.claims_resubmitted += outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED)
+
+    def _settle_job(self, markers: PendingMarkers, claim: Claim, report: ReconcileReport) -> None:
+        """The claim's job: publish it once finished (its callback may have been lost), or note that
+        the index already describes it (the callback came; only the marker was left)."""
+        assert claim.job_id is not None
+        job = self.ice.get_snapshot_job(claim.job_id)
+        if not job.finished:
+            report.jobs_running += 1
+            return
+        location, existing = self.publisher.current_index(claim.upload.location)
+        if index_is_current(job, claim.upload, existing):
+            markers.settle(claim.upload)
+            report.pending_settled += 1
+            return
+        published = self.publisher.publish(job)
+        report.indexes_written += published.kind == Published.INDEXED
+        log("reconcile.index", job_id=job.job_id, bucket=location.bucket, key=location.key,
+            outcome=published.kind.value, reason=published.reason)
+
+    # --- runs ------------------------------------------------------------------------------------
+    def _claims(self) -> Claims:
+        return Claims(self.store, self.config.output_bucket, self.settings.output_prefix,
+                      lease_s=self.submitter.lease_s, clock=self.clock)
+
+    def _cursors(self) -> CursorStore:
+        return CursorStore(self.store, self.config.output_bucket, self.settings.output_prefix)
 
     def run(self, since: float | None = None) -> ReconcileReport:
+        """An incremental run, or (``since`` given, or no cursor yet) a sweep of ``[since, now]``."""
         with request_context(current_request_id() or f"reconcile-{uuid.uuid4().hex[:12]}"):
-            now = self.clock()
-            since = since if since is not None else now - self.config.window_s
-            report = ReconcileReport(since=iso(since), until=iso(now))
-            started = time.monotonic()
-            self.reconcile_jobs(since, now, report)
-            if report.complete:
-                self.reconcile_claims(since, report)
+            now, started = self.clock(), time.monotonic()
+            cursor = self._cursors().load() if since is None else None
+            if cursor is not None:
+                report = self._incremental(cursor, now)
+            else:
+                report = self._sweep(since if since is not None else now - self.config.window_s, now,
+                                     save_cursor=since is None)
             log("reconcile", duration_s=seconds_since(started),
                 **{k: v for k, v in report.to_dict().items() if k != "errors"}, errors=len(report.errors))
             return report
+
+    def _incremental(self, cursor: Cursor, now: float) -> ReconcileReport:
+        since = cursor.listed_until - CURSOR_OVERLAP_S
+        report = ReconcileReport(since=iso(since), until=iso(now), mode="incremental")
+        covered = self.reconcile_pending(report)
+        if report.complete:
+            listed_until = self.reconcile_jobs(since, now, report, covered)
+            self._cursors().save(Cursor(max(cursor.listed_until, listed_until)))
+        return report
+
+    def _sweep(self, since: float, now: float, *, save_cursor: bool) -> ReconcileReport:
+        report = ReconcileReport(since=iso(since), until=iso(now))
+        covered = self.reconcile_pending(report)
+        if report.complete:
+            self.reconcile_jobs(since, now, report, covered)
+        if report.complete:
+            self.reconcile_claims(since, report)
+        if save_cursor and report.complete:
+            self._cursors().save(Cursor(now))
+        return report
+
+
+def _epoch(value: str | None) -> float | None:
+    """ICE's ``2026-12-01T11:21:04Z`` as epoch seconds."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
