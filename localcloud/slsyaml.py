@@ -36,10 +36,24 @@ def _substitute(value: Any, resolve: Callable[[str], Any]) -> Any:
     return value
 
 
+def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            value = _merged(current, value)
+        merged[key] = value
+    return merged
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str  # the resource name in s.yaml, e.g. "submit"
     props: Mapping[str, Any] = field(repr=False)
+
+    def with_props(self, overrides: Mapping[str, Any]) -> FunctionSpec:
+        """This function with ``overrides`` merged into its props (nested mappings merged key by key)."""
+        return FunctionSpec(self.name, _merged(self.props, overrides))
 
     @property
     def environment(self) -> dict[str, str]:
