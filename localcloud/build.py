@@ -32,7 +32,7 @@ PLATFORM = "manylinux2014_x86_64"
 # Published only as source distributions: pure Python (crcmod's C extension is optional and
 # has a pure-Python fallback), so they are installed from source when cross-building.
 SOURCE_ONLY = {"alibabacloud-tea", "crcmod", "oss2", "aliyun-python-sdk-core"}
-FUNCTIONS = ("submit", "callback", "reconcile")
+FUNCTIONS = ("submit", "callback", "reconcile", "deadletter")
 
 
 def _version_of(python: str) -> tuple[int, int] | None:

@@ -68,6 +68,9 @@ class LocalCloudOptions:
     callback_port: int = 0  # 0: the OS picks a free port; every server reports the port it got
     echo_logs: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # merged into s.yaml's props per function, e.g. {"submit": {"timeout": 10}} for a test that waits for retries
+    function_props: dict[str, dict[str, Any]] = field(default_factory=dict)
+    async_retry_base_s: float = 0.5  # the pause before an async invocation's first retry (then doubling)
 
 
 class LocalCloud:
@@ -111,12 +114,14 @@ class LocalCloud:
         a function instance (none has started before ``start`` returns).
         """
         o = self.options
-        functions = slsyaml.load(ROOT / "s.yaml", env=self.deploy_env(), config={"AccountID": o.account_id})
+        functions = {name: spec.with_props(o.function_props.get(name, {})) for name, spec in
+                     slsyaml.load(ROOT / "s.yaml", env=self.deploy_env(), config={"AccountID": o.account_id}).items()}
         code_dirs = {name: (ROOT / "functions" / name) if o.code == "source" else (ROOT / "build" / name)
                      for name in functions}
         env_overrides = {"ICE_ENDPOINT": ice.endpoint, "ICE_PROTOCOL": "http", "OSS_ENDPOINT": oss.endpoint}
         fc = LocalFc(
             functions, code_dirs=code_dirs, host=o.host, max_instances=o.max_instances, echo_logs=o.echo_logs,
+            retry_base_s=o.async_retry_base_s,
             context_base={"credentials": {"access_key_id": self.access_key_id,
                                           "access_key_secret": self.access_key_secret,
                                           "security_token": LOCAL_STS_TOKEN},

@@ -5,8 +5,9 @@
   the python3.10 runtime's ``context`` (STS credentials, function, region...).
 - OSS triggers: notification records from the local OSS are matched against the
   trigger's events (by name or ``oss:<group>:*``), prefix and suffix (case-sensitive, as OSS filters are) and delivered
-  as ``{"events": [record]}`` by *asynchronous* invocation: queued, and retried with
-  backoff when the handler raises, up to ``asyncInvokeConfig.maxAsyncRetryAttempts``.
+  as ``{"events": [record]}`` by *asynchronous* invocation (``localcloud.fc_async``): queued, retried
+  with backoff when the handler raises, up to ``asyncInvokeConfig.maxAsyncRetryAttempts``, then
+  handed to the function's onFailure destination.
 - Timer triggers: ``@every <n>s|m|h`` schedules deliver FC's timer event
   ``{"triggerTime", "triggerName", "payload"}`` asynchronously (cron expressions are not run
   locally; :meth:`LocalFc.fire_timer` delivers one tick on demand).
@@ -22,7 +23,6 @@ import collections
 import contextlib
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .fc_async import AsyncInvoker
 from .fc_worker import split_end_of_invocation
 from .slsyaml import FunctionSpec
 
@@ -332,17 +333,15 @@ class LocalFc:
                                          python=python, echo_logs=echo_logs)
                       for name, spec in functions.items()}
         self.host = host
-        self.retry_base_s = retry_base_s
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue()
-        self._pending = 0
-        self._idle = threading.Condition(self._lock)
         self._http: dict[str, _TriggerServer] = {}
-        self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._max_instances = max_instances
         self.on_invocation: Callable[[Invocation], None] | None = None
+        self.async_invoker = AsyncInvoker(functions, self._invoke_async_attempt, retry_base_s=retry_base_s,
+                                          region=str(context_base.get("region", "")),
+                                          account_id=str(context_base.get("account_id", "")),
+                                          workers=max_instances * max(1, len(functions)))
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self, http_ports: dict[str, int] | None = None) -> LocalFc:
@@ -358,16 +357,12 @@ class LocalFc:
                 period = every_seconds(str(cfg.get("cronExpression", "")))
                 if trigger.get("triggerType") == "timer" and cfg.get("enable") and period:
                     threading.Thread(target=self._timer_loop, args=(name, trigger, period), daemon=True).start()
-        for _ in range(self._max_instances * max(1, len(self.pools))):
-            t = threading.Thread(target=self._async_worker, daemon=True)
-            t.start()
-            self._workers.append(t)
+        self.async_invoker.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        for _ in self._workers:
-            self._queue.put(None)
+        self.async_invoker.stop()
         for server in self._http.values():
             server.shutdown()
             server.server_close()
@@ -417,42 +412,20 @@ class LocalFc:
         return 200, {"Content-Type": "text/plain; charset=utf-8"}, text.encode("utf-8")
 
     def invoke_async(self, function: str, event: bytes) -> str:
-        request_id = str(uuid.uuid4())
-        with self._lock:
-            self._pending += 1
-        self._queue.put((function, event, request_id, 1))
-        return request_id
+        """Queue an asynchronous invocation (see ``localcloud.fc_async``); its request id."""
+        return self.async_invoker.submit(function, event)
 
-    def _async_worker(self) -> None:
-        while not self._stopping.is_set():
-            item = self._queue.get()
-            if item is None:
-                return
-            function, event, request_id, attempt = item
-            retry = False
-            try:
-                self.invoke(function, event, trigger="async", attempt=attempt, request_id=request_id)
-            except InvocationError:
-                retry = attempt <= self.pools[function].spec.max_async_retries and not self._stopping.is_set()
-            except Exception as exc:  # the runner itself must keep going
-                print(f"localcloud fc: async invocation failed: {exc}", file=sys.stderr)
-            if retry:
-                delay = self.retry_base_s * (2 ** (attempt - 1))
-                threading.Timer(delay, self._queue.put, args=((function, event, request_id, attempt + 1),)).start()
-                continue
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
+    def _invoke_async_attempt(self, function: str, event: bytes, attempt: int,
+                              request_id: str) -> tuple[str, str] | None:
+        try:
+            self.invoke(function, event, trigger="async", attempt=attempt, request_id=request_id)
+        except InvocationError as exc:
+            return exc.error_type, exc.message
+        return None
 
     def wait_idle(self, timeout: float = 60) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
+        """Until every asynchronous invocation, with its retries and destinations, has finished."""
+        return self.async_invoker.wait_idle(timeout)
 
     def kill_instances(self, function: str) -> int:
         """SIGKILL ``function``'s invoking instances as a crash would (async invocations are retried)."""

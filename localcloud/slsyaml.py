@@ -36,10 +36,24 @@ def _substitute(value: Any, resolve: Callable[[str], Any]) -> Any:
     return value
 
 
+def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            value = _merged(current, value)
+        merged[key] = value
+    return merged
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str  # the resource name in s.yaml, e.g. "submit"
     props: Mapping[str, Any] = field(repr=False)
+
+    def with_props(self, overrides: Mapping[str, Any]) -> FunctionSpec:
+        """This function with ``overrides`` merged into its props (nested mappings merged key by key)."""
+        return FunctionSpec(self.name, _merged(self.props, overrides))
 
     @property
     def environment(self) -> dict[str, str]:
@@ -54,8 +68,23 @@ class FunctionSpec:
         return list(self.props.get("triggers") or [])
 
     @property
+    def _async_config(self) -> Mapping[str, Any]:
+        return self.props.get("asyncInvokeConfig") or {}
+
+    @property
     def max_async_retries(self) -> int:
-        return int((self.props.get("asyncInvokeConfig") or {}).get("maxAsyncRetryAttempts", 3))
+        return int(self._async_config.get("maxAsyncRetryAttempts", 3))
+
+    @property
+    def max_async_event_age_s(self) -> float:
+        """How long an async invocation may wait to be run (FC's default: 18000 s, the schema's)."""
+        return float(self._async_config.get("maxAsyncEventAgeInSeconds", 18000))
+
+    @property
+    def on_failure_destination(self) -> str | None:
+        """The ARN async invocations go to when their last retry failed (``destinationConfig.onFailure``)."""
+        destination = ((self._async_config.get("destinationConfig") or {}).get("onFailure") or {}).get("destination")
+        return str(destination) if destination else None
 
 
 def load(path: str | Path, *, env: Mapping[str, str], config: Mapping[str, str]) -> dict[str, FunctionSpec]:

@@ -18,7 +18,7 @@ def built(tmp_path_factory):
 
 def test_each_function_folder_is_self_contained(built):
     _, runtime, folders = built
-    assert set(folders) == {"submit", "callback", "reconcile"}
+    assert set(folders) == {"submit", "callback", "reconcile", "deadletter"}
     for name, folder in folders.items():
         assert (folder / "index.py").read_text() == (build.ROOT / "functions" / name / "index.py").read_text()
         for package in ("snapshot_pipeline", "alibabacloud_ice20201109", "alibabacloud_tea_openapi",

@@ -56,7 +56,7 @@ def _package_of(path: Path) -> str:
 
 
 def test_no_function_imports_rich_or_the_cli():
-    assert len(HANDLERS) == 3
+    assert len(HANDLERS) == 4  # submit, callback, reconcile, deadletter
     assert loaded_by(*HANDLERS) == []
 
 

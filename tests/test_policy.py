@@ -85,3 +85,17 @@ def test_policy_grants_deletes_on_the_output_prefix_only():
 def test_s_yaml_and_readme_reference_the_policy():
     assert "shared/policies/function-role-policy.json" in (ROOT / "s.yaml").read_text()
     assert "shared/policies/function-role-policy.json" in (ROOT / "README.md").read_text()
+
+
+def test_policy_lets_the_functions_invoke_only_the_dead_letter_destination():
+    """FC invokes an async destination function as the source function's role: ``fc:InvokeFunction``
+    on exactly the function s.yaml names as the submit function's onFailure destination."""
+    from localcloud import slsyaml
+
+    statements = json.loads(POLICY.read_text())["Statement"]
+    invoking = [s for s in statements if any(a.startswith("fc:") for a in s["Action"])]
+    assert invoking == [{"Effect": "Allow", "Action": ["fc:InvokeFunction"],
+                         "Resource": ["acs:fc:${REGION}:${ACCOUNT_ID}:functions/video-snapshot-deadletter"]}]
+    functions = slsyaml.load(ROOT / "s.yaml", env={"REGION": "cn-shanghai"}, config={"AccountID": "1"})
+    assert functions["submit"].on_failure_destination == "acs:fc:cn-shanghai:1:functions/video-snapshot-deadletter"
+    assert functions["deadletter"].props["functionName"] == "video-snapshot-deadletter"

@@ -65,7 +65,7 @@ def run_s(s_cli: Path, home: Path, *args: str) -> str:
 def test_every_resource_validates_against_the_fc3_schema(functions):
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft7Validator(schema)
-    assert set(functions) == {"submit", "callback", "reconcile"}
+    assert set(functions) == {"submit", "callback", "reconcile", "deadletter"}
     for name, spec in functions.items():
         errors = sorted(validator.iter_errors(dict(spec.props)), key=lambda e: list(e.path))
         assert not errors, f"{name}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
@@ -78,7 +78,7 @@ def test_the_serverless_devs_cli_renders_s_yaml_as_the_local_cloud_reads_it(s_cl
           "--AccountID", ACCOUNT_ID, "--access", "default")
     rendered = json.loads(run_s(s_cli, tmp_path, "preview", "--template", "s.yaml", "--output-format", "json",
                                 "--silent"))
-    assert set(rendered["resources"]) == {"submit", "callback", "reconcile"}
+    assert set(rendered["resources"]) == {"submit", "callback", "reconcile", "deadletter"}
     for name, spec in functions.items():
         assert rendered["resources"][name]["component"] == "fc3"
         assert rendered["resources"][name]["props"] == dict(spec.props), name
@@ -127,3 +127,11 @@ def test_reconciler_runs_on_a_timer(functions):
     assert trigger["triggerConfig"]["enable"] is True
     assert trigger["triggerConfig"]["cronExpression"] == "@every 10m"
     assert functions["reconcile"].environment["OUTPUT_BUCKET"] == "videos"
+
+
+def test_submit_failures_go_to_the_dead_letter_function(functions):
+    destination = functions["submit"].props["asyncInvokeConfig"]["destinationConfig"]["onFailure"]["destination"]
+    assert destination == "acs:fc:cn-shanghai:1000000000000001:functions/video-snapshot-deadletter"
+    assert functions["deadletter"].props["functionName"] == "video-snapshot-deadletter"
+    assert functions["deadletter"].triggers == []  # only Function Compute invokes it, as a destination
+    assert functions["deadletter"].environment["OUTPUT_BUCKET"] == "videos"
