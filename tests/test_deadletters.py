@@ -16,8 +16,7 @@ from localcloud.slsyaml import FunctionSpec
 from snapshot_pipeline.deadletters import DEAD_LETTER_TTL_S, DeadLetters
 from snapshot_pipeline.domain import Outcome, OutcomeKind
 from snapshot_pipeline.retry import Deadline
-from snapshot_pipeline.submit import Submitter
-from tests.support import PIPELINE_TIMEOUT_S, function_log, jobs_for, oss_event, upload, wait_until
+from tests.support import PIPELINE_TIMEOUT_S, cli_runner, function_log, jobs_for, oss_event, upload, wait_until
 
 SUBMIT_TIMEOUT_S = 8  # each failing attempt retries ICE for this long: short, so the retries run out soon
 
@@ -72,7 +71,12 @@ def test_the_local_fc_hands_the_last_failure_to_the_destination_as_fc_documents_
     assert payload["timestamp"].endswith("Z")
 
 
-def test_retries_exhausted_then_replayed_once_ice_is_back_makes_one_job_each(cloud, small_video):
+@pytest.fixture
+def run(cloud, tmp_path, monkeypatch, capsys):
+    return cli_runner(cloud, tmp_path / "state.json", monkeypatch, capsys)
+
+
+def test_retries_exhausted_then_replayed_once_ice_is_back_makes_one_job_each(cloud, small_video, run):
     records = [upload(cloud, f"manual/outage-{n}.mp4", small_video + bytes([n])) for n in range(2)]
     event = oss_event(*records)
     cloud.ice.set_faults(error_rate=1.0)  # SubmitSnapshotJob and ListSnapshotJobs answer 500, every time
@@ -92,30 +96,30 @@ def test_retries_exhausted_then_replayed_once_ice_is_back_makes_one_job_each(clo
     assert doc["error"]["type"] in ("RetryLater", "FunctionTimeout")
     assert any(line.get("key") == letter.key for line in function_log(cloud, "deadletter", "deadletter.recorded"))
 
-    # ICE is back. The failed attempts' claims expire (their lease is the function's timeout plus
-    # skew): a replay later than that takes them over, through the claim protocol.
-    later = time.time() + SUBMIT_TIMEOUT_S + 60
-    submitter = Submitter(cloud.settings(), cloud.ice_adapter(), cloud.store(), lease_s=60, clock=lambda: later)
-    report = _letters(cloud).replay(submitter, "replay-1", Deadline.after(300))
-    assert report.replayed >= 1 and _letter_of(cloud, request_id) is None
+    # ICE is back: one `snapshots reconcile` replays the letter. Function Compute gave up on the
+    # invocation, so its claims are taken over at once, lease or not, through the claim protocol.
+    code, out = run("--local", "reconcile", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["dead_letters_replayed"] >= 1 and _letter_of(cloud, request_id) is None
     for record in records:
         key = record["oss"]["object"]["key"]
         assert cloud.wait_for_index(key, PIPELINE_TIMEOUT_S)["job"]["status"] == "Success"
         assert len(jobs_for(cloud, key)) == 1
-    again = _letters(cloud).replay(submitter, "replay-2", Deadline.after(300))  # nothing left to replay
-    assert again.replayed == 0
+    code, out = run("--local", "reconcile", "--json")  # nothing left to replay
+    assert code == 0 and json.loads(out)["dead_letters_replayed"] == 0
     assert all(len(jobs_for(cloud, r["oss"]["object"]["key"])) == 1 for r in records)
 
 
 class _Refusing:
     """A submitter whose every record must be retried (its cause is not gone)."""
 
-    def handle_record(self, raw_record, owner: str) -> Outcome:
+    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> Outcome:
         raise RuntimeError("ICE is still down")
 
 
 class _Settling:
-    def handle_record(self, raw_record, owner: str) -> Outcome:
+    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> Outcome:
         return Outcome(None, None, OutcomeKind.DUPLICATE)
 
 

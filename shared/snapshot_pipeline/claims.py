@@ -166,13 +166,16 @@ class Claims:
         doc = self.store.get_json(self.bucket, generations[-1])
         return generations[-1], doc if isinstance(doc, dict) else {}
 
-    def acquire(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Claim:
+    def acquire(self, upload: Upload, owner: str, *, supersede: str | None = None,
+                abandoned_by: str | None = None) -> Claim:
         """Claim the upload for ``owner``. Returns the claim: a fresh one (no ``job_id``) to submit
         under, or the existing one carrying the ``job_id`` when the upload was already submitted.
 
         ``supersede`` names a finished claim (its object key) that an operator chose to retry,
         because its job failed or ICE refused it: if it is still the latest, the next generation is
         created; if another attempt already superseded it, that attempt's claim is returned.
+        ``abandoned_by`` names an owner known to be over (Function Compute gave up on it): its live
+        claim is taken over at once (still one taker: the next generation is created forbid-overwrite).
         """
         self.pending.mark(upload)  # before the claim: no claim ever exists without its marker
         first = self._new_claim(upload, owner, 1)
@@ -186,7 +189,7 @@ class Claims:
                 if current.owner == owner and not current.settled:
                     # ours: the answer to its creation was lost, or our invocation is retried
                     return replace(current, resumed=True)
-                if current.live(self.clock()):
+                if current.live(self.clock()) and (abandoned_by is None or current.owner != abandoned_by):
                     raise ClaimBusy(f"upload is claimed by attempt {current.owner} until {iso(current.expires_at)}")
             claim = self._new_claim(upload, owner, current.generation + 1 if current else 1, previous=current)
             if claim is not None:

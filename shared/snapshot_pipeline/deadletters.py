@@ -46,7 +46,7 @@ RecordRef = tuple[str, str, str, str]  # (bucket, key, etag, event_name)
 class RecordHandler(Protocol):
     """What replay needs of :class:`.submit.Submitter`: one raw OSS record through the claim protocol."""
 
-    def handle_record(self, raw_record: Any, owner: str) -> Outcome: ...
+    def handle_record(self, raw_record: Any, owner: str, *, abandoned_by: str | None = None) -> Outcome: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class DeadLetter:
     error: Mapping[str, Any]
     records: tuple[RecordRef, ...]
     event: Any  # the original event (None when the payload could not be read)
+    request_id: str | None = None  # the invocation Function Compute gave up on: it owns no claim any more
 
 
 @dataclass
@@ -189,7 +190,9 @@ class DeadLetters:
         refs = tuple((str(r.get("bucket")), str(r.get("key")), str(r.get("etag")), str(r.get("event_name")))
                      for r in doc.get("records") or [] if isinstance(r, Mapping))
         error = doc.get("error")
-        return DeadLetter(key, recorded_at, error if isinstance(error, Mapping) else {}, refs, doc.get("event"))
+        request_id = doc.get("request_id") if isinstance(doc.get("request_id"), str) else None
+        return DeadLetter(key, recorded_at, error if isinstance(error, Mapping) else {}, refs, doc.get("event"),
+                          request_id)
 
     def for_object(self, bucket: str, key: str) -> builtins.list[DeadLetter]:
         return [letter for letter in self.list() if any(r[0] == bucket and r[1] == key for r in letter.records)]
@@ -230,7 +233,7 @@ class DeadLetters:
         settled = True
         for raw in raw_records:
             try:
-                outcome = submitter.handle_record(raw, owner)
+                outcome = submitter.handle_record(raw, owner, abandoned_by=letter.request_id)
             except Exception as exc:  # retried by a later replay; the other records go on
                 report.errors.append(f"{letter.key}: {type(exc).__name__}: {exc}")
                 settled = False

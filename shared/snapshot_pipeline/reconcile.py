@@ -8,7 +8,9 @@ work since the last run), whatever the history (see :mod:`.pending`):
    protocol (so a concurrent retry and the reconciler still make exactly one job);
 2. the jobs created since the **cursor** (less an overlap): a finished job of this pipeline that no
    marker covered has its index checked (one GET) and published if stale;
-3. the cursor moves to where the listing got to, so a run that ran out of time continues there.
+3. the cursor moves to where the listing got to, so a run that ran out of time continues there;
+4. the **dead letters** (events Function Compute gave up on, :mod:`.deadletters`) are replayed
+   through the submit path.
 A **sweep** (``run(since=T)``, ``snapshots reconcile --since``, and the first run, which has no
 cursor) lists every job and every claim written in the window instead, as a repair after an
 outage or an upgrade. Work stops early when the invocation's time runs low.
@@ -23,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
+from .deadletters import DeadLetters
 from .domain import JobStatus, OutcomeKind, SnapshotJob, Upload, iso
 from .index import deleted_at, indexed_source, is_tombstone
 from .log import current_request_id, log, request_context, seconds_since
@@ -54,6 +57,9 @@ class ReconcileReport:
     claims_pending: int = 0
     claims_resubmitted: int = 0
     claims_source_gone: int = 0
+    dead_letters_replayed: int = 0
+    dead_letters_kept: int = 0
+    dead_letters_expired: int = 0
     complete: bool = True
     errors: list[str] = field(default_factory=list)
 
@@ -282,6 +288,18 @@ class Reconciler:
         log("reconcile.index", job_id=job.job_id, bucket=location.bucket, key=location.key,
             outcome=published.kind.value, reason=published.reason)
 
+    # --- dead letters ------------------------------------------------------------------------------
+    def replay_dead_letters(self, report: ReconcileReport) -> None:
+        """Events Function Compute gave up on: through the submit path again, now that their cause
+        may be gone (a letter that still fails stays for the next run)."""
+        letters = DeadLetters(self.store, self.config.output_bucket, self.settings.output_prefix, self.clock)
+        replay = letters.replay(self.submitter, self.owner, self.deadline)
+        report.dead_letters_replayed += replay.replayed
+        report.dead_letters_kept += replay.kept
+        report.dead_letters_expired += replay.expired
+        report.errors += replay.errors
+        report.complete = report.complete and replay.complete
+
     # --- runs ------------------------------------------------------------------------------------
     def _claims(self) -> Claims:
         return Claims(self.store, self.config.output_bucket, self.settings.output_prefix,
@@ -300,6 +318,8 @@ class Reconciler:
             else:
                 report = self._sweep(since if since is not None else now - self.config.window_s, now,
                                      save_cursor=since is None)
+            if report.complete:
+                self.replay_dead_letters(report)
             log("reconcile", duration_s=seconds_since(started),
                 **{k: v for k, v in report.to_dict().items() if k != "errors"}, errors=len(report.errors))
             return report

@@ -115,11 +115,12 @@ class Submitter:
         return Upload.of_object(event.bucket, replace(info, key=key)), None
 
     # --- submitting -----------------------------------------------------------------------------
-    def submit_upload(self, upload: Upload, owner: str, *, supersede: str | None = None) -> Outcome:
+    def submit_upload(self, upload: Upload, owner: str, *, supersede: str | None = None,
+                      abandoned_by: str | None = None) -> Outcome:
         """Claim and submit one upload. Raises ClaimBusy / retryable errors for a later retry.
         ``supersede``: the key of a failed claim an operator retries (see Claims.acquire)."""
         claims = self.claims(upload)
-        claim = claims.acquire(upload, owner, supersede=supersede)
+        claim = claims.acquire(upload, owner, supersede=supersede, abandoned_by=abandoned_by)
         if claim.settled:
             return Outcome(upload.bucket, upload.key, OutcomeKind.DUPLICATE, claim.job_id,
                            reason=f"already {claim.state} by an earlier delivery")
@@ -190,7 +191,9 @@ class Submitter:
         kind = OutcomeKind.DELETED if published.kind == Published.DELETED else OutcomeKind.SKIPPED
         return Outcome(event.bucket, event.key, kind, reason=published.reason)
 
-    def handle_record(self, raw_record: Any, owner: str) -> Outcome:
+    def handle_record(self, raw_record: Any, owner: str, *, abandoned_by: str | None = None) -> Outcome:
+        """One OSS record. ``abandoned_by``: an invocation known to be over (a dead letter's), whose
+        claims may be taken over at once, lease or not."""
         try:
             event = parse_oss_record(raw_record)
         except EventError as exc:
@@ -203,7 +206,7 @@ class Submitter:
         upload, reason = self.resolve(event)
         if upload is None:
             return Outcome(event.bucket, event.key, OutcomeKind.SKIPPED, reason=reason)
-        return self.submit_upload(upload, owner)
+        return self.submit_upload(upload, owner, abandoned_by=abandoned_by)
 
     def handle_event(self, raw: Any, request_id: str | None = None) -> list[Outcome]:
         """Handle every record of an OSS event; raise RetryLater at the end if any must be retried.
