@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from . import argtypes
+from .audit import DEFAULT_CONCURRENCY as AUDIT_CONCURRENCY
+from .audit import DEFAULT_RATE as AUDIT_RATE
+from .audit import cmd_audit
 from .backfill import DEFAULT_RATE, cmd_backfill
 from .callback import DEFAULT_AUTH_KEY_ENV, cmd_callback_set, cmd_callback_show
 from .context import PROG, Context
@@ -58,7 +61,7 @@ def _submission_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Operate the ICE video-snapshot pipeline: templates, jobs, "
-                                            "URLs, indexes, the event callback, backfill and reconcile.",
+                                            "URLs, indexes, the event callback, backfill, audit and reconcile.",
                      epilog="exit codes: 0 done, 1 failed (ICE/OSS error), 2 bad arguments or configuration, "
                             "3 no credentials or no local cloud, 130 interrupted")
     _global_options(parser, None)
@@ -139,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true",
                    help="also resubmit videos whose index records a failure (a failed job, or one ICE "
                         "refused), e.g. after fixing the template")
+    _submission_options(p)
+
+    p = leaf(commands, "audit", cmd_audit,
+             "every video under a prefix with its state (indexed, failed, pending, dead-lettered, stale, missing, "
+             "deleted); exit 0 only when each is indexed or failed")
+    p.add_argument("source", type=argtypes.prefix_uri, metavar="oss://BUCKET/PREFIX")
+    p.add_argument("--list", action="store_true", help="list every video, indexed ones too")
+    p.add_argument("--concurrency", type=argtypes.positive_int, default=AUDIT_CONCURRENCY,
+                   help=f"objects judged at once (default {AUDIT_CONCURRENCY})")
+    p.add_argument("--rate", type=argtypes.rate, default=AUDIT_RATE,
+                   help=f"at most this many requests per second (default {AUDIT_RATE:g})")
+    p.add_argument("--fix", action="store_true",
+                   help="submit missing and stale videos (as a backfill does), record lost deletions, replay "
+                        "dead letters")
+    p.add_argument("-v", "--verbose", action="store_true", help="the library's log lines (of --fix) on stderr")
     _submission_options(p)
 
     p = leaf(commands, "reconcile", cmd_reconcile, "index finished jobs and resubmit abandoned claims, now")
