@@ -11,7 +11,6 @@ videos go to the submitter exactly as a backfill's do. Used by ``snapshots audit
 """
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter, defaultdict
@@ -24,6 +23,7 @@ from typing import Any, cast
 from . import layout
 from .backfill import GracefulInterrupt
 from .claims import Claim, ClaimBusy, ClaimLost, ClaimState
+from .deadletters import DeadLetters
 from .domain import JobStatus, ObjectInfo, OssLocation, StrEnum, Upload, iso
 from .index import indexed_source, is_tombstone
 from .ports import Ice, IceError, ObjectStore, ObjectStoreError
@@ -33,7 +33,6 @@ from .settings import Settings
 from .submit import Submitter, existing_object_event
 
 #: Where the dead-letter function records failed events (format ``snapshot-deadletter/1``).
-DEAD_LETTERS_DIR = "_deadletters/"
 #: Time the replay of dead letters (``--fix``) may take.
 REPLAY_BUDGET_S = 300.0
 
@@ -155,21 +154,13 @@ def _missing_reason(claim: Claim | None) -> str:
 
 def read_dead_letters(store: ObjectStore, bucket: str, output_prefix: str) -> dict[tuple[str, str],
                                                                                    list[DeadLetterRef]]:
-    """Every dead letter's records, by the (bucket, key) they name: one listing, one GET per letter.
-    Reads the ``snapshot-deadletter/1`` documents directly (``records``: bucket, key, etag, event_name)."""
+    """Every dead letter's records, by the (bucket, key) they name: one listing, one GET per letter."""
     by_object: dict[tuple[str, str], list[DeadLetterRef]] = defaultdict(list)
-    for obj in store.list(bucket, output_prefix + DEAD_LETTERS_DIR):
-        doc = store.get_json(bucket, obj.key) if obj.key.endswith(".json") else None
-        if not isinstance(doc, Mapping):
-            continue
-        error = doc.get("error")
-        error = error if isinstance(error, Mapping) else {}
+    for letter in DeadLetters(store, bucket, output_prefix).list():
+        error = letter.error
         message = " ".join(f"{error.get('type') or 'error'}: {error.get('message') or ''}".split())
-        for record in doc.get("records") or ():
-            if isinstance(record, Mapping) and record.get("bucket") and record.get("key"):
-                by_object[(str(record["bucket"]), str(record["key"]))].append(
-                    DeadLetterRef(obj.key, str(record.get("etag") or ""), str(record.get("event_name") or ""),
-                                  message))
+        for record_bucket, key, etag, event_name in letter.records:
+            by_object[(record_bucket, key)].append(DeadLetterRef(letter.key, etag, event_name, message))
     return dict(by_object)
 
 
@@ -277,16 +268,11 @@ class Fixer:
                     reason=outcome.reason)
 
     def replay_dead_letters(self, bucket: str, output_prefix: str) -> str:
-        """Replay the recorded dead letters through the claim protocol, if this version can."""
-        try:
-            module = importlib.import_module(f"{__package__}.deadletters")
-        except ImportError:
-            return ("dead letters not replayed: this version has no dead-letter replay "
-                    "(snapshot_pipeline.deadletters); `snapshots reconcile` replays them where it does")
+        """Replay the recorded dead letters through the claim protocol, as the reconciler does."""
         submitter = self.submitters()
-        replayed = module.DeadLetters(submitter.store, bucket, output_prefix).replay(
+        replayed = DeadLetters(submitter.store, bucket, output_prefix).replay(
             submitter, self.owner, Deadline.after(REPLAY_BUDGET_S))
-        return f"dead letters replayed: {replayed}"
+        return f"dead letters replayed: {replayed.replayed}, kept: {replayed.kept}, expired: {replayed.expired}"
 
 
 class Audit:
