@@ -189,7 +189,7 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
     assert plan["skipped"] == {"not a video suffix": 1, "zero-size object": 1}
 
     fake = VirtualTime(now=1000.0)
-    code, out, _ = run("--local", "backfill", source, "--rate", "4", "--json",
+    code, out, _ = run("--local", "backfill", source, "--rate", "4", "--concurrency", "1", "--json",
                        seams=cli.Seams(clock=fake.clock, sleep=fake.sleep, after_submit=Interrupt(12)))
     first = json.loads(out)
     assert code == 130 and first["interrupted"] and first["submitted"] == 12
