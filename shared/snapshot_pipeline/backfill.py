@@ -297,6 +297,7 @@ class Backfill:
                 run.each(pool, objects, interrupt)
             except KeyboardInterrupt:
                 report.interrupted = True
+                run.keep_checkpoint(final=True)  # what is settled so far; the objects in hand are not
             finally:
                 pool.shutdown(wait=not report.interrupted, cancel_futures=True)
         return report
@@ -376,9 +377,9 @@ class _Run:
             done, in_hand = wait(in_hand, timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
                 self._fold(future.result())
-            self._keep_checkpoint(final=False)
+            self.keep_checkpoint(final=False)
         self.report.interrupted = self.report.interrupted or interrupt.requested
-        self._keep_checkpoint(final=True)
+        self.keep_checkpoint(final=True)
 
     def _fold(self, examined: Examined) -> None:
         report = self.report
@@ -399,7 +400,7 @@ class _Run:
         report.examined += 1
         self.backfill.on_examined(report, examined.outcome)
 
-    def _keep_checkpoint(self, *, final: bool) -> None:
+    def keep_checkpoint(self, *, final: bool) -> None:
         """Save the settled frontier each :data:`CHECKPOINT_EVERY` objects and when the run ends;
         clear the checkpoint once the whole listing is settled (a later backfill checks it all)."""
         if self.checkpoint is None:
