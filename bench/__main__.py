@@ -97,14 +97,19 @@ def reconcile_scale_notes(rs: Section) -> list[str]:
     return notes
 
 
+def scale_section(args: argparse.Namespace) -> Section:
+    log("5. reconciler at scale")
+    sizes = (100, 1000) if args.quick else tuple(int(n) for n in args.scale_sizes.split(","))
+    return reconcile_scale.run(sizes, new=10 if args.quick else reconcile_scale.NEW_UPLOADS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of " + ", ".join(ALL))
     parser.add_argument("--out", default=str(BENCH_DIR / "results.json"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 runs: a plumbing check, not results")
     parser.add_argument("--burst-runs", type=int, default=5)
-    parser.add_argument("--scale-sizes", default=",".join(map(str, reconcile_scale.SIZES)),
-                        help="reconcile_scale history sizes, comma-separated")
+    parser.add_argument("--scale-sizes", default=",".join(map(str, reconcile_scale.SIZES)), help="history sizes")
     parser.add_argument("--burst-budget-s", type=float, default=320,
                         help="stop the bursts early (fewer than --burst-runs) to stay within this time")
     args = parser.parse_args(argv)
@@ -142,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.insert(2 if len(sections) >= 2 else len(sections), section)
 
     if "reconcile_scale" in only:
-        log("5. reconciler at scale")
-        sizes = (100, 1000) if args.quick else tuple(int(n) for n in args.scale_sizes.split(","))
-        sections.append(reconcile_scale.run(sizes, new=10 if args.quick else reconcile_scale.NEW_UPLOADS))
+        sections.append(scale_section(args))
 
     order = {name: i for i, name in enumerate(ALL)}
     sections.sort(key=lambda s: order[s.name])
