@@ -1,6 +1,7 @@
 """``python -m bench`` (``make bench``): every benchmark, a markdown table, ``bench/results.json``.
 
-Options: ``--only cold_start,callback,burst,engine`` runs a subset; ``--out PATH`` writes elsewhere
+Options: ``--only cold_start,callback,burst,engine,reconcile_scale`` runs a subset;
+``--scale-sizes 1000,10000`` the reconcile_scale history sizes (default 1k, 10k, 100k); ``--out PATH`` writes elsewhere
 (``bench/results-*.json`` is git-ignored); ``--quick`` runs tiny sizes with two runs each, to check
 the plumbing only (its figures are not results).
 """
@@ -11,17 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-from . import burst, callback_latency, cold_start, engine_bench, report
+from . import burst, callback_latency, cold_start, engine_bench, reconcile_scale, report
 from .common import BENCH_DIR, Section, log, machine, start_cloud
 
-ALL = ("cold_start", "callback", "burst", "engine")
+ALL = ("cold_start", "callback", "burst", "engine", "reconcile_scale")
 
 
 def notes_for(sections: list[Section]) -> list[str]:
     """For each missed target: by how much, why, and what would close it."""
     by_name = {s.name: s for s in sections}
     writers = {"cold_start": cold_start_notes, "callback": callback_notes, "burst": burst_notes,
-               "engine": engine_notes}
+               "engine": engine_notes, "reconcile_scale": reconcile_scale_notes}
     return [note for name, notes_of in writers.items() if name in by_name for note in notes_of(by_name[name])]
 
 
@@ -82,12 +83,33 @@ def engine_notes(eng: Section) -> list[str]:
             if eng.flat.get(name) is not None and eng.flat[name] > limit]
 
 
+def reconcile_scale_notes(rs: Section) -> list[str]:
+    notes = []
+    limit = rs.flat["targets"]["requests_per_run_max"]
+    for size, run in rs.flat["sizes"].items():
+        requests = run["ice_calls"] + run["oss_requests"]
+        if requests > limit or run["new_indexed"] != run["new"]:
+            notes.append(f"reconcile_scale at history {size}: {requests} requests (target <= {limit}), "
+                         f"{run['new_indexed']}/{run['new']} new uploads indexed by one run.")
+    ratio = rs.flat["targets"]["wall_ratio_100k_over_1k"]
+    if ratio is not None and ratio > 1.5:
+        notes.append(f"reconcile_scale wall time ratio {ratio:.2f} misses <= 1.5: the run's cost follows the history.")
+    return notes
+
+
+def scale_section(args: argparse.Namespace) -> Section:
+    log("5. reconciler at scale")
+    sizes = (100, 1000) if args.quick else tuple(int(n) for n in args.scale_sizes.split(","))
+    return reconcile_scale.run(sizes, new=10 if args.quick else reconcile_scale.NEW_UPLOADS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of " + ", ".join(ALL))
     parser.add_argument("--out", default=str(BENCH_DIR / "results.json"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 runs: a plumbing check, not results")
     parser.add_argument("--burst-runs", type=int, default=5)
+    parser.add_argument("--scale-sizes", default=",".join(map(str, reconcile_scale.SIZES)), help="history sizes")
     parser.add_argument("--burst-budget-s", type=float, default=320,
                         help="stop the bursts early (fewer than --burst-runs) to stay within this time")
     args = parser.parse_args(argv)
@@ -123,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         section = burst.run(runs=2 if args.quick else args.burst_runs, n=20 if args.quick else 1000,
                             time_budget_s=None if args.quick else args.burst_budget_s)
         sections.insert(2 if len(sections) >= 2 else len(sections), section)
+
+    if "reconcile_scale" in only:
+        sections.append(scale_section(args))
 
     order = {name: i for i, name in enumerate(ALL)}
     sections.sort(key=lambda s: order[s.name])

@@ -13,6 +13,7 @@ TITLES = {
     "callback": "2. Callback latency vs snapshot count (ICE +50 ms per call)",
     "burst": "3. Burst: 1000 uploads, 16 instances, SubmitSnapshotJob 50 QPS, 5% 5xx",
     "engine": "4. Snapshot engine: 10 stills of a 60 s 720p H.264 clip",
+    "reconcile_scale": "5. One reconciler run: settled history + 100 lost callbacks",
 }
 
 

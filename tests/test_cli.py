@@ -189,13 +189,13 @@ def test_backfill_interrupted_half_way_and_rerun_submits_each_video_once(cloud, 
     assert plan["skipped"] == {"not a video suffix": 1, "zero-size object": 1}
 
     fake = VirtualTime(now=1000.0)
-    code, out, _ = run("--local", "backfill", source, "--rate", "4", "--json",
+    code, out, _ = run("--local", "backfill", source, "--rate", "4", "--concurrency", "1", "--json",
                        seams=cli.Seams(clock=fake.clock, sleep=fake.sleep, after_submit=Interrupt(12)))
     first = json.loads(out)
     assert code == 130 and first["interrupted"] and first["submitted"] == 12
     assert fake.sleeps == [pytest.approx(0.25)] * 11  # 12 submissions, at most 4 a second
 
-    code, out, _ = run("--local", "backfill", source, "--rate", "1000", "--json")
+    code, out, _ = run("--local", "backfill", source, "--rate", "1000", "--restart", "--json")  # every object
     second = json.loads(out)
     assert code == 0 and second["submitted"] == 13 and not second["interrupted"]
     assert sum(second["skipped"].values()) == 12 + 2

@@ -19,6 +19,9 @@ ICE, no auth, loopback clients only, on the same port):
   again, as ICE's retries and a replayed or duplicated message deliver it.
 * The delivery log (:meth:`LocalIce.deliveries`) and :meth:`LocalIce.reset` (clears jobs,
   templates, the event-callback setting, faults, holds and the delivery log).
+* Scale: :meth:`LocalIce.bulk_load_jobs` (finished jobs added at once), instant jobs
+  (``instant_jobs=True``, :meth:`LocalIce.set_instant_jobs`: placeholders, see ``instant.py``) and
+  :meth:`LocalIce.request_counts` (API calls per action since the last ``reset_request_counts``).
 
 Constructor knobs beyond the shared interface (keyword-only, defaults as ICE documents them):
 ``qps_limits``, ``error_rate``, ``latency_s``, ``callback_drop_rate``, ``job_delay_s`` (the faults),
@@ -59,7 +62,8 @@ from urllib.parse import urlsplit
 
 import oss2
 
-from localcloud.ice import admin, callbacks, engine
+from localcloud.counters import RequestCounts
+from localcloud.ice import admin, callbacks, engine, instant
 from localcloud.ice.faults import AnswerLost, FaultInjector, Faults
 from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
 from localcloud.ice.rangefile import HttpRangeFile
@@ -79,7 +83,7 @@ class LocalIce:
                  qps_limits: dict[str, float] | None = None, error_rate: float = 0.0, latency_s: float = 0.0,
                  callback_drop_rate: float = 0.0, job_delay_s: float = 0.0, fault_seed: int | None = None,
                  callback_timeout_s: float = 3.0, callback_retry_interval_s: float = 1.0,
-                 callback_attempts: int = 3, max_clock_skew_s: float = MAX_CLOCK_SKEW_S):
+                 callback_attempts: int = 3, max_clock_skew_s: float = MAX_CLOCK_SKEW_S, instant_jobs: bool = False):
         self._oss_auth = oss2.Auth(access_key_id, access_key_secret)
         self._oss_endpoint = oss_endpoint.rstrip("/")
         self._buckets: dict[str, oss2.Bucket] = {}
@@ -95,8 +99,10 @@ class LocalIce:
                                             latency_s=latency_s, callback_drop_rate=callback_drop_rate,
                                             job_delay_s=job_delay_s), seed=fault_seed, sleep=self._stopping.wait)
         self._auth = Authenticator(access_key_id, access_key_secret, max_clock_skew_s=max_clock_skew_s)
+        self._instant_jobs = instant_jobs
+        self._requests = RequestCounts()
         self._responses = IceResponses(self.model, self._auth, sign_url=self._sign_url,
-                                       on_job_submitted=self._enqueue_job, gate=self._faults.gate,
+                                       on_job_submitted=self._enqueue_job, gate=self._counted_gate,
                                        settle=self._faults.settle, host_id=f"ice.{region}.aliyuncs.com")
         self._deliveries: list[dict[str, Any]] = []
         self._connections: set[socket.socket] = set()
@@ -171,6 +177,25 @@ class LocalIce:
 
     def faults(self) -> dict[str, Any]:
         return asdict(self._faults.faults)
+
+    def set_instant_jobs(self, instant_jobs: bool = True) -> None:
+        """Jobs processed from now on finish at once with placeholder pictures (``instant.py``)."""
+        self._instant_jobs = instant_jobs
+
+    def bulk_load_jobs(self, jobs: list[dict[str, Any]], template_id: str) -> list[str]:
+        """Add finished jobs without running them (see ``JobsBackend.bulk_load_jobs``); their ids."""
+        return self.model.bulk_load_jobs(jobs, template_id=template_id)
+
+    def request_counts(self) -> dict[str, int]:
+        """API calls per action (``SubmitSnapshotJob``: n, ...) since the last reset."""
+        return self._requests.snapshot()
+
+    def reset_request_counts(self) -> None:
+        self._requests.reset()
+
+    def _counted_gate(self, action: str) -> None:
+        self._requests.add(action)
+        self._faults.gate(action)
 
     def deliveries(self) -> list[dict[str, Any]]:
         with self._idle:
@@ -290,7 +315,7 @@ class LocalIce:
             injected = self._faults.take_job_failure()
             try:
                 finished = (self.model.fail_job(job_id, code=injected[0], message=injected[1]) if injected
-                            else self._process(job))
+                            else self._process_instantly(job) if self._instant_jobs else self._process(job))
             except oss2.exceptions.OssError as exc:
                 log.warning("snapshot job %s: OSS call failed with status %s", job_id, exc.status)
                 finished = self.model.fail_job(job_id, code="InternalError",
@@ -328,6 +353,13 @@ class LocalIce:
         keys = list(dict.fromkeys(s.key for s in result.snapshots))
         return self.model.complete_job(job.job_id, snapshot_keys=keys, count=len(result.snapshots),
                                        vtt_key=result.vtt_key)
+
+    def _process_instantly(self, job: SnapshotJob) -> SnapshotJob | None:
+        target = self._bucket(job.output.bucket)
+        keys, vtt_key = instant.write_placeholders(
+            job.params, job.output.object, lambda key, data, kind: target.put_object(key, data,
+                                                                                     headers={"Content-Type": kind}))
+        return self.model.complete_job(job.job_id, snapshot_keys=keys, count=len(keys), vtt_key=vtt_key)
 
     # ---- callbacks -------------------------------------------------------------------------
 

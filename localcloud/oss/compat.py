@@ -28,6 +28,7 @@ from moto.s3.exceptions import S3ClientError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import get_input_stream
 
+from localcloud.counters import RequestCounts
 from localcloud.oss import translation, xml_bodies
 from localcloud.oss.auth import SignatureV1
 from localcloud.oss.faults import Fault, OssFaults
@@ -69,6 +70,7 @@ class OssCompatApp:
         self._inner_host = inner_host
         self._notify = notify
         self._faults = faults
+        self.requests = RequestCounts()
         # Object-creating and -removing requests take per-key locks (striped): "what is there?" and
         # the write are one atomic step, so x-oss-forbid-overwrite and notifications hold under
         # concurrency, as on OSS.
@@ -79,6 +81,7 @@ class OssCompatApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         req = OssRequest.from_environ(environ)
+        self.requests.add(req.action)
         fault: Fault | None = None
         try:
             _reject_unsupported(req)
@@ -315,7 +318,7 @@ def check_bucket_name(name: str) -> None:
                        "lower-case letters, digits and hyphens, starting and ending with a letter or digit.")
 
 
-def _moto_backend() -> moto.s3.models.S3Backend:
+def moto_backend() -> moto.s3.models.S3Backend:
     """The moto S3 backend our forwarded requests land in: moto picks the account from
     MOTO_ACCOUNT_ID, else (our marker Authorization is no IAM key) its default account."""
     return moto.s3.models.s3_backends[os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)]["aws"]
@@ -325,7 +328,7 @@ def _stat(bucket: str, key: str) -> tuple[int, str] | None:
     """(size, upper-case ETag) of an object, or None. Read from moto's state directly: a HEAD
     through the WSGI app costs ~1 ms, and every object creation needs two of them."""
     try:
-        obj = _moto_backend().get_object(bucket, key)
+        obj = moto_backend().get_object(bucket, key)
     except S3ClientError:  # MissingBucket
         return None
     return None if obj is None else (obj.size, obj.etag.strip('"').upper())
@@ -333,7 +336,7 @@ def _stat(bucket: str, key: str) -> tuple[int, str] | None:
 
 def _bucket_exists(bucket: str) -> bool:
     try:
-        _moto_backend().get_bucket(bucket)
+        moto_backend().get_bucket(bucket)
     except S3ClientError:
         return False
     return True

@@ -92,6 +92,24 @@ class OssRequest:
         return next((v for k, v in self.query if k == name), None)
 
     @property
+    def action(self) -> str:
+        """The OSS API operation, as its docs name it (``PutObject``, ``ListObjectsV2``...): what the
+        request counters count."""
+        names = {k for k, _ in self.query}
+        if not self.key:
+            if self.method == "GET":
+                return "ListObjectsV2" if self.param("list-type") == "2" else "ListObjects"
+            if self.method == "POST" and "delete" in names:
+                return "DeleteMultipleObjects"
+            return f"{self.method} bucket"
+        if "uploadId" in names or "uploads" in names:
+            return f"{self.method} multipart"
+        if self.method == "PUT":
+            return "CopyObject" if "x-oss-copy-source" in self.headers else "PutObject"
+        return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(self.method,
+                                                                                      f"{self.method} object")
+
+    @property
     def forbids_overwrite(self) -> bool:
         return self.headers.get("x-oss-forbid-overwrite", "").lower() == "true"
 

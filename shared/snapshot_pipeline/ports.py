@@ -99,8 +99,8 @@ class ObjectStore(Protocol):
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
 
-    def list(self, bucket: str, prefix: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
-        """Every object under ``prefix``, in key order."""
+    def list(self, bucket: str, prefix: str, *, page_size: int = 1000, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` whose key sorts after ``start_after``, in key order."""
         ...
 
     def delete_many(self, bucket: str, keys: Sequence[str]) -> None:

@@ -129,11 +129,11 @@ class OssStore:
         for start in range(0, len(keys), DELETE_BATCH):
             self._run(bucket, _delete_batch(list(keys[start:start + DELETE_BATCH])))
 
-    def list(self, bucket: str, prefix: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
-        """Every object under ``prefix``, following continuation tokens."""
+    def list(self, bucket: str, prefix: str, *, page_size: int = 1000, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (after the key ``start_after``), following continuation tokens."""
         token = ""
         while True:
-            result = self._run(bucket, _list_page(prefix, token, page_size))
+            result = self._run(bucket, _list_page(prefix, token, page_size, "" if token else start_after))
             for obj in result.object_list:
                 yield ObjectInfo(obj.key, int(obj.size), (obj.etag or "").strip('"').upper(), float(obj.last_modified))
             if not result.is_truncated:
@@ -146,6 +146,7 @@ def _delete_batch(keys: list[str]) -> Callable[[Any], Any]:
     return lambda bucket: bucket.batch_delete_objects(keys)
 
 
-def _list_page(prefix: str, token: str, page_size: int) -> Callable[[Any], Any]:
+def _list_page(prefix: str, token: str, page_size: int, start_after: str) -> Callable[[Any], Any]:
     """One ListObjectsV2 page, as an operation on an ``oss2.Bucket``."""
-    return lambda bucket: bucket.list_objects_v2(prefix=prefix, continuation_token=token, max_keys=page_size)
+    return lambda bucket: bucket.list_objects_v2(prefix=prefix, continuation_token=token, start_after=start_after,
+                                                 max_keys=page_size)

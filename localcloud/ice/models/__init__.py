@@ -57,5 +57,6 @@ class IceModel(JobsBackend, EventCallbackBackend):
         with self._lock:
             self._templates = {}
             self._jobs = {}
+            self._by_time = []
             self._event_callback = EventCallback()
             self._seq = 0

@@ -16,7 +16,10 @@ Assumptions (the docs are silent; the conservative reading is taken):
   ``ResourceNotFound`` (404) with ICE's job-level wording ``The specified resource for "Template"
   could not be found.``
 * ListSnapshotJobs: ``NextPageToken`` is an opaque token (the next job's id), absent on the last
-  page; ``StartOfCreateTime``/``EndOfCreateTime`` are inclusive; PageSize 1..100 (default 20).
+  page; ``StartOfCreateTime``/``EndOfCreateTime`` are inclusive; PageSize 1..100 (default 20). Jobs
+  are ordered by (CreateTime, creation order); a page costs O(log jobs + the page and the jobs the
+  Status filter skips), not O(all jobs), so paging stays fast at 100,000 jobs
+  (:meth:`JobsBackend.bulk_load_jobs` holds that many).
 * GetSnapshotUrls on a job that is not ``Success`` answers ``InvalidParameter`` naming "JobId"
   rather than an empty list (a caller must not mistake "not yet" for "no snapshots"). Default order
   ``Asc``; a page past the end is empty.
@@ -24,6 +27,7 @@ Assumptions (the docs are silent; the conservative reading is taken):
 
 from __future__ import annotations
 
+import bisect
 import copy
 import re
 import uuid
@@ -122,6 +126,7 @@ class JobsBackend(TemplatesBackend):
     """The snapshot jobs of one account in one region; a job is built from one of its templates."""
 
     _jobs: dict[str, SnapshotJob]
+    _by_time: list[tuple[datetime, int, str]]  # (create_time, seq, job_id), sorted: ListSnapshotJobs' order
 
     def parse_oss_media(self, field_name: str, value: Any) -> OssLocation:
         """Parse an ICE ``{"Type": "OSS", "Media": url}`` reference; errors name ``field_name``."""
@@ -164,8 +169,36 @@ class JobsBackend(TemplatesBackend):
                               output=target, template_id=template_id, params=params, pipeline_id=pipeline_id,
                               user_data=user_data, create_time=now, modified_time=now, seq=self._next_seq(),
                               count=params.count or 0)
-            self._jobs[job.job_id] = job
+            self._add_job(job)
             return replace(job)
+
+    def _add_job(self, job: SnapshotJob) -> None:
+        self._jobs[job.job_id] = job
+        bisect.insort(self._by_time, (job.create_time, job.seq, job.job_id))
+
+    def bulk_load_jobs(self, jobs: list[dict[str, Any]], *, template_id: str) -> list[str]:
+        """Admin: add finished jobs at once, without running the engine (a history for scale tests).
+
+        Each dict has ``Input`` and ``Output`` (``oss://`` URLs), ``CreateTime`` (an aware datetime)
+        and optionally ``Name``, ``UserData``, ``Status`` (default ``Success``), ``SnapshotKeys``
+        (the objects GetSnapshotUrls lists). Jobs use ``template_id``'s config. Their ids, in order.
+        """
+        with self._lock:
+            params = engine.SnapshotParams.from_config(self._template(template_id).config)
+            ids = []
+            for spec in jobs:
+                created = spec["CreateTime"]
+                job = SnapshotJob(job_id=uuid.uuid4().hex, name=spec.get("Name"), type=params.type,
+                                  input=self.parse_oss_media("Input", {"Type": "OSS", "Media": spec["Input"]}),
+                                  output=self.parse_oss_media("Output", {"Type": "OSS", "Media": spec["Output"]}),
+                                  template_id=template_id, params=params, pipeline_id=None,
+                                  user_data=spec.get("UserData"), create_time=created, seq=self._next_seq(),
+                                  status=spec.get("Status", "Success"), finish_time=created, modified_time=created,
+                                  snapshot_keys=list(spec.get("SnapshotKeys", [])))
+                job.count = len(job.snapshot_keys)
+                self._add_job(job)
+                ids.append(job.job_id)
+            return ids
 
     def _job(self, job_id: str | None) -> SnapshotJob:
         if not job_id:
@@ -190,21 +223,32 @@ class JobsBackend(TemplatesBackend):
             raise invalid_parameter("OrderBy", f"must be CreateTimeDesc or CreateTimeAsc, got {order_by!r}.")
         _, size = page_bounds(None, page_size, default_size=JOBS_PAGE_SIZE_DEFAULT, max_size=JOBS_PAGE_SIZE_MAX)
         with self._lock:
-            jobs = [j for j in self._jobs.values()
-                    if (not job_id or j.job_id == job_id)
-                    and (status is None or j.status == status)
-                    and (start_of_create_time is None or j.create_time >= start_of_create_time)
-                    and (end_of_create_time is None or j.create_time <= end_of_create_time)]
-            jobs.sort(key=lambda j: j.seq, reverse=order_by == "CreateTimeDesc")
-            start = 0
-            if next_page_token:
-                ids = [j.job_id for j in jobs]
-                if next_page_token not in ids:
-                    raise invalid_parameter("NextPageToken", "is unknown or no longer valid for these filters.")
-                start = ids.index(next_page_token)
-            page = jobs[start:start + size]
-            token = jobs[start + size].job_id if start + size < len(jobs) else None
-            return [replace(j) for j in page], token
+            lo = 0 if start_of_create_time is None else bisect.bisect_left(self._by_time, (start_of_create_time,))
+            hi = len(self._by_time) if end_of_create_time is None else \
+                bisect.bisect_right(self._by_time, (end_of_create_time, float("inf")))
+            descending = order_by == "CreateTimeDesc"
+            first = self._page_start(next_page_token, lo, hi) if next_page_token else (hi - 1 if descending else lo)
+            positions = range(first, lo - 1, -1) if descending else range(first, hi)
+            page: list[SnapshotJob] = []
+            token = None
+            for position in positions:
+                job = self._jobs[self._by_time[position][2]]
+                if (job_id and job.job_id != job_id) or (status is not None and job.status != status):
+                    continue
+                if len(page) == size:
+                    token = job.job_id
+                    break
+                page.append(replace(job))
+            return page, token
+
+    def _page_start(self, token: str, lo: int, hi: int) -> int:
+        """Where the page a NextPageToken (the id of the page's first job) names starts, within [lo, hi)."""
+        job = self._jobs.get(token)
+        if job is not None:
+            at = bisect.bisect_left(self._by_time, (job.create_time, job.seq, job.job_id))
+            if lo <= at < hi:
+                return at
+        raise invalid_parameter("NextPageToken", "is unknown or no longer valid for these filters.")
 
     def find_job(self, job_id: str) -> SnapshotJob | None:
         """A copy of the job, or None when there is none (e.g. after a reset)."""

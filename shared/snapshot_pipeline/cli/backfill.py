@@ -3,7 +3,10 @@ renders its report (the engine itself lives in the library, beside the reconcile
 from __future__ import annotations
 
 from ..backfill import Backfill, BackfillReport, RateLimiter
-from ..domain import Outcome, OutcomeKind
+from ..checkpoint import Checkpoint, checkpoint_key
+from ..domain import OssLocation, Outcome, OutcomeKind
+from ..layout import output_bucket
+from ..settings import Settings
 from .context import Context
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .output import Block, Fields, ProgressBar, Table
@@ -16,6 +19,8 @@ FAILURES_SHOWN = 20
 
 def _summary(report: BackfillReport) -> list[Block]:
     counts: list[tuple[str, int]] = [("listed", report.listed), ("examined", report.examined)]
+    resumed = [f"resumed after {report.resumed_after} (the checkpoint; --restart examines every object)"] \
+        if report.resumed_after else []
     if report.dry_run:
         counts.append(("would submit", len(report.would_submit)))
     else:
@@ -27,6 +32,7 @@ def _summary(report: BackfillReport) -> list[Block]:
     if report.dry_run and report.would_submit:
         blocks += [Table(("WOULD SUBMIT", "SIZE"), [(w["key"], w["size"]) for w in report.would_submit]), ""]
     blocks.append(Fields(counts, title=f"backfill {report.source}" + (" (dry run)" if report.dry_run else "")))
+    blocks += resumed
     blocks += [f"  failed: {f['key']}: {f['error']}" for f in report.failures[:FAILURES_SHOWN]]
     if len(report.failures) > FAILURES_SHOWN:
         blocks.append(f"  ... and {len(report.failures) - FAILURES_SHOWN} more (--json lists them all)")
@@ -35,6 +41,12 @@ def _summary(report: BackfillReport) -> list[Block]:
     if report.interrupted:
         blocks.append("interrupted: run the same command again to continue; nothing is submitted twice")
     return blocks
+
+
+def _checkpoint(ctx: Context, settings: Settings, source: OssLocation) -> Checkpoint:
+    """The checkpoint of this backfill, beside the claims: one per source and --retry-failed."""
+    key = checkpoint_key(settings.output_prefix, source, {"retry_failed": ctx.args.retry_failed})
+    return Checkpoint(ctx.store, output_bucket(settings.output_bucket, source.bucket), key, source)
 
 
 def cmd_backfill(ctx: Context) -> int:
@@ -49,8 +61,9 @@ def cmd_backfill(ctx: Context) -> int:
         settings = submission_settings(ctx)
         backfill = Backfill(lambda: ctx.submitter(settings), ctx.store,
                             RateLimiter(a.rate, clock=seams.clock, sleep=seams.sleep), owner=ctx.owner,
-                            on_examined=on_examined, retry_failed=a.retry_failed)
-        report = backfill.run(a.source, dry_run=a.dry_run)
+                            on_examined=on_examined, retry_failed=a.retry_failed, concurrency=a.concurrency,
+                            checkpoint=_checkpoint(ctx, settings, a.source))
+        report = backfill.run(a.source, dry_run=a.dry_run, restart=a.restart)
     ctx.out.emit(report.to_dict(), lambda: _summary(report))
     if report.interrupted:
         return EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ..backfill import DEFAULT_CONCURRENCY
 from . import argtypes
 from .audit import DEFAULT_CONCURRENCY as AUDIT_CONCURRENCY
 from .audit import DEFAULT_RATE as AUDIT_RATE
@@ -142,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true",
                    help="also resubmit videos whose index records a failure (a failed job, or one ICE "
                         "refused), e.g. after fixing the template")
+    p.add_argument("--concurrency", type=argtypes.positive_int, default=DEFAULT_CONCURRENCY,
+                   help=f"objects checked and submitted at once (default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--restart", action="store_true",
+                   help="examine every object, not only those after the checkpoint an interrupted run left")
     _submission_options(p)
 
     p = leaf(commands, "audit", cmd_audit,
