@@ -38,6 +38,8 @@ from .settings import Settings
 
 #: How many times a publisher follows a source that changed under it before leaving it to the next writer.
 MAX_REPAIRS = 3
+#: ``index_now`` when the caller has not read the index (None is "read, and there is none").
+UNREAD: Any = object()
 #: The lease of the claims a publisher reads and schedules retries in (it never submits).
 _CLAIM_LEASE_S = 60.0
 
@@ -87,11 +89,16 @@ class Publisher:
         """The stable place of ``source``'s index."""
         return layout.index_location(self.settings.output_bucket, self.settings.output_prefix, source)
 
-    def current_index(self, source: OssLocation) -> tuple[OssLocation, Any]:
-        """The index of ``source`` and where it is: the stable place, else where an index written
-        before versioned outputs sits (only if it names this very source)."""
+    def stable_index(self, source: OssLocation) -> tuple[OssLocation, Any]:
+        """The index at ``source``'s stable place (one GET), or None there. What the writers compare
+        with: an index of the unversioned layout never names a version, so it never decides anything."""
         location = self.index_location(source)
-        doc = self.store.get_json(location.bucket, location.key)
+        return location, self.store.get_json(location.bucket, location.key)
+
+    def current_index(self, source: OssLocation) -> tuple[OssLocation, Any]:
+        """The index of ``source`` and where it is, for readers: the stable place, else where an index
+        written before versioned outputs sits (only if it names this very source)."""
+        location, doc = self.stable_index(source)
         if doc is not None:
             return location, doc
         legacy = OssLocation(location.bucket, layout.legacy_index_key(self.settings.output_prefix, source))
@@ -155,8 +162,9 @@ class Publisher:
         return expected
 
     # --- publishing -------------------------------------------------------------------------------
-    def publish(self, job: SnapshotJob, *, repairs: int = 0) -> Publication:
-        """Write the index of a finished job, if it is ours and its version is current."""
+    def publish(self, job: SnapshotJob, *, repairs: int = 0, index_now: Any = UNREAD) -> Publication:
+        """Write the index of a finished job, if it is ours and its version is current. ``index_now``:
+        the document at the stable place, when the caller has just read it (saves a GET)."""
         upload = self.upload_of(job)
         if isinstance(upload, str):
             log("publish.foreign", job_id=job.job_id, reason=upload)
@@ -172,7 +180,7 @@ class Publisher:
             return self._superseded(upload, job.job_id, f"the source is now version {current.version}")
         doc = build_index(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
                           source_size=current.size, read=self.store.get_head_bytes)
-        return self._write_forward(upload, doc, repairs=repairs, job_id=job.job_id)
+        return self._write_forward(upload, doc, repairs=repairs, job_id=job.job_id, index_now=index_now)
 
     def _urls(self, job: SnapshotJob) -> Any:
         if job.status != JobStatus.SUCCESS:
@@ -213,10 +221,10 @@ class Publisher:
         return closed
 
     def _write_forward(self, upload: Upload, doc: dict[str, Any], *, repairs: int = 0,
-                       job_id: str | None = None) -> Publication:
+                       job_id: str | None = None, index_now: Any = UNREAD) -> Publication:
         """Write ``doc`` as ``upload``'s index (its version was current just before), then make sure
         it still is: if not, follow the source to its current state."""
-        replaced = indexed_source(self.current_index(upload.location)[1])
+        replaced = indexed_source(self.stable_index(upload.location)[1] if index_now is UNREAD else index_now)
         location = self._put_index(upload.location, doc)
         after = self._version_now(upload.location)
         if after is None:
@@ -246,7 +254,7 @@ class Publisher:
     def _superseded(self, upload: Upload, job_id: str, reason: str) -> Publication:
         """A job whose version (or attempt) is not the current one: log it and remove its outputs,
         unless the current index still shows them (a newer version's job has not finished yet)."""
-        location, doc = self.current_index(upload.location)
+        location, doc = self.stable_index(upload.location)
         shown = indexed_source(doc)
         if shown is None or shown.version != upload.version:
             self.discard(upload)

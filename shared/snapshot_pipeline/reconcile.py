@@ -147,7 +147,7 @@ class Reconciler:
             return
         if upload.id in covered:
             return
-        location, existing = self.publisher.current_index(upload.location)
+        location, existing = self.publisher.stable_index(upload.location)
         if index_is_current(job, upload, existing):
             report.indexes_current += 1
             shown = indexed_source(existing)
@@ -271,21 +271,18 @@ class Reconciler:
         report.claims_resubmitted += outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED)
 
     def _settle_job(self, markers: PendingMarkers, claim: Claim, report: ReconcileReport) -> None:
-        """The claim's job: publish it once finished (its callback may have been lost), or note that
-        the index already describes it (the callback came; only the marker was left)."""
+        """The claim's job: once finished, publish it (its callback was lost, or it came and only the
+        marker was left: publishing again writes the same index, and removes the marker)."""
         assert claim.job_id is not None
         job = self.ice.get_snapshot_job(claim.job_id)
         if not job.finished:
             report.jobs_running += 1
             return
-        location, existing = self.publisher.current_index(claim.upload.location)
-        if index_is_current(job, claim.upload, existing):
-            markers.settle(claim.upload)
-            report.pending_settled += 1
-            return
         published = self.publisher.publish(job)
         report.indexes_written += published.kind == Published.INDEXED
-        log("reconcile.index", job_id=job.job_id, bucket=location.bucket, key=location.key,
+        if published.kind == Published.FOREIGN:  # settings changed under it: nothing this pipeline will do
+            markers.settle(claim.upload)
+        log("reconcile.index", job_id=job.job_id, bucket=claim.upload.bucket, key=claim.upload.key,
             outcome=published.kind.value, reason=published.reason)
 
     # --- dead letters ------------------------------------------------------------------------------
