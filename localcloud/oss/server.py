@@ -12,6 +12,7 @@ import moto.s3.models
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from localcloud.oss import listing
 from localcloud.oss.compat import OssCompatApp, moto_backend
 from localcloud.oss.faults import OssFaults
 from localcloud.oss.notifications import Listener, Notifier
@@ -73,6 +74,7 @@ class LocalOss:
         self._serve_thread: threading.Thread | None = None
         # moto reads the minimum part size from this module-level setting at CompleteMultipartUpload.
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = OSS_MIN_PART_SIZE
+        listing.install()  # buckets created from now on list in O(log n + page), not O(bucket)
         self._app = OssCompatApp(
             inner=create_backend_app("s3"), access_key_id=access_key_id,
             access_key_secret=access_key_secret, region=region, account_id=account_id,
