@@ -87,10 +87,11 @@ def reconcile_scale_notes(rs: Section) -> list[str]:
     notes = []
     limit = rs.flat["targets"]["requests_per_run_max"]
     for size, run in rs.flat["sizes"].items():
-        requests = run["ice_calls"] + run["oss_requests"]
-        if requests > limit or run["new_indexed"] != run["new"]:
-            notes.append(f"reconcile_scale at history {size}: {requests} requests (target <= {limit}), "
-                         f"{run['new_indexed']}/{run['new']} new uploads indexed by one run.")
+        finding = run["finding_requests"]
+        if finding > limit or run["new_indexed"] != run["new"]:
+            notes.append(f"reconcile_scale at history {size}: {finding} requests to find the work (target <= "
+                         f"{limit}), {run['publishing_requests']} to publish, {run['new_indexed']}/{run['new']} "
+                         "new uploads indexed by one run.")
     ratio = rs.flat["targets"]["wall_ratio_100k_over_1k"]
     if ratio is not None and ratio > 1.5:
         notes.append(f"reconcile_scale wall time ratio {ratio:.2f} misses <= 1.5: the run's cost follows the history.")

@@ -26,24 +26,28 @@ SIZES = (10, 100, 1000)
 def make_jobs(cloud, sizes=SIZES, *, prefix: str = "bench/callback") -> dict[int, str]:
     """Submit one job per size (intra stills, 64x48, Count n spread over a 20 s clip); wait for them."""
     from localcloud.media import make_test_video
-    from snapshot_pipeline.domain import OssLocation
+    from snapshot_pipeline import layout
+    from snapshot_pipeline.domain import Upload
+    from snapshot_pipeline.submit import Submitter
 
     bucket = cloud.options.bucket
-    source_key = f"{prefix}/source-{uuid.uuid4().hex[:6]}.mp4"
     oss = cloud.bucket()
-    result = oss.put_object(source_key, make_test_video(duration_s=20.0, fps=10, width=64, height=48, gop_s=1.0))
-    etag = result.etag.strip('"').upper()
-    ice = cloud.ice_adapter()
+    video = make_test_video(duration_s=20.0, fps=10, width=64, height=48, gop_s=1.0)
+    ice, store = cloud.ice_adapter(), cloud.store()
+    submitter = Submitter(cloud.settings(), ice, store)
     jobs = {}
-    for n in sizes:
-        user_data = json.dumps({"source": {"bucket": bucket, "key": source_key, "etag": etag}})
+    for n in sizes:  # a source of its own per size: each version has one folder of outputs
+        source_key = f"{prefix}/source-{n}-{uuid.uuid4().hex[:6]}.mp4"
+        oss.put_object(source_key, video)
+        info = store.head(bucket, source_key)
+        assert info is not None
+        upload = Upload.of_object(bucket, info)
         jobs[n] = ice.submit_snapshot_job(
-            input=OssLocation(bucket, source_key),
-            output=OssLocation(bucket, f"{prefix}/n{n}-{uuid.uuid4().hex[:6]}/{{Count}}.jpg"),
+            input=upload.location, output=layout.output_location(bucket, "snapshots/", "Normal", upload),
             template_id=cloud.template_id,
             overwrite_params={"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": n,
                               "Width": 64, "Height": 48},
-            user_data=user_data, name=f"bench-callback-{n}")
+            user_data=submitter.user_data(upload), name=f"bench-callback-{n}")
     deadline = time.monotonic() + 300
     for n, job_id in jobs.items():
         while True:
@@ -129,10 +133,12 @@ def start_worker(cloud):
 
 def check_indexes(cloud, jobs: dict[int, str]) -> None:
     """Each job's index lists all its snapshots, so the timed callbacks do the whole work."""
+    from snapshot_pipeline import layout
+
     ice = cloud.ice_adapter()
     for n, job_id in jobs.items():
         job = ice.get_snapshot_job(job_id)
-        key = job.output.key.rsplit("/", 1)[0] + "/index.json"
+        key = layout.index_key("snapshots/", job.input)
         doc = json.loads(cloud.bucket().get_object(key).read())
         if len(doc["snapshots"]) != n:
             raise RuntimeError(f"the index of the {n}-snapshot job lists {len(doc['snapshots'])} snapshots")

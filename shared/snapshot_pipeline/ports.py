@@ -103,6 +103,10 @@ class ObjectStore(Protocol):
         """Every object under ``prefix`` whose key sorts after ``start_after``, in key order."""
         ...
 
+    def list_folders(self, bucket: str, prefix: str) -> Iterator[str]:
+        """The folders (``<prefix>name/``) directly under ``prefix``."""
+        ...
+
     def delete_many(self, bucket: str, keys: Sequence[str]) -> None:
         """Delete ``keys`` (missing ones are no error)."""
         ...

@@ -314,10 +314,11 @@ class Publisher:
         """Delete the outputs (direct children of version folders) of the versions ``doomed`` names."""
         bucket, folder = self.output_bucket(source), layout.object_dir(self.settings.output_prefix, source)
         keys = []
-        for obj in self.store.list(bucket, folder):
-            version = layout.version_of_dir_entry(folder, obj.key)
-            if version is not None and "/" not in obj.key[len(folder) + len(version) + 1:] and doomed(version):
-                keys.append(obj.key)
+        for version_folder in self.store.list_folders(bucket, folder):  # the versions, not their outputs
+            version = version_folder[len(folder):].rstrip("/")
+            if doomed(version):
+                keys += [obj.key for obj in self.store.list(bucket, version_folder)
+                         if "/" not in obj.key[len(version_folder):]]
         if keys:
             self.store.delete_many(bucket, keys)
             log("publish.outputs_removed", bucket=bucket, folder=folder, objects=len(keys))

@@ -141,6 +141,22 @@ class OssStore:
             token = result.next_continuation_token
 
 
+    def list_folders(self, bucket: str, prefix: str) -> Iterator[str]:
+        """The folders directly under ``prefix`` (ListObjectsV2 with delimiter ``/``: common prefixes only)."""
+        token = ""
+        while True:
+            result = self._run(bucket, _folders_page(prefix, token))
+            yield from result.prefix_list
+            if not result.is_truncated:
+                return
+            token = result.next_continuation_token
+
+
+def _folders_page(prefix: str, token: str) -> Callable[[Any], Any]:
+    return lambda bucket: bucket.list_objects_v2(prefix=prefix, delimiter="/", continuation_token=token,
+                                                 max_keys=1000)
+
+
 def _delete_batch(keys: list[str]) -> Callable[[Any], Any]:
     """One DeleteMultipleObjects request, as an operation on an ``oss2.Bucket``."""
     return lambda bucket: bucket.batch_delete_objects(keys)
