@@ -234,9 +234,13 @@ def test_a_backfill_refused_on_every_object_stops_after_a_few(cloud, run):
     report = json.loads(out)
     assert code != 0 and "InvalidParameter" in report["aborted"]
     assert report["rejected"] == MAX_CONSECUTIVE_ERRORS and report["submitted"] == 0
-    refused, untouched = uploads[:MAX_CONSECUTIVE_ERRORS], uploads[MAX_CONSECUTIVE_ERRORS:]
+    # The backfill's workers take objects in listing order but finish in any order: which five were
+    # refused is not fixed, only that five were, each with its failure indexed, and the rest untouched.
+    refused = [u for u in uploads if index_of(cloud, u.key) is not None]
+    untouched = [u for u in uploads if index_of(cloud, u.key) is None]
+    assert len(refused) == MAX_CONSECUTIVE_ERRORS and len(untouched) == 3
     for upload in refused:
         assert index_of(cloud, upload.key)["job"]["error"]["code"] == "InvalidParameter"
     for upload in untouched:  # not submitted: no index, no claim
-        assert index_of(cloud, upload.key) is None and latest_claim(cloud, upload) is None
+        assert latest_claim(cloud, upload) is None
     assert [jobs_for(cloud, key) for key in keys] == [[]] * len(keys)
