@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from snapshot_pipeline.audit import DeadLetterRef, RequestPacer, State, judge
+from snapshot_pipeline.audit import DeadLetterRef, State, judge
+from snapshot_pipeline.backfill import RateLimiter
 from snapshot_pipeline.claims import Claim
 from snapshot_pipeline.domain import JobStatus, OssLocation, Upload
 from tests.support import VirtualTime, cli_runner, wait_until
@@ -86,12 +87,12 @@ def test_without_a_claim_at_work_dead_letters_then_older_indexes_then_nothing_de
 
 def test_pacer_spaces_acquisitions_across_threads():
     fake = VirtualTime(now=50.0)
-    pacer = RequestPacer(4, clock=fake.clock, sleep=fake.sleep)
+    pacer = RateLimiter(4, clock=fake.clock, sleep=fake.sleep)
     for _ in range(5):
         pacer.acquire()
     assert fake.sleeps == [pytest.approx(0.25)] * 4
 
-    pacer, started = RequestPacer(50), time.monotonic()
+    pacer, started = RateLimiter(50), time.monotonic()
     threads = [threading.Thread(target=lambda: [pacer.acquire() for _ in range(5)]) for _ in range(4)]
     for t in threads:
         t.start()

@@ -5,7 +5,7 @@ pipeline wrote for that version: its index, its latest claim, the job the claim 
 letters, and says which :class:`State` it is in (:func:`judge`). Index folders under the prefix
 whose object is no longer listed are reported too: deleted (a tombstone) or orphaned (a deletion
 never recorded). Objects are judged by a pool of threads, every read paced by one
-:class:`RequestPacer`; the listing is streamed and only what is not indexed is kept (plus the
+:class:`RateLimiter`; the listing is streamed and only what is not indexed is kept (plus the
 listed keys, to tell deleted objects from listed ones). With a :class:`Fixer`, missing and stale
 videos go to the submitter exactly as a backfill's do. Used by ``snapshots audit``.
 """
@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, cast
 
 from . import layout
-from .backfill import GracefulInterrupt
+from .backfill import GracefulInterrupt, RateLimiter
 from .claims import Claim, ClaimBusy, ClaimLost, ClaimState
 from .deadletters import DeadLetters
 from .domain import JobStatus, ObjectInfo, OssLocation, StrEnum, Upload, iso
@@ -164,31 +164,10 @@ def read_dead_letters(store: ObjectStore, bucket: str, output_prefix: str) -> di
     return dict(by_object)
 
 
-class RequestPacer:
-    """At most ``rate`` acquisitions a second, whatever the number of threads: each caller reserves the
-    next free slot (``1/rate`` apart) under a lock, then sleeps until it outside the lock."""
-
-    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.interval = 1.0 / rate
-        self.clock = clock
-        self.sleep = sleep
-        self._next = float("-inf")
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self.clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self.sleep(slot - now)
-
-
 class Paced:
     """An adapter (ICE or OSS) whose every call first waits its turn at ``pacer`` (a listing counts once)."""
 
-    def __init__(self, target: Any, pacer: RequestPacer):
+    def __init__(self, target: Any, pacer: RateLimiter):
         self._target = target
         self._pacer = pacer
 
@@ -280,7 +259,7 @@ class Audit:
     budget of its own); ``on_judged(report)`` is called after each object, e.g. to draw progress."""
 
     def __init__(self, settings: Settings, adapters: Callable[[], tuple[Ice, ObjectStore]], *,
-                 pacer: RequestPacer, concurrency: int = 8, list_all: bool = False, fixer: Fixer | None = None,
+                 pacer: RateLimiter, concurrency: int = 8, list_all: bool = False, fixer: Fixer | None = None,
                  on_judged: Callable[[AuditReport], None] = lambda report: None,
                  clock: Callable[[], float] = time.time):
         self.settings = settings

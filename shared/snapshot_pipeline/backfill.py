@@ -38,25 +38,25 @@ POLL_S = 0.5
 
 
 class RateLimiter:
-    """A token bucket holding one token, refilled ``rate`` times a second: calls to :meth:`acquire`
-    are spaced at least ``1/rate`` seconds apart, so no second ever sees more than ``rate``.
-    Thread-safe: callers wait their turn one after the other (the waiting one holds the lock)."""
+    """At most ``rate`` calls to :meth:`acquire` a second, whatever the number of threads: each caller
+    reserves the next free slot (``1/rate`` apart) under a lock, then sleeps until it outside the lock,
+    so no second ever sees more than ``rate``. Shared by the backfill's workers and the audit's."""
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / rate
         self.clock = clock
         self.sleep = sleep
-        self._next: float | None = None
+        self._next = float("-inf")
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         with self._lock:
             now = self.clock()
-            if self._next is not None and now < self._next:
-                self.sleep(self._next - now)
-                now = self._next
-            self._next = now + self.interval
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
 
 
 @dataclass

@@ -173,7 +173,7 @@ class Publisher:
         if later is not None:  # the next attempt writes the same folder: its outputs stay
             log("publish.superseded", job_id=job.job_id, bucket=upload.bucket, key=upload.key, reason=later)
             return Publication(Published.RETRYING, self.index_location(upload.location), upload, later)
-        current = self._version_now(upload.location)
+        current = self.version_now(upload.location)
         if current is None:
             return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job.job_id, known=upload)
         if not current.same_version(upload):
@@ -213,7 +213,7 @@ class Publisher:
         if upload.last_modified is None:
             self._put_index(upload.location, doc)
         else:
-            current = self._version_now(upload.location)
+            current = self.version_now(upload.location)
             if current is not None and current.same_version(upload):
                 self._write_forward(upload, dict(doc, source=dict(doc["source"], size=current.size)))
         closed = claims.record_failure(claim, code, message)
@@ -226,7 +226,7 @@ class Publisher:
         it still is: if not, follow the source to its current state."""
         replaced = indexed_source(self.stable_index(upload.location)[1] if index_now is UNREAD else index_now)
         location = self._put_index(upload.location, doc)
-        after = self._version_now(upload.location)
+        after = self.version_now(upload.location)
         if after is None:
             return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id, known=upload)
         if not after.same_version(upload):
@@ -270,7 +270,7 @@ class Publisher:
         up to ``deleted_at`` are removed. If the object exists again, nothing is recorded (its new
         version has its own upload); if it reappears while recording, its index is restored.
         ``known``: the version the caller knows existed, named in the tombstone when no index names one."""
-        now_there = self._version_now(source)
+        now_there = self.version_now(source)
         if now_there is not None:
             return Publication(Published.SUPERSEDED, self.index_location(source), now_there,
                                "the object exists again")
@@ -280,7 +280,7 @@ class Publisher:
                       Upload(source.bucket, source.key, ""))
         if not is_tombstone(previous):
             self._put_index(source, tombstone_index(upload, deleted_at=deleted_at, now=self.clock()))
-        after = self._version_now(source)
+        after = self.version_now(source)
         if after is not None:
             self._follow(after, 0)
             return Publication(Published.SUPERSEDED, self.index_location(source), after, "the object exists again")
@@ -291,7 +291,8 @@ class Publisher:
         return Publication(Published.DELETED, self.index_location(source), upload, "the source object was deleted")
 
     # --- storage ----------------------------------------------------------------------------------
-    def _version_now(self, source: OssLocation) -> Upload | None:
+    def version_now(self, source: OssLocation) -> Upload | None:
+        """The version of ``source`` HEAD reports now; None when it does not exist."""
         info = self.store.head(source.bucket, source.key)
         return None if info is None else Upload.of_object(source.bucket, info)
 

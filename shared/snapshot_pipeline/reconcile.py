@@ -176,20 +176,19 @@ class Reconciler:
                 report.complete = False
                 return
             try:
-                self._resubmit(claims, claim, owner, report)
+                self._resubmit(claims, claim.upload, owner, report)
             except (ClaimBusy, ClaimLost):
                 continue
             except Exception as exc:
                 report.errors.append(f"claim {claim.object_key}: {type(exc).__name__}: {exc}")
 
-    def _resubmit(self, claims: Claims, claim: Claim, owner: str, report: ReconcileReport) -> None:
-        """An abandoned (or retry-scheduled) claim: submit its upload if the claimed version is still
-        there; if it was replaced, close the claim (the new version has its own); if deleted, record it."""
-        upload = claim.upload
-        info = self.store.head(upload.bucket, upload.key)
-        current = Upload.of_object(upload.bucket, info) if info is not None else None
+    def _resubmit(self, claims: Claims, upload: Upload, owner: str, report: ReconcileReport) -> None:
+        """An upload whose attempt was abandoned (a crashed owner, a due retry, a marker without a
+        claim): submit it if its version is still there; if it was replaced, close its claim (the new
+        version has its own); if deleted, record it."""
+        current = self.publisher.version_now(upload.location)
         if current is None or not current.same_version(upload):
-            self._source_gone(claims, claim, owner, current)
+            self._source_gone(claims, upload, owner, current)
             report.claims_source_gone += 1
             return
         outcome = self.submitter.submit_upload(current, owner)
@@ -198,20 +197,20 @@ class Reconciler:
         log("reconcile.claim", bucket=upload.bucket, key=upload.key, job_id=outcome.job_id,
             outcome=outcome.outcome.value, reason=outcome.reason)
 
-    def _source_gone(self, claims: Claims, claim: Claim, owner: str, current: Upload | None) -> None:
-        """The claimed version no longer exists: close its claim instead of submitting. A replaced
-        one's index belongs to the newer version (its own upload, claim and job); a deleted one's
-        index becomes a tombstone, by the same forward rule as every index write."""
-        fresh = claims.acquire(claim.upload, owner)
+    def _source_gone(self, claims: Claims, upload: Upload, owner: str, current: Upload | None) -> None:
+        """The version no longer exists: close its claim instead of submitting. A replaced one's index
+        belongs to the newer version (its own upload, claim and job); a deleted one's index becomes a
+        tombstone, by the same forward rule as every index write."""
+        fresh = claims.acquire(upload, owner)
         if fresh.settled:
             return
         if current is not None:
             claims.record_failure(fresh, "SourceReplaced", f"the object was replaced (version {current.version}) "
                                                            "before this version was processed")
         else:
-            self.publisher.record_deletion(claim.upload.location, deleted_at=self.clock())
+            self.publisher.record_deletion(upload.location, deleted_at=self.clock(), known=upload)
             claims.record_failure(fresh, "SourceDeleted", "the uploaded object was deleted before it was processed")
-        self.publisher.pending(claim.upload.location).settle(claim.upload)
+        self.publisher.pending(upload.location).settle(upload)
 
     # --- pending markers ---------------------------------------------------------------------------
     def reconcile_pending(self, report: ReconcileReport) -> frozenset[str]:
@@ -245,7 +244,7 @@ class Reconciler:
             report.pending_settled += 1
         elif not claim.live(self.clock()):
             report.claims_pending += 1
-            self._resubmit(claims, claim, self.owner, report)
+            self._resubmit(claims, claim.upload, self.owner, report)
         else:
             report.claims_pending += 1
 
@@ -259,16 +258,7 @@ class Reconciler:
         if upload is None:
             markers.settle_id(pending.upload_id)
             return
-        info = self.store.head(upload.bucket, upload.key)
-        current = Upload.of_object(upload.bucket, info) if info is not None else None
-        if current is None or not current.same_version(upload):
-            if current is None:
-                self.publisher.record_deletion(upload.location, deleted_at=self.clock(), known=upload)
-            markers.settle(upload)
-            report.claims_source_gone += 1
-            return
-        outcome = self.submitter.submit_upload(current, self.owner)
-        report.claims_resubmitted += outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED)
+        self._resubmit(claims, upload, self.owner, report)
 
     def _settle_job(self, markers: PendingMarkers, claim: Claim, report: ReconcileReport) -> None:
         """The claim's job: once finished, publish it (its callback was lost, or it came and only the

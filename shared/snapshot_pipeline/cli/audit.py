@@ -6,7 +6,8 @@ import contextlib
 import io
 import sys
 
-from ..audit import Audit, AuditReport, Fixer, RequestPacer, State
+from ..audit import Audit, AuditReport, Fixer, State
+from ..backfill import RateLimiter
 from ..retry import Deadline
 from .context import OPERATION_BUDGET_S, Context
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -55,7 +56,7 @@ def cmd_audit(ctx: Context) -> int:
     sink = sys.stderr if a.verbose else io.StringIO()
     with ProgressBar("audit") as progress, contextlib.redirect_stdout(sink):  # the library logs JSON lines to stdout
         audit = Audit(ctx.settings(), lambda: ctx.adapters(Deadline.after(OPERATION_BUDGET_S)),
-                      pacer=RequestPacer(a.rate, clock=ctx.seams.clock, sleep=ctx.seams.sleep),
+                      pacer=RateLimiter(a.rate, clock=ctx.seams.clock, sleep=ctx.seams.sleep),
                       concurrency=a.concurrency, list_all=a.list, fixer=fixer,
                       on_judged=lambda r: progress.update(r.done, max(r.listed, r.done), r.note()))
         report = audit.run(a.source)
