@@ -47,7 +47,16 @@ def test_sdk_auth_failures_use_gateway_codes(ice, client):
     assert SK not in json.dumps(error.data)
     error = client_error(sdk(ice, access_key_id="LTAIunknownKey").get_event_callback)
     assert (error.code, error.status_code) == ("InvalidAccessKeyId.NotFound", 404)
-    assert sdk(ice, security_token="any-sts-token").get_event_callback().status_code == 200
+    issued = ice.keyring.issue_sts(900)
+    sts = {"access_key_id": issued.access_key_id, "access_key_secret": issued.access_key_secret,
+           "security_token": issued.security_token}
+    assert sdk(ice, **sts).get_event_callback().status_code == 200
+    refused = [({**sts, "security_token": "any-sts-token"}, "InvalidSecurityToken.Malformed", 400),
+               ({"security_token": issued.security_token}, "InvalidSecurityToken.MismatchWithAccessKey", 400),
+               ({**sts, "security_token": None}, "InvalidAccessKeyId.NotFound", 404)]
+    for overrides, code, status in refused:
+        error = client_error(sdk(ice, **overrides).get_event_callback)
+        assert (error.code, error.status_code) == (code, status)
 
 
 def test_raw_requests_must_be_signed_and_fresh(ice):
