@@ -19,7 +19,8 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``server``: :class:`LocalOss`, which serves it all.
 
 State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and
-anything that resets moto (``mock_aws``) empties them. Path-style URLs only. PostObject, AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
+anything that resets moto (``mock_aws``) empties them. Path-style URLs only. PostObject,
+AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
 """
 
 from localcloud.oss.server import LocalOss
