@@ -16,6 +16,7 @@ import oss2
 import pytest
 import requests
 
+from localcloud import keyring as keys
 from localcloud.keyring import Keyring
 from localcloud.oss import LocalOss
 from tests.localcloud.oss.support import error_of
@@ -256,3 +257,15 @@ def test_keyring_issues_sts_triples_as_sts_does():
     for duration in (899, 36 * 3600 + 1):
         with pytest.raises(ValueError):
             keyring.issue_sts(duration)
+    other = keyring.issue_sts(900)
+    refusals = [(("LTAI-unknown", None), keys.UnknownAccessKeyId),
+                ((issued.access_key_id, None), keys.SecurityTokenMissing),
+                ((issued.access_key_id, "CAISmade-up"), keys.SecurityTokenInvalid),
+                ((issued.access_key_id, other.security_token), keys.SecurityTokenInvalid),
+                ((AK, issued.security_token), keys.SecurityTokenNotExpected)]
+    for (access_key_id, token), error in refusals:
+        with pytest.raises(error):
+            keyring.secret_for(access_key_id, token)
+    with pytest.raises(keys.SecurityTokenInvalid) as err:
+        keyring.secret_for(issued.access_key_id, other.security_token)
+    assert err.value.issued_to_another_key
