@@ -154,8 +154,7 @@ def prepare_job(cloud) -> str:
 
 def function_context(cloud) -> dict[str, Any]:
     """The FC context the callback function gets (credentials, region, account, function)."""
-    return {"credentials": {"access_key_id": cloud.access_key_id, "access_key_secret": cloud.access_key_secret,
-                            "security_token": "local-sts-token"},
+    return {"credentials": cloud.function_credentials.as_context(),
             "region": cloud.options.region, "account_id": cloud.options.account_id,
             "function": {"name": "video-snapshot-callback", "handler": "index.handler",
                          "memory": 512, "timeout": cloud.fc.pools["callback"].spec.timeout_s}}

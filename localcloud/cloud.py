@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import slsyaml
 from .fc import LocalFc
 from .ice.server import LocalIce
+from .keyring import Keyring, StsCredentials
 from .oss import LocalOss
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = {"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": 5}
-LOCAL_STS_TOKEN = "local-sts-token"
+#: How long the STS credentials of a function's context last: 36 hours, as Function Compute's
+#: (https://help.aliyun.com/zh/functioncompute/fc-3-0/user-guide/context). Issued once per start.
+FUNCTION_CREDENTIALS_TTL_S = 36 * 3600
 
 _Part = TypeVar("_Part", LocalOss, LocalIce, LocalFc)
 
@@ -76,8 +79,11 @@ class LocalCloudOptions:
 class LocalCloud:
     def __init__(self, options: LocalCloudOptions | None = None) -> None:
         self.options = options or LocalCloudOptions()
-        self.access_key_id = "LTAI" + secrets.token_hex(8)
-        self.access_key_secret = secrets.token_urlsafe(24)
+        #: The cloud's AccessKey pair and the STS credentials issued from it, for the OSS and the ICE alike.
+        self.keyring = Keyring.generate()
+        self.access_key_id = self.keyring.access_key_id
+        self.access_key_secret = self.keyring.access_key_secret
+        self.function_credentials: StsCredentials | None = None
         self.callback_auth_key = _auth_key()
         self.oss: LocalOss | None = None
         self.ice: LocalIce | None = None
@@ -89,13 +95,11 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         o = self.options
         try:
-            oss = self.oss = LocalOss(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
-                                      host=o.host, port=o.oss_port, region=o.region,
+            oss = self.oss = LocalOss(keyring=self.keyring, host=o.host, port=o.oss_port, region=o.region,
                                       account_id=o.account_id).start()
             oss.create_bucket(o.bucket)
-            ice = self.ice = LocalIce(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
-                                      oss_endpoint=oss.endpoint, host=o.host, port=o.ice_port, region=o.region,
-                                      account_id=o.account_id, workers=o.ice_workers).start()
+            ice = self.ice = LocalIce(keyring=self.keyring, oss_endpoint=oss.endpoint, host=o.host, port=o.ice_port,
+                                      region=o.region, account_id=o.account_id, workers=o.ice_workers).start()
             self.template_id = self.ice_adapter().create_snapshot_template(
                 "localcloud-default", o.template_config, o.template_subtype)["TemplateId"]
             fc = self.fc = self._start_functions(oss, ice)
@@ -119,12 +123,11 @@ class LocalCloud:
         code_dirs = {name: (ROOT / "functions" / name) if o.code == "source" else (ROOT / "build" / name)
                      for name in functions}
         env_overrides = {"ICE_ENDPOINT": ice.endpoint, "ICE_PROTOCOL": "http", "OSS_ENDPOINT": oss.endpoint}
+        self.function_credentials = self.keyring.issue_sts(FUNCTION_CREDENTIALS_TTL_S)
         fc = LocalFc(
             functions, code_dirs=code_dirs, host=o.host, max_instances=o.max_instances, echo_logs=o.echo_logs,
             retry_base_s=o.async_retry_base_s,
-            context_base={"credentials": {"access_key_id": self.access_key_id,
-                                          "access_key_secret": self.access_key_secret,
-                                          "security_token": LOCAL_STS_TOKEN},
+            context_base={"credentials": self.function_credentials.as_context(),
                           "region": o.region, "account_id": o.account_id, "service": {}},
             env_overrides=env_overrides,
         ).start(http_ports={"callback": o.callback_port})

@@ -17,9 +17,13 @@ Assumptions (gateway behaviour the docs do not pin down; the conservative readin
   ``SignatureDoesNotMatch`` (400, the message carries the server's string to sign, never a secret).
   ``x-acs-date`` missing or not ``YYYY-MM-DDTHH:MM:SSZ`` -> ``InvalidTimeStamp.Format`` (400); more
   than 15 minutes off the server clock -> ``InvalidTimeStamp.Expired`` (400); a nonce seen in the
-  last 15 minutes -> ``SignatureNonceUsed`` (400). With STS (``x-acs-security-token`` sent) any
-  token is accepted for the configured key, but it must be signed, and ``x-acs-accesskey-id`` (if
-  sent) must match the credential. Only V3 signatures: V2 (``Signature`` query parameter) answers
+  last 15 minutes -> ``SignatureNonceUsed`` (400). Keys are looked up in the local cloud's
+  :class:`~localcloud.keyring.Keyring`; an STS token (``x-acs-security-token``, signed) must be the
+  one issued with its STS AccessKeyId: one never issued -> ``InvalidSecurityToken.Malformed`` (400),
+  one issued with another key or sent with the permanent key -> ``InvalidSecurityToken.MismatchWithAccessKey``
+  (400), an expired one -> ``InvalidSecurityToken.Expired`` (400); an STS AccessKeyId without a
+  token is unknown to the gateway -> ``InvalidAccessKeyId.NotFound`` (404). ``x-acs-accesskey-id``
+  (if sent) must match the credential. Only V3 signatures: V2 (``Signature`` query parameter) answers
   ``IncompleteSignature``.
 * Unknown or missing action -> ``InvalidAction`` (403), as the gateway code list in the reference
   gives it; a version other than 2020-11-09 -> ``InvalidVersion`` (400); methods other than
@@ -42,6 +46,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
+from localcloud import keyring as keys
 from localcloud.ice import models
 from localcloud.ice.models import IceError, IceModel, format_time, invalid_parameter
 
@@ -96,12 +101,11 @@ def canonical_query(params: dict[str, str]) -> str:
 
 
 class Authenticator:
-    """Verifies ACS3-HMAC-SHA256 (V3) request signatures for one AccessKey pair."""
+    """Verifies ACS3-HMAC-SHA256 (V3) request signatures with the keys of the local cloud's keyring."""
 
-    def __init__(self, access_key_id: str, access_key_secret: str, *, max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
+    def __init__(self, keyring: keys.Keyring, *, max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
                  clock: Callable[[], float] = time.time):
-        self._access_key_id = access_key_id
-        self._secret = access_key_secret
+        self._keyring = keyring
         self._max_skew = max_clock_skew_s
         self._clock = clock
         self._nonces: dict[str, float] = {}
@@ -113,9 +117,8 @@ class Authenticator:
 
     def verify(self, method: str, path: str, params: dict[str, str], headers: Headers, body: bytes) -> None:
         match = _authorization(headers, params)
-        if match["ak"] != self._access_key_id:
-            raise IceError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
         signed = _signed_header_names(match, headers)
+        secret = self._secret_for(match["ak"], headers.get("x-acs-security-token"))
         self._check_date(headers.get("x-acs-date"))
         payload_hash = headers.get("x-acs-content-sha256") or ""
         if payload_hash != hashlib.sha256(body).hexdigest():
@@ -125,11 +128,26 @@ class Authenticator:
         canonical_request = "\n".join([method, path or "/", canonical_query(params), canonical_headers,
                                        ";".join(signed), payload_hash])
         string_to_sign = f"{SIGN_ALGORITHM}\n{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}"
-        expected = hmac.new(self._secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, match["sig"].lower()):
             raise signature_error("Specified signature does not match our calculation. "
                                   f"server string to sign is:{string_to_sign}")
         self._check_nonce(headers.get("x-acs-signature-nonce"))
+
+    def _secret_for(self, access_key_id: str, security_token: str | None) -> str:
+        """The secret of this AccessKeyId (and STS token), or the gateway's error for the pair."""
+        try:
+            return self._keyring.secret_for(access_key_id, security_token)
+        except keys.SecurityTokenExpired:
+            raise IceError("InvalidSecurityToken.Expired", "Specified SecurityToken is expired.", 400) from None
+        except keys.SecurityTokenInvalid as err:
+            if not err.issued_to_another_key:
+                raise IceError("InvalidSecurityToken.Malformed", "Specified SecurityToken is malformed.", 400) from None
+            raise _token_mismatch() from None
+        except keys.SecurityTokenNotExpected:
+            raise _token_mismatch() from None
+        except keys.KeyringError:  # unknown, or an STS key without its token
+            raise IceError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404) from None
 
     def _check_date(self, value: str | None) -> None:
         try:
@@ -154,6 +172,11 @@ class Authenticator:
             if nonce in self._nonces:
                 raise IceError("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
             self._nonces[nonce] = now
+
+
+def _token_mismatch() -> IceError:
+    return IceError("InvalidSecurityToken.MismatchWithAccessKey",
+                    "Specified SecurityToken mismatch with the AccessKey.", 400)
 
 
 def _authorization(headers: Headers, params: dict[str, str]) -> re.Match[str]:

@@ -68,6 +68,7 @@ from localcloud.ice.faults import AnswerLost, FaultInjector, Faults
 from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
 from localcloud.ice.rangefile import HttpRangeFile
 from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, Headers, IceResponses
+from localcloud.keyring import Keyring
 
 log = logging.getLogger("localcloud.ice")
 
@@ -77,14 +78,17 @@ INPUT_URL_EXPIRY_S = 3600
 class LocalIce:
     """A local ICE snapshot service for one account in one region (see the module docstring)."""
 
-    def __init__(self, *, access_key_id: str, access_key_secret: str, oss_endpoint: str,
+    def __init__(self, *, access_key_id: str = "", access_key_secret: str = "", oss_endpoint: str,
+                 keyring: Keyring | None = None,
                  host: str = "127.0.0.1", port: int = 0, region: str = "cn-hangzhou",
                  account_id: str = "1000000000000001", workers: int = 2,
                  qps_limits: dict[str, float] | None = None, error_rate: float = 0.0, latency_s: float = 0.0,
                  callback_drop_rate: float = 0.0, job_delay_s: float = 0.0, fault_seed: int | None = None,
                  callback_timeout_s: float = 3.0, callback_retry_interval_s: float = 1.0,
                  callback_attempts: int = 3, max_clock_skew_s: float = MAX_CLOCK_SKEW_S, instant_jobs: bool = False):
-        self._oss_auth = oss2.Auth(access_key_id, access_key_secret)
+        #: The keys requests are signed with (shared with the local OSS in a LocalCloud); issue_sts() gives STS ones.
+        self.keyring = keyring = keyring or Keyring(access_key_id, access_key_secret)
+        self._oss_auth = oss2.Auth(keyring.access_key_id, keyring.access_key_secret)
         self._oss_endpoint = oss_endpoint.rstrip("/")
         self._buckets: dict[str, oss2.Bucket] = {}
         self._host, self._port = host, port
@@ -98,7 +102,7 @@ class LocalIce:
         self._faults = FaultInjector(Faults(qps_limits=dict(qps_limits or {}), error_rate=error_rate,
                                             latency_s=latency_s, callback_drop_rate=callback_drop_rate,
                                             job_delay_s=job_delay_s), seed=fault_seed, sleep=self._stopping.wait)
-        self._auth = Authenticator(access_key_id, access_key_secret, max_clock_skew_s=max_clock_skew_s)
+        self._auth = Authenticator(keyring, max_clock_skew_s=max_clock_skew_s)
         self._instant_jobs = instant_jobs
         self._requests = RequestCounts()
         self._responses = IceResponses(self.model, self._auth, sign_url=self._sign_url,

@@ -4,9 +4,10 @@ The unmodified ``oss2`` SDK talks to it exactly as it talks to OSS (path-style U
 by itself for an IP or ``localhost`` endpoint). Storage, listing, paging, multipart and ranges are
 moto's S3 implementation; this package only bridges what OSS does differently on the wire:
 
-* ``auth``: OSS signature V1, in the Authorization header or the query string, verified and then
-  replaced by a marker moto accepts as "signed" (moto applies S3 anonymous-access ACLs to unsigned
-  requests).
+* ``auth`` (with ``auth_v2``, ``auth_v4`` and ``signing``): OSS signatures V1, V2 and V4, in the
+  Authorization header or the query string, verified with the keys of a
+  :class:`~localcloud.keyring.Keyring` and then replaced by a marker moto accepts as "signed" (moto
+  applies S3 anonymous-access ACLs to unsigned requests).
 * ``translation``: ``x-oss-*`` headers renamed to S3's ``x-amz-*`` on the way in and back on the way
   out; the query moto gets.
 * ``xml_bodies``: moto's S3 XML answers reshaped into OSS's, and OSS's <Error>.
@@ -18,8 +19,8 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``server``: :class:`LocalOss`, which serves it all.
 
 State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and
-anything that resets moto (``mock_aws``) empties them. Path-style URLs only. Signature V2/V4,
-PostObject, AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
+anything that resets moto (``mock_aws``) empties them. Path-style URLs only. PostObject,
+AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
 """
 
 from localcloud.oss.server import LocalOss

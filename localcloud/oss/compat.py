@@ -29,8 +29,9 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import get_input_stream
 
 from localcloud.counters import RequestCounts
+from localcloud.keyring import Keyring
 from localcloud.oss import translation, xml_bodies
-from localcloud.oss.auth import SignatureV1
+from localcloud.oss.auth import OssAuthenticator
 from localcloud.oss.faults import Fault, OssFaults
 from localcloud.oss.notifications import ObjectChange
 from localcloud.oss.wire import (
@@ -60,11 +61,10 @@ _S3_SUBRESOURCES = frozenset({"acl", "tagging", "uploads", "uploadId", "partNumb
 class OssCompatApp:
     """WSGI middleware: verifies OSS auth, translates one OSS request into S3 for moto and back."""
 
-    def __init__(self, *, inner: WSGIApplication, access_key_id: str, access_key_secret: str,
-                 region: str, account_id: str, inner_host: Callable[[], str], notify: Notify,
-                 faults: OssFaults) -> None:
+    def __init__(self, *, inner: WSGIApplication, keyring: Keyring, region: str, account_id: str,
+                 inner_host: Callable[[], str], notify: Notify, faults: OssFaults) -> None:
         self._inner = inner
-        self._signature = SignatureV1(access_key_id, access_key_secret)
+        self._auth = OssAuthenticator(keyring, region=region)
         self._region = region
         self._account_id = account_id
         self._inner_host = inner_host
@@ -85,7 +85,7 @@ class OssCompatApp:
         fault: Fault | None = None
         try:
             _reject_unsupported(req)
-            self._signature.authenticate(req)
+            self._auth.authenticate(req)
             fault = self._faults.take(req)
             resp = self._perform(req, environ, fault)
         except OssError as err:

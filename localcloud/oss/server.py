@@ -12,6 +12,7 @@ import moto.s3.models
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from localcloud.keyring import Keyring
 from localcloud.oss import listing
 from localcloud.oss.compat import OssCompatApp, moto_backend
 from localcloud.oss.faults import OssFaults
@@ -57,13 +58,15 @@ class LocalOss:
     ``lose_answers``, ``fail_requests`` and ``delay_requests`` arm faults for the next matching
     requests (see :mod:`localcloud.oss.faults`); ``clear_faults`` disarms them. ``request_counts()``
     gives the requests per operation (``PutObject``: n...) since ``reset_request_counts()``.
+    Requests are signed with ``keyring``'s keys (a given one is shared, e.g. with the local ICE),
+    else with a keyring of just this pair; ``keyring.issue_sts()`` gives STS credentials.
     """
 
-    def __init__(self, *, access_key_id: str, access_key_secret: str, host: str = "127.0.0.1",
-                 port: int = 0, region: str = "cn-hangzhou", account_id: str = "1000000000000001") -> None:
-        if not access_key_id or not access_key_secret:
-            raise ValueError("LocalOss needs a non-empty access_key_id and access_key_secret")
-        self.access_key_id = access_key_id
+    def __init__(self, *, access_key_id: str = "", access_key_secret: str = "", keyring: Keyring | None = None,
+                 host: str = "127.0.0.1", port: int = 0, region: str = "cn-hangzhou",
+                 account_id: str = "1000000000000001") -> None:
+        self.keyring = keyring or Keyring(access_key_id, access_key_secret)
+        self.access_key_id = self.keyring.access_key_id
         self.region = region
         self.account_id = account_id
         self.endpoint = ""
@@ -76,8 +79,7 @@ class LocalOss:
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = OSS_MIN_PART_SIZE
         listing.install()  # buckets created from now on list in O(log n + page), not O(bucket)
         self._app = OssCompatApp(
-            inner=create_backend_app("s3"), access_key_id=access_key_id,
-            access_key_secret=access_key_secret, region=region, account_id=account_id,
+            inner=create_backend_app("s3"), keyring=self.keyring, region=region, account_id=account_id,
             inner_host=self._inner_host, notify=self._notifier.publish, faults=self._faults,
         )
         self.request_counts = self._app.requests.snapshot

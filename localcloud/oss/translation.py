@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from urllib.parse import quote
 
+from localcloud.oss.auth import AUTH_HEADERS, QUERY_AUTH_PARAMS
 from localcloud.oss.wire import Environ, OssRequest
 from localcloud.oss.xml_bodies import oss_storage_class
 
@@ -19,10 +20,8 @@ VERIFIED_AUTHORIZATION = "AWS LOCALOSS:verified-by-localcloud-oss"
 #: Paging parameters oss2 sends empty on a first page, meaning "absent".
 _EMPTY_MEANS_ABSENT = frozenset({"prefix", "delimiter", "marker", "continuation-token", "start-after",
                                  "part-number-marker", "key-marker", "upload-id-marker"})
-#: Query parameters of a query-string-signed URL (signature V1), removed before moto sees them.
-_QUERY_AUTH_PARAMS = ("OSSAccessKeyId", "Expires", "Signature", "security-token")
 #: x-oss-* request headers the layer consumes itself instead of renaming them for moto.
-_CONSUMED_HEADERS = ("x-oss-security-token", "x-oss-forbid-overwrite", "x-oss-date")
+_CONSUMED_HEADERS = AUTH_HEADERS | {"x-oss-forbid-overwrite"}
 #: x-oss-* headers whose S3 name is not just the prefix swapped.
 _SPECIAL_HEADER_NAMES = {"x-oss-object-acl": "x-amz-acl"}
 #: Request headers carrying an ETag: OSS ETags are upper case, moto's are lower case.
@@ -80,7 +79,7 @@ def s3_query(req: OssRequest) -> list[tuple[str, str]]:
 
 
 def _forwarded(name: str, value: str) -> bool:
-    if name in _QUERY_AUTH_PARAMS or name == "encoding-type":
+    if name in QUERY_AUTH_PARAMS or name == "encoding-type":
         return False
     # oss2 always sends prefix/marker/continuation-token/part-number-marker, empty on the
     # first page; OSS reads empty as absent, moto rejects an empty token or part marker.

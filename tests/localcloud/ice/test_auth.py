@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import time
 import types
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
 from alibabacloud_tea_openapi.utils import Utils
 
+from localcloud.ice.server import LocalIce
+from localcloud.keyring import Keyring
 from tests.localcloud.ice.support import AK, SK, client_error, sdk
 
 
@@ -47,7 +50,16 @@ def test_sdk_auth_failures_use_gateway_codes(ice, client):
     assert SK not in json.dumps(error.data)
     error = client_error(sdk(ice, access_key_id="LTAIunknownKey").get_event_callback)
     assert (error.code, error.status_code) == ("InvalidAccessKeyId.NotFound", 404)
-    assert sdk(ice, security_token="any-sts-token").get_event_callback().status_code == 200
+    issued = ice.keyring.issue_sts(900)
+    sts = {"access_key_id": issued.access_key_id, "access_key_secret": issued.access_key_secret,
+           "security_token": issued.security_token}
+    assert sdk(ice, **sts).get_event_callback().status_code == 200
+    refused = [({**sts, "security_token": "any-sts-token"}, "InvalidSecurityToken.Malformed", 400),
+               ({"security_token": issued.security_token}, "InvalidSecurityToken.MismatchWithAccessKey", 400),
+               ({**sts, "security_token": None}, "InvalidAccessKeyId.NotFound", 404)]
+    for overrides, code, status in refused:
+        error = client_error(sdk(ice, **overrides).get_event_callback)
+        assert (error.code, error.status_code) == (code, status)
 
 
 def test_raw_requests_must_be_signed_and_fresh(ice):
@@ -71,3 +83,15 @@ def test_raw_requests_must_be_signed_and_fresh(ice):
     status, body, _ = raw_call(ice, "GetEventCallback", {}, extra_headers=nonce)
     assert (status, body["Code"]) == (400, "SignatureNonceUsed")
 
+
+def test_an_expired_sts_token_is_refused(oss):
+    offset = [0.0]
+    keyring = Keyring(AK, SK, clock=lambda: time.time() + offset[0])
+    issued = keyring.issue_sts(900)
+    with LocalIce(keyring=keyring, oss_endpoint=oss.endpoint) as ice:
+        client = sdk(ice, access_key_id=issued.access_key_id, access_key_secret=issued.access_key_secret,
+                     security_token=issued.security_token)
+        assert client.get_event_callback().status_code == 200
+        offset[0] = 901
+        error = client_error(client.get_event_callback)
+    assert (error.code, error.status_code) == ("InvalidSecurityToken.Expired", 400)

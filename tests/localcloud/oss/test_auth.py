@@ -1,4 +1,6 @@
-"""LocalOss authentication: signed URLs and their expiry, STS tokens, wrong keys, anonymous and skewed requests."""
+"""LocalOss authentication (V1): signed URLs and their expiry, STS tokens, wrong keys, anonymous and skewed requests.
+
+V2 and V4, and each client with every version, are in test_signatures.py and test_oss_v2_client.py."""
 from __future__ import annotations
 
 import base64
@@ -41,23 +43,36 @@ def test_signed_url_is_bound_to_its_key_and_to_sts_tokens(server, bucket):
         urllib.request.urlopen(tampered)
     assert (err.value.code, error_of(err.value.read())["Code"]) == (403, "SignatureDoesNotMatch")
 
-    sts = oss2.Bucket(oss2.StsAuth(AK, SK, "sts-token-123"), server.endpoint, bucket.bucket_name)
+    issued = server.keyring.issue_sts(900)
+    sts = oss2.Bucket(oss2.StsAuth(issued.access_key_id, issued.access_key_secret, issued.security_token),
+                      server.endpoint, bucket.bucket_name)
     url = sts.sign_url("GET", "one", 60)
-    assert "security-token=sts-token-123" in url
+    assert "security-token=" + urllib.parse.quote(issued.security_token, safe="") in url
     with urllib.request.urlopen(url) as resp:
         assert resp.read() == b"1"
-    # The token is signed: changing it breaks the signature.
-    with pytest.raises(urllib.error.HTTPError):
-        urllib.request.urlopen(url.replace("sts-token-123", "sts-token-999"))
+    # The token is checked against the one issued, and signed.
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url.replace("security-token=CAIS", "security-token=CAIT"))
+    assert (err.value.code, error_of(err.value.read())["Code"]) == (403, "InvalidSecurityToken")
 
 
 def test_sts_auth_header_requests(server, bucket):
-    sts = oss2.Bucket(oss2.StsAuth(AK, SK, "tok"), server.endpoint, bucket.bucket_name)
+    issued = server.keyring.issue_sts(900)
+    sts = oss2.Bucket(oss2.StsAuth(issued.access_key_id, issued.access_key_secret, issued.security_token),
+                      server.endpoint, bucket.bucket_name)
     sts.put_object("by-sts", b"ok", headers={"x-oss-meta-k": "v"})
     assert sts.get_object("by-sts").read() == b"ok"
-    bad = oss2.Bucket(oss2.StsAuth(AK, "wrong", "tok"), server.endpoint, bucket.bucket_name)
+    bad = oss2.Bucket(oss2.StsAuth(issued.access_key_id, "wrong", issued.security_token), server.endpoint,
+                      bucket.bucket_name)
     with pytest.raises(oss2.exceptions.SignatureDoesNotMatch):
         bad.get_object("by-sts")
+    # A token this cloud never issued, and one sent with the permanent key (OSS then takes it for an STS key).
+    made_up = oss2.StsAuth(issued.access_key_id, issued.access_key_secret, "made-up")
+    with_permanent_key = oss2.StsAuth(AK, SK, issued.security_token)
+    for auth, code in [(made_up, "InvalidSecurityToken"), (with_permanent_key, "InvalidAccessKeyId")]:
+        with pytest.raises(oss2.exceptions.ServerError) as err:
+            oss2.Bucket(auth, server.endpoint, bucket.bucket_name).get_object("by-sts")
+        assert (err.value.status, err.value.code) == (403, code)
 
 
 def test_wrong_secret_unknown_key_and_anonymous_are_rejected(server, bucket):
@@ -75,8 +90,8 @@ def test_wrong_secret_unknown_key_and_anonymous_are_rejected(server, bucket):
     with pytest.raises(oss2.exceptions.NoSuchKey):
         bucket.get_object("x")  # nothing was written by the rejected PUT
     with pytest.raises(oss2.exceptions.ServerError) as err:
-        oss2.Bucket(oss2.AuthV4(AK, SK), server.endpoint, name, region=REGION).get_object("private")
-    assert (err.value.status, err.value.code) == (501, "NotImplemented")
+        oss2.Bucket(oss2.AuthV4("LTAI-unknown", SK), server.endpoint, name, region=REGION).get_object("private")
+    assert (err.value.status, err.value.code) == (403, "InvalidAccessKeyId")
 
 
 def test_header_signature_rejects_a_skewed_date(server, bucket):
