@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from localcloud.ice import models, signature_v2
+from localcloud.ice.media_responses import MediaResponses
 from localcloud.ice.models import IceError, IceModel, format_time, invalid_parameter
 from localcloud.ice.models.base import missing_parameter
 
@@ -239,6 +240,14 @@ class Params:
         except ValueError:
             raise invalid_parameter(name, f"must be an integer, got {value!r}.") from None
 
+    def boolean(self, name: str) -> bool | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if value.lower() not in ("true", "false"):
+            raise invalid_parameter(name, f"must be true or false, got {value!r}.")
+        return value.lower() == "true"
+
     def json(self, name: str) -> Any:
         value = self.text(name)
         if value is None:
@@ -330,6 +339,7 @@ class IceResponses:
             "GetSnapshotUrls": self.get_snapshot_urls,
             "SetEventCallback": self.set_event_callback,
             "GetEventCallback": self.get_event_callback,
+            **MediaResponses(model).actions(),
         }
 
     def handle(self, method: str, path: str, raw_query: str, headers: Headers,
