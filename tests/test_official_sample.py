@@ -1,5 +1,5 @@
 """Alibaba Cloud's official ICE snapshot-job sample against the local cloud, with the SDK version it
-pins (``alibabacloud_ice20201109==1.3.11``) and with today's pin (6.20.2, pyproject.toml), each in its
+pins (``alibabacloud_ice20201109==1.3.11``) and with today's pin (pyproject.toml: 6.20.2), each in its
 own interpreter: template created, job Success, job listed, 10 URLs.
 
 How the sample is carried: it is published on the documentation site (``SAMPLE_PAGE``) under the
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from importlib.metadata import version as version_of
 from pathlib import Path
 
 import oss2
@@ -43,7 +44,8 @@ AK, SK = "LTAIofficialSample01", "official-sample-secret-0123456789"
 MEDIA_BUCKET, OUT_BUCKET = "official-sample-media", "official-sample-out"
 URL_COUNT = 10  # the sample's template asks for Count 10
 PLACEHOLDER_ID = re.compile(r"\*{2,}[0-9A-Za-z]+\*{2,}")
-SDK_VERSIONS = [pytest.param("1.3.11", marks=pytest.mark.slow), "6.20.2"]
+TODAYS_PIN = version_of("alibabacloud_ice20201109")  # pyproject's, in this interpreter
+SDK_VERSIONS = [pytest.param("1.3.11", marks=pytest.mark.slow), TODAYS_PIN]
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +74,7 @@ def media_id(oss, ice) -> str:
 
 def sdk_python(version: str) -> str:
     """An interpreter with ``alibabacloud_ice20201109==version`` (and the credentials client)."""
-    from importlib.metadata import version as installed
-
-    if installed("alibabacloud_ice20201109") == version:
+    if version == TODAYS_PIN:
         return sys.executable
     venv = CACHE / "venvs" / f"ice-{version}"
     python = venv / "bin" / "python"
@@ -89,9 +89,9 @@ def sdk_python(version: str) -> str:
     return str(python)
 
 
-def run_script(python: str, script: Path, **env: str) -> str:
-    """Run ``script``; its standard output. Only the credentials and ``env`` reach it."""
-    environment = {"PATH": os.environ.get("PATH", ""), "HOME": str(script.parent), "PYTHONIOENCODING": "utf-8",
+def run_script(python: str, script: Path, home: Path, **env: str) -> str:
+    """Run ``script`` with ``home`` as HOME; its standard output. Only the credentials and ``env`` reach it."""
+    environment = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONIOENCODING": "utf-8",
                    "ALIBABA_CLOUD_ACCESS_KEY_ID": AK, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SK, **env}
     done = subprocess.run([python, str(script)], env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{script.name} failed:\n{done.stdout}\n{done.stderr}"
@@ -106,9 +106,9 @@ def newest_job_on(ice: LocalIce, media_id: str):
 
 @pytest.mark.parametrize("signature", ["v3", "v2"])
 @pytest.mark.parametrize("version", SDK_VERSIONS)
-def test_the_samples_steps(ice, media_id, version, signature):
-    printed = run_script(sdk_python(version), STEPS, ICE_ENDPOINT=ice.endpoint, ICE_PROTOCOL="http", MEDIA_ID=media_id,
-                         OUTPUT_MEDIA=f"oss://{OUT_BUCKET}/sample/{uuid.uuid4().hex}/output-{{Count}}.jpg",
+def test_the_samples_steps(ice, media_id, version, signature, tmp_path):
+    printed = run_script(sdk_python(version), STEPS, tmp_path, ICE_ENDPOINT=ice.endpoint, ICE_PROTOCOL="http",
+                         MEDIA_ID=media_id, OUTPUT_MEDIA=f"oss://{OUT_BUCKET}/sample/{uuid.uuid4().hex}/output-{{Count}}.jpg",
                          **({"SIGNATURE_ALGORITHM": "v2"} if signature == "v2" else {}))
     lines = printed.splitlines()
     job = newest_job_on(ice, media_id)
@@ -160,7 +160,7 @@ def test_the_official_sample(oss, ice, media_id, version, tmp_path):
     script = tmp_path / "sample.py"
     script.write_text(localize(sample, endpoint=ice.endpoint, media_id=media_id), encoding="utf-8")
     before = {job.job_id for job in ice.model.list_jobs(page_size=100)[0]}
-    run_script(sdk_python(version), script)
+    run_script(sdk_python(version), script, tmp_path)
     job = newest_job_on(ice, media_id)
     assert job.job_id not in before and ice.wait_idle(60)
     job = ice.model.get_job(job.job_id)
