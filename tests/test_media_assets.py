@@ -63,14 +63,15 @@ def not_found(call, *args) -> ClientException:
     return caught.value
 
 
-def test_register_then_get_by_media_id_and_by_either_url_form(client, video_key):
-    media_id = register(client, f"oss://{BUCKET}/{video_key}", title="Clip one", reference_id=f"ref-{uuid.uuid4().hex}")
+def test_register_then_get_by_media_id_and_by_either_url_form(client):
+    key = f"library/clip {uuid.uuid4().hex[:8]}.mp4"  # registration does not read the object
+    media_id = register(client, f"oss://{BUCKET}/{key}", title="Clip one", reference_id=f"ref-{uuid.uuid4().hex}")
     info = client.get_media_info(m.GetMediaInfoRequest(media_id=media_id)).body.media_info
     basic = info.media_basic_info
     assert (info.media_id, basic.input_url, basic.title, basic.media_type, basic.status) == \
-        (media_id, f"oss://{BUCKET}/{video_key}", "Clip one", "video", "Normal")
-    assert info.file_info_list[0].file_basic_info.file_name == "clip one.mp4"
-    https_url = f"https://{BUCKET}.oss-cn-hangzhou.aliyuncs.com/library/clip%20one.mp4"
+        (media_id, f"oss://{BUCKET}/{key}", "Clip one", "video", "Normal")
+    assert info.file_info_list[0].file_basic_info.file_name == key.rsplit("/", 1)[1]
+    https_url = f"https://{BUCKET}.oss-cn-hangzhou.aliyuncs.com/{key.replace(' ', '%20')}"
     assert client.get_media_info(m.GetMediaInfoRequest(input_url=https_url)).body.media_info.media_id == media_id
     error = not_found(client.get_media_info, m.GetMediaInfoRequest(media_id="0" * 32))
     assert (error.code, error.status_code) == ("ResourceNotFound", 404)

@@ -136,7 +136,7 @@ class Authenticator:
             self._verify_v2(method, signed_params)
             return
         match = _authorization(headers)
-        secret = self._secret_for(match["ak"])
+        secret = self._secret_for(match["ak"], headers.get("x-acs-security-token"))
         signed = _signed_header_names(match, headers)
         self._check_date(headers.get("x-acs-date"), "x-acs-date")
         payload_hash = headers.get("x-acs-content-sha256") or ""
@@ -155,7 +155,7 @@ class Authenticator:
 
     def _verify_v2(self, method: str, params: dict[str, str]) -> None:
         request = signature_v2.signing_parameters(params)
-        secret = self._secret_for(request.access_key_id)
+        secret = self._secret_for(request.access_key_id, request.security_token)
         self._check_date(request.timestamp, "Timestamp")
         string_to_sign = signature_v2.string_to_sign(method, params)
         if not hmac.compare_digest(signature_v2.sign(secret, string_to_sign), request.signature):
@@ -163,8 +163,9 @@ class Authenticator:
                                   f"server string to sign is:{string_to_sign}")
         self._check_nonce(request.nonce, "SignatureNonce")
 
-    def _secret_for(self, access_key_id: str) -> str:
-        """The secret of the AccessKey that signed a request (V2 and V3 alike)."""
+    def _secret_for(self, access_key_id: str, security_token: str | None) -> str:
+        """The secret of the AccessKey that signed a request, V2 and V3 alike (any STS token is
+        accepted for the configured key)."""
         if access_key_id != self._access_key_id:
             raise IceError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
         return self._secret

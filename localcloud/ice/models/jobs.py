@@ -197,8 +197,7 @@ class JobsBackend(TemplatesBackend):
         media_type, media = _media_reference("Input", value)
         if media_type == "OSS":
             return self.parse_oss_url("Input.Media", media)
-        with self._lock:
-            return replace(self.media_location("Input.Media", media), type="Media", media=media)
+        return replace(self.media_location("Input.Media", media), type="Media", media=media)
 
     def _media_output(self, media_id: str, job_id: str, snapshot_type: Any) -> OssLocation:
         """Where ``Output.Type=Media`` puts a job's images: beside nothing of the caller's (see above)."""
