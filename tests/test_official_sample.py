@@ -165,3 +165,12 @@ def test_the_official_sample(oss, ice, media_id, version, tmp_path):
     assert job.job_id not in before and ice.wait_idle(60)
     job = ice.model.get_job(job.job_id)
     assert (job.status, len(job.snapshot_keys)) == ("Success", URL_COUNT)
+
+
+def test_localize_changes_only_the_endpoint_protocol_and_placeholder_ids():
+    lines = ["config = Config(credential = cred)", "        config.endpoint = 'ice.' + region + '.aliyuncs.com'",
+             "request.input = Input(type='Media', media='****20b48fb04483915d4f2cd8ac****')",
+             "request.output = Output(type='OSS', media='oss://test-bucket/output-{Count}.jpg')"]
+    localized = localize("\n".join(lines), endpoint="127.0.0.1:9", media_id="m" * 32).splitlines()
+    assert localized == [lines[0], "        config.endpoint = '127.0.0.1:9'", "        config.protocol = 'http'",
+                         f"request.input = Input(type='Media', media='{'m' * 32}')", lines[3]]
