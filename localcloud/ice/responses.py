@@ -6,7 +6,10 @@ strings), the action in ``x-acs-action``, the version in ``x-acs-version`` and a
 ``ACS3-HMAC-SHA256`` signature in ``Authorization``. This module checks the signature exactly as
 ``alibabacloud_tea_openapi.utils.Utils.get_authorization`` computes it, decodes the parameters,
 calls :class:`~localcloud.ice.models.IceModel` and writes the body the SDK's response models read
-(``resp.body.to_map()`` round-trips). Errors are ``{"RequestId","HostId","Code","Message",
+(``resp.body.to_map()`` round-trips). A request without ``Authorization`` that carries a
+``Signature`` parameter (query or form body) is checked as V2 (HMAC-SHA1, ``signature_v2.py``),
+as aliyun-python-sdk-core, @alicloud/pop-core and tea-openapi's ``signature_algorithm='v2'`` send
+it; form-body parameters count as request parameters. Errors are ``{"RequestId","HostId","Code","Message",
 "Recommend"}`` with the HTTP status and an ``x-acs-request-id`` header.
 
 Assumptions (gateway behaviour the docs do not pin down; the conservative reading is taken):
@@ -23,8 +26,11 @@ Assumptions (gateway behaviour the docs do not pin down; the conservative readin
   one issued with another key or sent with the permanent key -> ``InvalidSecurityToken.MismatchWithAccessKey``
   (400), an expired one -> ``InvalidSecurityToken.Expired`` (400); an STS AccessKeyId without a
   token is unknown to the gateway -> ``InvalidAccessKeyId.NotFound`` (404). ``x-acs-accesskey-id``
-  (if sent) must match the credential. Only V3 signatures: V2 (``Signature`` query parameter) answers
-  ``IncompleteSignature``.
+  (if sent) must match the credential. V2 requests get the same checks through the same key lookup,
+  on the ``Timestamp`` and ``SignatureNonce`` parameters (and ``SecurityToken``); a
+  missing common parameter -> ``MissingParameter`` naming it; ``SignatureMethod`` other than
+  HMAC-SHA1 or ``SignatureVersion`` other than 1.0 -> ``IncompleteSignature``. ``Format`` is
+  ignored: answers are always JSON.
 * Unknown or missing action -> ``InvalidAction`` (403), as the gateway code list in the reference
   gives it; a version other than 2020-11-09 -> ``InvalidVersion`` (400); methods other than
   GET/POST -> ``UnsupportedHTTPMethod`` (403).
@@ -47,8 +53,10 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from localcloud import keyring as keys
-from localcloud.ice import models
+from localcloud.ice import models, signature_v2
+from localcloud.ice.media_responses import MediaResponses
 from localcloud.ice.models import IceError, IceModel, format_time, invalid_parameter
+from localcloud.ice.models.base import missing_parameter
 
 API_VERSION = "2020-11-09"
 SIGN_ALGORITHM = "ACS3-HMAC-SHA256"
@@ -96,6 +104,14 @@ def parse_query(raw_query: str) -> dict[str, str]:
     return params
 
 
+def parse_form(headers: Headers, body: bytes) -> dict[str, str]:
+    """The parameters of a form body (V2 clients POST them so; the SDK's V3 calls send none)."""
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded" or not body:
+        return {}
+    return parse_query(body.decode("utf-8", errors="replace"))
+
+
 def canonical_query(params: dict[str, str]) -> str:
     return "&".join(f"{key}={quote(params[key], safe='~', encoding='utf-8')}" for key in sorted(params))
 
@@ -115,11 +131,18 @@ class Authenticator:
         with self._lock:
             self._nonces.clear()
 
-    def verify(self, method: str, path: str, params: dict[str, str], headers: Headers, body: bytes) -> None:
-        match = _authorization(headers, params)
+    def verify(self, method: str, path: str, params: dict[str, str], headers: Headers, body: bytes,
+               form: dict[str, str] | None = None) -> None:
+        """Check a V3 signature (``Authorization`` header) or, without one, a V2 signature (the
+        ``Signature`` parameter in the query or the form body ``form``)."""
+        signed_params = {**(form or {}), **params}
+        if headers.get("authorization") is None and signature_v2.is_v2(signed_params):
+            self._verify_v2(method, signed_params)
+            return
+        match = _authorization(headers)
         signed = _signed_header_names(match, headers)
         secret = self._secret_for(match["ak"], headers.get("x-acs-security-token"))
-        self._check_date(headers.get("x-acs-date"))
+        self._check_date(headers.get("x-acs-date"), "x-acs-date")
         payload_hash = headers.get("x-acs-content-sha256") or ""
         if payload_hash != hashlib.sha256(body).hexdigest():
             raise signature_error('The request body does not hash to the "x-acs-content-sha256" header.')
@@ -132,7 +155,17 @@ class Authenticator:
         if not hmac.compare_digest(expected, match["sig"].lower()):
             raise signature_error("Specified signature does not match our calculation. "
                                   f"server string to sign is:{string_to_sign}")
-        self._check_nonce(headers.get("x-acs-signature-nonce"))
+        self._check_nonce(headers.get("x-acs-signature-nonce"), "x-acs-signature-nonce")
+
+    def _verify_v2(self, method: str, params: dict[str, str]) -> None:
+        request = signature_v2.signing_parameters(params)
+        secret = self._secret_for(request.access_key_id, request.security_token)
+        self._check_date(request.timestamp, "Timestamp")
+        string_to_sign = signature_v2.string_to_sign(method, params)
+        if not hmac.compare_digest(signature_v2.sign(secret, string_to_sign), request.signature):
+            raise signature_error("Specified signature does not match our calculation. "
+                                  f"server string to sign is:{string_to_sign}")
+        self._check_nonce(request.nonce, "SignatureNonce")
 
     def _secret_for(self, access_key_id: str, security_token: str | None) -> str:
         """The secret of this AccessKeyId (and STS token), or the gateway's error for the pair."""
@@ -149,22 +182,21 @@ class Authenticator:
         except keys.KeyringError:  # unknown, or an STS key without its token
             raise IceError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404) from None
 
-    def _check_date(self, value: str | None) -> None:
+    def _check_date(self, value: str | None, name: str) -> None:
         try:
             sent = datetime.strptime(value or "", models.TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
         except ValueError:
             raise IceError("InvalidTimeStamp.Format",
-                           'Specified time stamp or date value is not well formatted: "x-acs-date" must be '
+                           f'Specified time stamp or date value is not well formatted: "{name}" must be '
                            "UTC YYYY-MM-DDTHH:MM:SSZ.", 400) from None
         if abs(self._clock() - sent) > self._max_skew:
             raise IceError("InvalidTimeStamp.Expired",
-                           f'Specified time stamp or date value is expired: "x-acs-date" {value} is more than '
+                           f'Specified time stamp or date value is expired: "{name}" {value} is more than '
                            f"{int(self._max_skew)} s off the server clock.", 400)
 
-    def _check_nonce(self, nonce: str | None) -> None:
+    def _check_nonce(self, nonce: str | None, name: str) -> None:
         if not nonce:
-            raise IceError("MissingParameter", 'The input parameter "x-acs-signature-nonce" that is mandatory for '
-                                               "processing this request is not supplied.", 400)
+            raise missing_parameter(name)
         now = self._clock()
         with self._lock:
             for old in [n for n, seen in self._nonces.items() if now - seen > self._max_skew]:
@@ -179,13 +211,11 @@ def _token_mismatch() -> IceError:
                     "Specified SecurityToken mismatch with the AccessKey.", 400)
 
 
-def _authorization(headers: Headers, params: dict[str, str]) -> re.Match[str]:
+def _authorization(headers: Headers) -> re.Match[str]:
     """The parts of a V3 Authorization header: alg, ak (the AccessKeyId), signed (header names), sig."""
     authorization = headers.get("authorization")
     if not authorization:
-        if "Signature" in params:
-            raise incomplete_signature("Only V3 (ACS3-HMAC-SHA256) signatures are accepted by the local ICE.")
-        raise incomplete_signature('The "Authorization" header is missing.')
+        raise incomplete_signature('Neither an "Authorization" header (V3) nor a "Signature" parameter (V2) is sent.')
     match = _AUTH_RE.match(authorization.strip())
     if not match:
         raise incomplete_signature('The "Authorization" header is malformed; expected '
@@ -227,6 +257,14 @@ class Params:
             return int(value)
         except ValueError:
             raise invalid_parameter(name, f"must be an integer, got {value!r}.") from None
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if value.lower() not in ("true", "false"):
+            raise invalid_parameter(name, f"must be true or false, got {value!r}.")
+        return value.lower() == "true"
 
     def json(self, name: str) -> Any:
         value = self.text(name)
@@ -319,6 +357,7 @@ class IceResponses:
             "GetSnapshotUrls": self.get_snapshot_urls,
             "SetEventCallback": self.set_event_callback,
             "GetEventCallback": self.get_event_callback,
+            **MediaResponses(model).actions(),
         }
 
     def handle(self, method: str, path: str, raw_query: str, headers: Headers,
@@ -328,8 +367,10 @@ class IceResponses:
         try:
             if method not in ("GET", "POST"):
                 raise IceError("UnsupportedHTTPMethod", f"Specified http method {method} is not supported.", 403)
-            params = parse_query(raw_query)
-            self.auth.verify(method, path, params, headers, body)
+            query = parse_query(raw_query)
+            form = parse_form(headers, body)
+            self.auth.verify(method, path, query, headers, body, form)
+            params = {**form, **query}
             action = headers.get("x-acs-action") or params.get("Action")
             handler = self._actions.get(action or "")
             if action is None or handler is None:

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import threading
+import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -219,6 +220,26 @@ class IceClient:
                 for page in rest:
                     urls.extend(page.urls)
         return SnapshotUrls(first.total, tuple(urls), first.webvtt_url)
+
+    # --- media assets (https://www.alibabacloud.com/help/en/ims/developer-reference/api-ice-2020-11-09-registermediainfo)
+    def register_media(self, source: OssLocation, *, title: str | None = None,
+                       media_type: str | None = None) -> str:
+        """Register an OSS object as a media asset; its MediaId. A registered object answers its
+        existing MediaId, and one ClientToken covers the retries, so repeating is harmless."""
+        _, m = self._sdk()
+        request = m.RegisterMediaInfoRequest(input_url=source.uri, title=title, media_type=media_type,
+                                             client_token=uuid.uuid4().hex)
+        return str(self._call("register_media_info", request)["MediaId"])
+
+    def media_source(self, media_id: str) -> OssLocation:
+        """The OSS object a media asset names (GetMediaInfo's InputURL)."""
+        _, m = self._sdk()
+        info = self._call("get_media_info", m.GetMediaInfoRequest(media_id=media_id)).get("MediaInfo") or {}
+        input_url = (info.get("MediaBasicInfo") or {}).get("InputURL") or ""
+        location = OssLocation.parse(input_url)
+        if location is None:
+            raise IceError("InvalidParameter", f"media asset {media_id} is not an OSS object: {input_url!r}")
+        return location
 
     # --- templates and event callback (operator workflow) -------------------------------------
     def create_snapshot_template(self, name: str, config: Mapping[str, Any], subtype: int) -> dict:

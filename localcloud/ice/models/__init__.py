@@ -11,7 +11,7 @@ Reference: the team's ICE/FC reference (ice-fc-reference.md), sections 1-8, and 
 ``alibabacloud_ice20201109`` 6.20.2 (the ground truth for field names).
 
 The model is split the way moto splits a large backend: one module per kind of state
-(``templates``, ``jobs``, ``event_callbacks``), each a part :class:`IceModel` is made of, and
+(``templates``, ``jobs``, ``media``, ``event_callbacks``), each a part :class:`IceModel` is made of, and
 ``base`` for what they share. Each module's docstring lists the assumptions taken for its calls.
 """
 
@@ -20,10 +20,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from localcloud.ice.models.base import TIME_FORMAT, IceError, format_time, invalid_parameter, utcnow
 from localcloud.ice.models.event_callbacks import SNAPSHOT_EVENT, CallbackTarget, EventCallback, EventCallbackBackend
-from localcloud.ice.models.jobs import JobsBackend, OssLocation, SnapshotJob, UrlPage
+from localcloud.ice.models.jobs import OssLocation, SnapshotJob, UrlPage
+from localcloud.ice.models.media import MediaAsset, MediaBackend
 from localcloud.ice.models.templates import Template
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "EventCallback",
     "IceError",
     "IceModel",
+    "MediaAsset",
     "OssLocation",
     "SnapshotJob",
     "Template",
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 
-class IceModel(JobsBackend, EventCallbackBackend):
+class IceModel(MediaBackend, EventCallbackBackend):
     """One account's ICE snapshot state in one region. Thread-safe; :meth:`reset` empties it."""
 
     def __init__(self, region: str = "cn-hangzhou", account_id: str = "1000000000000001",
@@ -58,5 +61,17 @@ class IceModel(JobsBackend, EventCallbackBackend):
             self._templates = {}
             self._jobs = {}
             self._by_time = []
+            self._reset_media()
             self._event_callback = EventCallback()
             self._seq = 0
+
+    def state(self) -> dict[str, Any]:
+        """What a restart keeps (JSON-ready). Only the media assets so far: templates and jobs are
+        another part's (``up --data-dir``), added beside them."""
+        with self._lock:
+            return {"media": self.media_state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the state with one :meth:`state` returned."""
+        with self._lock:
+            self.restore_media(state.get("media", []))

@@ -4,7 +4,12 @@ Assumptions (the docs are silent; the conservative reading is taken):
 * SubmitSnapshotJob validates synchronously: unknown ``TemplateConfig.TemplateId`` answers
   ``ResourceNotFound`` (404) naming "Template"; the merged config (``OverwriteParams`` deep-merged over
   the template's config, one level into ``SpriteSnapshotConfig``) and the Output placeholders answer
-  ``InvalidParameter``. Only ``Type=OSS`` inputs/outputs (``Media`` asset IDs are not emulated). An
+  ``InvalidParameter``. ``Type=Media`` references name a registered media asset (``media.py``): an
+  unknown MediaId answers ``ResourceNotFound`` naming the field. An Input asset is read from its OSS
+  object; an Output asset puts the images in that asset's bucket, under
+  ``snapshots/<MediaId>/<JobId>/`` (``snapshot-{Count}.jpg``, ``sprite-{TileCount}.jpg`` or
+  ``snapshot.vtt``): the docs do not say where ICE puts them, and this never overwrites an object
+  of the caller's, not even the asset's own. An
   ``http(s)://bucket.oss-<region>[-internal].aliyuncs.com/key`` URL must name the service's region;
   its object part is percent-decoded; an ``oss://bucket/key`` object is taken verbatim.
 * ``UserData`` is limited to 512 bytes (documented for transcode/produce jobs, unconfirmed for
@@ -42,6 +47,7 @@ from localcloud.ice.models.base import (
     job_not_found,
     missing_parameter,
     page_bounds,
+    resource_not_found,
 )
 from localcloud.ice.models.templates import TemplatesBackend
 
@@ -52,6 +58,7 @@ URLS_TIMEOUT_DEFAULT_S = 3600
 URLS_TIMEOUT_MAX_S = 129600
 JOBS_PAGE_SIZE_DEFAULT = 20
 JOBS_PAGE_SIZE_MAX = 100
+MEDIA_OUTPUT_NAMES = {"Normal": "snapshot-{Count}.jpg", "Sprite": "sprite-{TileCount}.jpg", "WebVtt": "snapshot.vtt"}
 
 _BUCKET_RE = r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"
 _OSS_URI = re.compile(rf"^oss://(?P<bucket>{_BUCKET_RE})/(?P<key>.+)$")
@@ -130,7 +137,13 @@ class JobsBackend(TemplatesBackend):
 
     def parse_oss_media(self, field_name: str, value: Any) -> OssLocation:
         """Parse an ICE ``{"Type": "OSS", "Media": url}`` reference; errors name ``field_name``."""
-        media = _oss_media_url(field_name, value)
+        media_type, media = _media_reference(field_name, value)
+        if media_type != "OSS":
+            raise invalid_parameter(f"{field_name}.Type", "must be OSS here.")
+        return self.parse_oss_url(f"{field_name}.Media", media)
+
+    def parse_oss_url(self, field_name: str, media: str) -> OssLocation:
+        """Parse ``oss://bucket/key`` or an OSS ``http(s)`` URL of this region; errors name ``field_name``."""
         match = _OSS_URI.match(media)
         if match:
             bucket, key = match["bucket"], match["key"]
@@ -138,16 +151,20 @@ class JobsBackend(TemplatesBackend):
             bucket, key = self._bucket_and_key_of_url(field_name, media)
         return OssLocation(type="OSS", media=media, bucket=bucket, object=key, location=f"oss-{self.region}")
 
+    def media_location(self, field_name: str, media_id: str) -> OssLocation:
+        """The OSS object of a registered media asset (``Type=Media``); the media part overrides it."""
+        raise resource_not_found(field_name, f"No media asset {media_id!r} is registered.")
+
     def _bucket_and_key_of_url(self, field_name: str, media: str) -> tuple[str, str]:
         match = _OSS_HTTP.match(media)
         if not match:
             raise invalid_parameter(
-                f"{field_name}.Media",
+                field_name,
                 f"must be oss://bucket/object or http(s)://bucket.oss-{self.region}.aliyuncs.com/object, "
                 f"got {media!r}.")
         if match["region"] != self.region:
             raise invalid_parameter(
-                f"{field_name}.Media",
+                field_name,
                 f"the bucket is in region {match['region']}, not in the job's region {self.region}.")
         return match["bucket"], unquote(match["key"])
 
@@ -156,21 +173,37 @@ class JobsBackend(TemplatesBackend):
         for required, value in (("Input", input), ("Output", output), ("TemplateConfig", template_config)):
             if value is None:
                 raise missing_parameter(required)
-        source = self.parse_oss_media("Input", input)
-        target = self.parse_oss_media("Output", output)
+        job_id = uuid.uuid4().hex
+        source = self._job_input(input)
+        output_type, output_media = _media_reference("Output", output)
+        target = self.parse_oss_url("Output.Media", output_media) if output_type == "OSS" else None
         template_id, overwrite = _template_reference(template_config)
         pipeline_id = _pipeline_id(schedule_config)
         if user_data is not None and len(user_data.encode("utf-8")) > USER_DATA_MAX_BYTES:
             raise invalid_parameter("UserData", f"must be at most {USER_DATA_MAX_BYTES} bytes.")
         with self._lock:
-            params = _job_params(self._template(template_id).config, overwrite, target)
+            config = _deep_merge(self._template(template_id).config, overwrite)
+            target = target or self._media_output(output_media, job_id, config.get("Type"))
+            params = _job_params(config, overwrite, target)
             now = self._clock()
-            job = SnapshotJob(job_id=uuid.uuid4().hex, name=name, type=params.type, input=source,
+            job = SnapshotJob(job_id=job_id, name=name, type=params.type, input=source,
                               output=target, template_id=template_id, params=params, pipeline_id=pipeline_id,
                               user_data=user_data, create_time=now, modified_time=now, seq=self._next_seq(),
                               count=params.count or 0)
             self._add_job(job)
             return replace(job)
+
+    def _job_input(self, value: Any) -> OssLocation:
+        media_type, media = _media_reference("Input", value)
+        if media_type == "OSS":
+            return self.parse_oss_url("Input.Media", media)
+        return replace(self.media_location("Input.Media", media), type="Media", media=media)
+
+    def _media_output(self, media_id: str, job_id: str, snapshot_type: Any) -> OssLocation:
+        """Where ``Output.Type=Media`` puts a job's images: beside nothing of the caller's (see above)."""
+        asset = self.media_location("Output.Media", media_id)
+        name = MEDIA_OUTPUT_NAMES.get(snapshot_type, MEDIA_OUTPUT_NAMES["Normal"])
+        return replace(asset, type="Media", media=media_id, object=f"snapshots/{media_id}/{job_id}/{name}")
 
     def _add_job(self, job: SnapshotJob) -> None:
         self._jobs[job.job_id] = job
@@ -296,8 +329,8 @@ class JobsBackend(TemplatesBackend):
                            vtt_key=job.vtt_key, timeout_s=timeout)
 
 
-def _oss_media_url(field_name: str, value: Any) -> str:
-    """The Media URL of a ``{"Type": "OSS", "Media": url}`` reference, checked as ICE checks it."""
+def _media_reference(field_name: str, value: Any) -> tuple[str, str]:
+    """(Type, Media) of a ``{"Type": "OSS"|"Media", "Media": url or MediaId}`` reference, checked as ICE does."""
     if value is None:
         raise missing_parameter(field_name)
     if not isinstance(value, dict):
@@ -307,14 +340,11 @@ def _oss_media_url(field_name: str, value: Any) -> str:
         raise missing_parameter(f"{field_name}.Type")
     if not media:
         raise missing_parameter(f"{field_name}.Media")
-    if media_type == "Media":
-        raise invalid_parameter(f"{field_name}.Type",
-                                "media asset IDs (Type=Media) are not emulated by the local ICE; use Type=OSS.")
-    if media_type != "OSS":
+    if media_type not in ("OSS", "Media"):
         raise invalid_parameter(f"{field_name}.Type", f"must be OSS or Media, got {media_type!r}.")
     if not isinstance(media, str):
         raise invalid_parameter(f"{field_name}.Media", "must be a string.")
-    return media
+    return media_type, media
 
 
 def _template_reference(template_config: Any) -> tuple[str, dict[str, Any]]:
@@ -339,11 +369,10 @@ def _pipeline_id(schedule_config: Any) -> str | None:
     return schedule_config.get("PipelineId")
 
 
-def _job_params(template_config: dict[str, Any], overwrite: dict[str, Any],
-                target: OssLocation) -> engine.SnapshotParams:
-    """The template's config with OverwriteParams over it, validated, and the Output checked against it."""
+def _job_params(config: dict[str, Any], overwrite: dict[str, Any], target: OssLocation) -> engine.SnapshotParams:
+    """The merged config (OverwriteParams over the template's), validated, and the Output checked against it."""
     try:
-        params = engine.SnapshotParams.from_config(_deep_merge(template_config, overwrite))
+        params = engine.SnapshotParams.from_config(config)
     except engine.ParamError as exc:  # name the field where the caller wrote it
         field_name = exc.field or "TemplateConfig"
         parts = field_name.split(".")

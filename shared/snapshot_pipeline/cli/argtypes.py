@@ -12,6 +12,7 @@ from typing import Any
 from ..domain import OssLocation
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{6,64}")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _SECONDS_PER = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -30,6 +31,15 @@ def _oss_location(value: str, *, key_required: bool) -> OssLocation:
 def object_uri(value: str) -> OssLocation:
     """``oss://bucket/key`` of one object."""
     return _oss_location(value, key_required=True)
+
+
+def object_or_media_id(value: str) -> OssLocation | str:
+    """``oss://bucket/key`` of one object, or the MediaId of an ICE media asset (letters and digits)."""
+    if value.startswith("oss://"):
+        return object_uri(value)
+    if not _MEDIA_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"expected oss://bucket/key or a MediaId, got {value!r}")
+    return value
 
 
 def prefix_uri(value: str) -> OssLocation:

@@ -16,6 +16,7 @@ from .context import PROG, Context
 from .errors import UsageError
 from .jobs import DEFAULT_JOBS_LIMIT, cmd_index, cmd_job_get, cmd_jobs_list, cmd_urls
 from .local_state import LOCAL_STATE_ENV
+from .media import cmd_media_register
 from .params import TYPE_OF, add_snapshot_options
 from .reconcile import cmd_reconcile
 from .submit import cmd_submit
@@ -96,8 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("template_id", metavar="ID")
 
     p = leaf(commands, "submit", cmd_submit, "submit a snapshot job for one video, as the submit function does")
-    p.add_argument("source", type=argtypes.object_uri, metavar="oss://BUCKET/KEY")
+    p.add_argument("source", type=argtypes.object_or_media_id, metavar="oss://BUCKET/KEY|MEDIA_ID",
+                   help="the video, or the MediaId of a media asset (its OSS object is submitted)")
     _submission_options(p)
+
+    media = commands.add_parser("media", help="ICE media assets")
+    media_actions = media.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = leaf(media_actions, "register", cmd_media_register,
+             f"register a video as a media asset (RegisterMediaInfo); prints its MediaId, which `{PROG} submit` "
+             "and SubmitSnapshotJob Type=Media accept")
+    p.add_argument("source", type=argtypes.object_uri, metavar="oss://BUCKET/KEY")
+    p.add_argument("--title", help="the asset's Title")
+    p.add_argument("--media-type", choices=("video", "image", "audio"), help="default: from the file extension")
 
     job = commands.add_parser("job", help="one snapshot job")
     job_actions = job.add_subparsers(dest="action", required=True, metavar="ACTION")

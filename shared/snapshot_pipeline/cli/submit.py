@@ -41,7 +41,11 @@ def _outcome_text(outcome: Outcome, fields: Fields) -> list[Block]:
 
 
 def cmd_submit(ctx: Context) -> int:
+    """Submit for an object, or for a media asset's object: the same job, index and claim as its
+    oss:// URI gets (one per upload version), so a video is never snapshotted twice by two names."""
     source: OssLocation = ctx.args.source
+    if isinstance(source, str):
+        source = ctx.ice.media_source(source)
     submitter = ctx.submitter(submission_settings(ctx))
     info = ctx.store.head(source.bucket, source.key)
     if info is None:
