@@ -143,7 +143,8 @@ def _encoder_options(codec: str, gop: int, bframes: int) -> dict[str, object]:
     if codec == "libx264":
         return {"preset": "ultrafast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"}
     if codec.startswith("libvpx"):
-        return {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "keyint_min": str(gop)}
+        # one thread: libvpx's threads spin for seconds on a busy machine
+        return {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "keyint_min": str(gop), "threads": "1"}
     if codec == "mpeg4":
         return {"sc_threshold": "1000000000"}  # no scene-change keyframes
     return {}

@@ -119,7 +119,7 @@ class Output:
         self.written.append(key)
 
     def remove_all(self, delete: Deleter) -> list[str]:
-        """Delete every object written so far; the keys that could not be deleted."""
+        """Delete every object written so far, last first; the keys that could not be, in written order."""
         leftover = []
         for key in reversed(self.written):
             try:
@@ -127,7 +127,7 @@ class Output:
             except Exception:  # the job's own error is the one to report; the leftovers are named in it
                 leftover.append(key)
         self.written = leftover[::-1]
-        return leftover
+        return self.written
 
 
 class Sink(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ class _Picture:
     @classmethod
     def of(cls, frame: av.VideoFrame, params: SnapshotParams, sample_aspect_ratio: Fraction) -> _Picture:
         rotation = frame.rotation % 360
-        # ffmpeg's scale=iw*sar:ih: non-square pixels widen (or narrow) the picture, its height stays
-        coded = (max(1, round(frame.width * sample_aspect_ratio)), frame.height)
+        # ffmpeg's scale=iw*sar:ih (the width rounded down): non-square pixels widen or narrow the
+        # picture, its height stays
+        coded = (max(1, math.floor(frame.width * sample_aspect_ratio)), frame.height)
         display = coded[::-1] if rotation in (90, 270) else coded
         return cls(rotation, display, output_size(params, *display))
 
