@@ -1,5 +1,5 @@
 """Test media made in-process with PyAV: stamped clips (H.264, VP8/VP9, MPEG-4, MJPEG in MP4, MPEG-TS,
-Matroska/WebM, AVI), cut-short copies and undecodable garbage.
+Matroska/WebM, AVI), cut-short and damaged copies, and undecodable garbage.
 
 Every frame of a generated clip carries its frame index as a grid of big black/white cells in the
 top half of the picture, so a test can take any snapshot (JPEG-compressed, scaled down to ~64 px
@@ -28,7 +28,8 @@ import av
 import numpy as np
 from PIL import Image
 
-__all__ = ["make_test_video", "cut_short", "make_audio_only", "make_garbage", "read_stamp", "MAX_STAMPED_FRAMES"]
+__all__ = ["make_test_video", "cut_short", "with_noise", "make_audio_only", "make_garbage", "read_stamp",
+           "MAX_STAMPED_FRAMES"]
 
 _STAMP_ROWS = 3
 _STAMP_COLUMNS = 8
@@ -136,6 +137,12 @@ class _Clip:
 def cut_short(data: bytes, keep: float = 0.5) -> bytes:
     """The first `keep` (a fraction) of a file: an upload that stopped part way."""
     return data[: round(len(data) * keep)]
+
+
+def with_noise(data: bytes, start: float = 0.5, end: float = 0.9, *, seed: int = 0) -> bytes:
+    """A copy whose bytes from fraction `start` to `end` are random: a file damaged in the middle."""
+    lo, hi = round(len(data) * start), round(len(data) * end)
+    return data[:lo] + random.Random(seed).randbytes(hi - lo) + data[hi:]
 
 
 def _encoder_options(codec: str, gop: int, bframes: int) -> dict[str, object]:

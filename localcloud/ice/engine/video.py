@@ -1,4 +1,5 @@
-"""One opened input: container probing, seeking to keyframes and decoding, times in seconds."""
+"""One opened input: container probing (duration, aspect ratio, a cut end), seeking to keyframes and
+decoding, times in seconds."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ class Video:
         except av.error.InvalidDataError as exc:
             raise truncated(f"reading the end of the input failed ({exc}); declared {declared_s:.3f} s") from exc
         if data_end_s is None or data_end_s < expected_s - TRUNCATION_TOLERANCE_S:
-            ends = "no packets" if data_end_s is None else f"ends at {data_end_s - start_s:.3f} s"
+            ends = "has no packets near the end" if data_end_s is None else f"ends at {data_end_s - start_s:.3f} s"
             raise truncated(f"the input declares {expected_s - start_s:.3f} s but its data {ends}")
 
     def _declared_frames_s(self) -> float:

@@ -71,7 +71,7 @@ def first_frame_at_or_after(t: float) -> float:
 
 # --- ffmpeg, the reference ------------------------------------------------------------------------
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
+needs_ffmpeg = pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
                                   reason="the ffmpeg CLI is the reference (Debian package ffmpeg; .ci/run installs it)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localcloud.media import cut_short, make_test_video
+from localcloud.media import cut_short, make_test_video, with_noise
 from tests.localcloud.engine.support import Store, cut, cut_failing
 
 KINDS = {
@@ -42,16 +42,28 @@ def test_the_intact_file_passes_the_same_check():
         assert len(result.snapshots) == 5
 
 
-class FailingOn(Store):
+class Counting(Store):
+    """A store that counts the writes it was asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def __call__(self, key: str, data: bytes, content_type: str) -> None:
+        self.writes += 1
+        super().__call__(key, data, content_type)
+
+
+class FailingOn(Counting):
     """A store whose n-th write fails (`fail_at`), as a full bucket or a lost connection would."""
 
     def __init__(self, fail_at: int):
         super().__init__()
-        self.fail_at, self.writes = fail_at, 0
+        self.fail_at = fail_at
 
     def __call__(self, key: str, data: bytes, content_type: str) -> None:
-        self.writes += 1
-        if self.writes == self.fail_at:
+        if self.writes + 1 == self.fail_at:
+            self.writes += 1
             raise OSError("the bucket is full")
         super().__call__(key, data, content_type)
 
@@ -76,3 +88,11 @@ def test_outputs_that_cannot_be_deleted_are_named_in_the_error(clip):
     assert error.code == "Output.WriteFailed"
     assert "2 output(s) could not be removed: snap/00001.jpg, snap/00002.jpg" in error.message
     assert sorted(store) == ["snap/00001.jpg", "snap/00002.jpg"]
+
+
+def test_a_job_that_fails_part_way_deletes_the_images_it_wrote():
+    damaged = with_noise(make_test_video(duration_s=4.0, gop_s=1.0, faststart=True))  # the second half is noise
+    error, store = cut_failing(damaged, {"Type": "Normal", "FrameType": "normal", "Count": 4}, "snap/{Count}.jpg",
+                               Counting())
+    assert error.code == "InvalidInput.NotDecodable"
+    assert store.writes >= 1 and store == {}  # the first still was written, then deleted
