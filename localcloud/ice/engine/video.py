@@ -52,13 +52,22 @@ class Video:
             if cut_box is not None:
                 raise truncated(f"the {cut_box} box runs past the end of the input ({size} bytes)") from exc
             raise EngineError("InvalidInput.NotDecodable", f"not a readable media file: {exc}") from exc
-        if not self.container.streams.video:
+        try:
+            self._probe()
+        except BaseException:
             self.container.close()
+            raise
+        self._decoder: Iterator[av.VideoFrame] | None = None  # `normal` mode: frames decoded forward from a seek
+        self._last_pts: int | None = None
+        self._keyframe: tuple[int, av.VideoFrame] | None = None  # `intra` mode: last decoded keyframe
+
+    def _probe(self) -> None:
+        """The video stream, its time base, aspect ratio and duration; a cut end fails here."""
+        if not self.container.streams.video:
             raise EngineError("InvalidInput.NoVideoStream", "the input has no video stream")
         self.stream = self.container.streams.video[0]
         self.codec = self.stream.codec_context
         if self.stream.time_base is None:
-            self.container.close()
             raise EngineError("InvalidInput.NotDecodable", "the video stream has no time base")
         self.time_base: Fraction = self.stream.time_base
         self.start_pts = self.stream.start_time or 0
@@ -69,9 +78,6 @@ class Video:
         else:
             self._check_complete(declared)
             self.duration_s = declared
-        self._decoder: Iterator[av.VideoFrame] | None = None  # `normal` mode: frames decoded forward from a seek
-        self._last_pts: int | None = None
-        self._keyframe: tuple[int, av.VideoFrame] | None = None  # `intra` mode: last decoded keyframe
 
     def close(self) -> None:
         self.container.close()
@@ -93,7 +99,7 @@ class Video:
             if packet.pts is not None and not packet.is_corrupt:
                 end = max(end or packet.pts, packet.pts + (packet.duration or self._frame_ticks()))
         if end is None:
-            raise EngineError("InvalidInput.NotDecodable", "the video stream has no packets")
+            raise EngineError("InvalidInput.NotDecodable", "no packet of the video stream has a timestamp")
         return float((end - self.start_pts) * self.time_base)
 
     def _frame_ticks(self) -> int:
@@ -105,23 +111,24 @@ class Video:
         """Fail with InvalidInput.Truncated when the data stops before the declared end.
 
         One seek to END_CHECK_S before the end and the packets from there (no decoding): the data is
-        cut when reading fails, the last packets are partial, or no stream's packets (audio counts:
-        a video track may end before the audio) reach within TRUNCATION_TOLERANCE_S of the end the
-        container declares (its duration, or for AVI its frame count).
+        cut when reading fails, the very last packet is partial, or no stream's packets (audio
+        counts: a video track may end before the audio) reach within TRUNCATION_TOLERANCE_S of the
+        end the container declares (its duration, or for AVI its frame count).
         """
         start_s = float(self.start_pts * self.time_base)
         expected_s = start_s + max(declared_s, self._declared_frames_s())
-        data_end_s = None
+        data_end_s, last_is_partial = None, False
         self.container.seek(self.pts(max(0.0, declared_s - END_CHECK_S)), stream=self.stream, backward=True)
         try:
             for packet in self.container.demux():
-                if packet.is_corrupt:
-                    raise truncated(f"a packet at the end of the input is incomplete (declared {declared_s:.3f} s)")
+                last_is_partial = packet.is_corrupt  # set on a short read; earlier ones may be mere TS glitches
                 if packet.pts is not None and packet.time_base is not None:
                     end_s = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                     data_end_s = end_s if data_end_s is None else max(data_end_s, end_s)
         except av.error.InvalidDataError as exc:
             raise truncated(f"reading the end of the input failed ({exc}); declared {declared_s:.3f} s") from exc
+        if last_is_partial:
+            raise truncated(f"the last packet of the input is incomplete (declared {declared_s:.3f} s)")
         if data_end_s is None or data_end_s < expected_s - TRUNCATION_TOLERANCE_S:
             ends = "has no packets near the end" if data_end_s is None else f"ends at {data_end_s - start_s:.3f} s"
             raise truncated(f"the input declares {expected_s - start_s:.3f} s but its data {ends}")
