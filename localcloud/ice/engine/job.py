@@ -73,10 +73,10 @@ class _Picture:
     @classmethod
     def of(cls, frame: av.VideoFrame, params: SnapshotParams, sample_aspect_ratio: Fraction) -> _Picture:
         rotation = frame.rotation % 360
-        # ffmpeg's scale=iw*sar:ih (the width rounded down): non-square pixels widen or narrow the
-        # picture, its height stays
-        coded = (max(1, math.floor(frame.width * sample_aspect_ratio)), frame.height)
-        display = coded[::-1] if rotation in (90, 270) else coded
+        # In square pixels, as ffmpeg's scale=iw*sar:ih (the width rounded down): non-square pixels
+        # widen or narrow the picture, its height stays
+        unrotated = (max(1, math.floor(frame.width * sample_aspect_ratio)), frame.height)
+        display = unrotated[::-1] if rotation in (90, 270) else unrotated
         return cls(rotation, display, output_size(params, *display))
 
     def converter(self) -> Callable[[av.VideoFrame], Image.Image]:
