@@ -1,4 +1,5 @@
-"""Test media made in-process with PyAV: stamped H.264 clips and undecodable garbage.
+"""Test media made in-process with PyAV: stamped clips (H.264, VP8/VP9, MPEG-4, MJPEG in MP4, MPEG-TS,
+Matroska/WebM, AVI), cut-short and damaged copies, and undecodable garbage.
 
 Every frame of a generated clip carries its frame index as a grid of big black/white cells in the
 top half of the picture, so a test can take any snapshot (JPEG-compressed, scaled down to ~64 px
@@ -17,14 +18,18 @@ bit first. White means 1.
 from __future__ import annotations
 
 import io
+import os
 import random
+import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
 from PIL import Image
 
-__all__ = ["make_test_video", "make_audio_only", "make_garbage", "read_stamp", "MAX_STAMPED_FRAMES"]
+__all__ = ["make_test_video", "cut_short", "with_noise", "make_audio_only", "make_garbage", "read_stamp",
+           "MAX_STAMPED_FRAMES"]
 
 _STAMP_ROWS = 3
 _STAMP_COLUMNS = 8
@@ -50,8 +55,11 @@ def make_test_video(
     bframes: int = 2,
     rotation: int = 0,
     container_format: str = "mp4",
+    sample_aspect_ratio: Fraction | None = None,
+    declare_duration: bool = True,
+    faststart: bool = False,
 ) -> bytes:
-    """Encode a stamped test clip and return the MP4 bytes.
+    """Encode a stamped test clip and return the file's bytes (MP4 unless `container_format` says).
 
     duration_s * fps frames; frame i shows stamp i (read it back with `read_stamp`) and has
     pts i/fps. A keyframe is forced exactly every gop_s seconds (no scene-cut keyframes), so tests
@@ -60,7 +68,12 @@ def make_test_video(
     real camera/encoder output. `rotation` (counter-clockwise degrees, a multiple of 90) writes a
     display matrix like a phone does for portrait video; the coded picture stays width x height.
     The MP4 moov atom is written at the end (ffmpeg's default), so a reader must seek to the end
-    first. `container_format` "mpegts" gives a file without a seek index, like a camera recording.
+    first; `faststart` moves it to the front (a cut copy still opens). `container_format` "mpegts"
+    gives a file without a seek index, like a camera recording; "avi" (codec "mpeg4" or "mjpeg")
+    a time base of 1/fps. `sample_aspect_ratio` marks the pixels as non-square (a 960x720 picture
+    with 4:3 is shown 1280x720). `declare_duration=False` (matroska/webm) writes no Duration and
+    no Cues, as a browser's MediaRecorder or a pipe does. Codecs: libx264, libvpx (VP8),
+    libvpx-vp9, mpeg4, mjpeg.
     """
     if width % 2 or height % 2 or width < 16 or height < 16:
         raise ValueError(f"width and height must be even and >= 16 for yuv420p, got {width}x{height}")
@@ -71,29 +84,88 @@ def make_test_video(
     n_frames = max(1, round(duration_s * fps))
     if n_frames > MAX_STAMPED_FRAMES:
         raise ValueError(f"{n_frames} frames exceed the stamp capacity of {MAX_STAMPED_FRAMES}")
-    n_black = min(n_frames, round(black_lead_s * fps))
-    gop = max(1, round(gop_s * fps))
+    clip = _Clip(width, height, fps, codec, gop=max(1, round(gop_s * fps)), bframes=bframes, n_frames=n_frames,
+                 n_black=min(n_frames, round(black_lead_s * fps)), sample_aspect_ratio=sample_aspect_ratio,
+                 rotation=rotation)
+    options = _container_options(container_format, declare_duration=declare_duration, faststart=faststart)
+    with tempfile.TemporaryDirectory() as folder:  # a real file: faststart reads it back to move the moov
+        path = os.path.join(folder, "clip")
+        with av.open(path, mode="w", format=container_format, options=options) as container:
+            clip.encode(container)
+        with open(path, "rb") as encoded:
+            return encoded.read()
 
-    out = io.BytesIO()
-    with av.open(out, mode="w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = gop
-        if codec == "libx264":
-            stream.options = {
-                "preset": "ultrafast",
-                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}",
-            }
-        if rotation:
-            stream.set_display_rotation(rotation)
-        time_base = Fraction(1, fps)
-        for index in range(n_frames):
-            y = _black_luma(width, height) if index < n_black else _stamped_luma(index, width, height)
+
+@dataclass(frozen=True)
+class _Clip:
+    """What `make_test_video` encodes: the picture, the codec and where keyframes and black frames are."""
+
+    width: int
+    height: int
+    fps: int
+    codec: str
+    gop: int
+    bframes: int
+    n_frames: int
+    n_black: int
+    sample_aspect_ratio: Fraction | None
+    rotation: int
+
+    def encode(self, container: av.container.OutputContainer) -> None:
+        stream = container.add_stream(self.codec, rate=self.fps)
+        assert isinstance(stream, av.VideoStream), f"{self.codec} is not a video codec"
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = "yuvj420p" if self.codec == "mjpeg" else "yuv420p"  # the JPEG encoder: full range only
+        stream.codec_context.gop_size = self.gop
+        stream.options = _encoder_options(self.codec, self.gop, self.bframes)
+        if self.codec.startswith("libvpx"):
+            stream.bit_rate = 4_000_000  # sharp stamps at the sizes tests use
+        if self.sample_aspect_ratio is not None:
+            stream.codec_context.sample_aspect_ratio = self.sample_aspect_ratio
+        if self.rotation:
+            stream.set_display_rotation(self.rotation)
+        time_base = Fraction(1, self.fps)
+        for index in range(self.n_frames):
+            y = _black_luma(self.width, self.height) if index < self.n_black else \
+                _stamped_luma(index, self.width, self.height)
             frame = av.VideoFrame.from_ndarray(_with_neutral_chroma(y), format="yuv420p")
             frame.pts, frame.time_base = index, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    return out.getvalue()
+
+
+def cut_short(data: bytes, keep: float = 0.5) -> bytes:
+    """The first `keep` (a fraction) of a file: an upload that stopped part way."""
+    return data[: round(len(data) * keep)]
+
+
+def with_noise(data: bytes, start: float = 0.5, end: float = 0.9, *, seed: int = 0) -> bytes:
+    """A copy whose bytes from fraction `start` to `end` are random: a file damaged in the middle."""
+    lo, hi = round(len(data) * start), round(len(data) * end)
+    return data[:lo] + random.Random(seed).randbytes(hi - lo) + data[hi:]
+
+
+def _encoder_options(codec: str, gop: int, bframes: int) -> dict[str, object]:
+    """Encoder options that force a keyframe exactly every `gop` frames and nowhere else, fast."""
+    if codec == "libx264":
+        return {"preset": "ultrafast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"}
+    if codec.startswith("libvpx"):
+        # one thread: libvpx's threads spin for seconds on a busy machine
+        return {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "keyint_min": str(gop), "threads": "1"}
+    if codec == "mpeg4":
+        return {"sc_threshold": "1000000000"}  # no scene-change keyframes
+    return {}
+
+
+def _container_options(container_format: str, *, declare_duration: bool, faststart: bool) -> dict[str, str]:
+    options = {}
+    if not declare_duration:
+        if container_format not in ("matroska", "webm"):
+            raise ValueError(f"declare_duration=False is for matroska/webm, not {container_format}")
+        options["live"] = "1"  # the muxer writes what a non-seekable output gets: no Duration, no Cues
+    if faststart:
+        options["movflags"] = "+faststart"
+    return options
 
 
 def make_audio_only(duration_s: float = 1.0, *, sample_rate: int = 48000) -> bytes:

@@ -1,4 +1,4 @@
-"""The index is a contract: sprite geometry with tile times, WebVTT storyboards, stills' times."""
+"""The index is a contract: sprite geometry with tile times, WebVTT storyboards, stills' times, warnings."""
 from __future__ import annotations
 
 import io
@@ -84,5 +84,18 @@ def test_stills_carry_their_requested_time_when_the_interval_fixes_it(video):
         for snap in index["snapshots"]:
             assert read_stamp(image(cloud, snap["key"]), FPS) == pytest.approx(snap["time"], abs=1 / FPS)
         assert index["source"]["size"] == len(video)
+        assert "warnings" not in index["job"]  # 3 of 3
     finally:
         cloud.stop()
+
+
+def test_fewer_snapshots_than_count_reach_the_index_as_a_warning(video):
+    config = {"Type": "Normal", "FrameType": "normal", "Time": 2000, "Count": 5, "Interval": 1}
+    cloud, index = run_once(LocalCloudOptions(bucket="short", template_config=config), "uploads/short.mp4", video)
+    try:
+        assert index["job"]["status"] == "Success" and len(index["snapshots"]) == 2
+        assert index["job"]["warnings"] == ["video ended after 2 of 5 snapshots (duration 4.000 s)"]
+        assert "error" not in index["job"]
+    finally:
+        cloud.stop()
+

@@ -35,6 +35,9 @@ Assumptions:
   "Input" (ICE's documented job-level wording); an engine error keeps the engine's code (an output
   that cannot be written: ``Output.WriteFailed``); OSS unreachable or anything unexpected fails it
   with ``InternalError``. A job never stays ``Init`` once its worker ran.
+* A job that fails leaves no outputs: the engine deletes what it wrote. A job that succeeds with a
+  remark (fewer snapshots than ``Count`` because the video ended first, a black first frame kept)
+  keeps ``Status`` ``Success`` and says so in ``Message``.
 * ``Count`` of a finished job is the number of frames captured; GetSnapshotUrls pages over the
   distinct image objects written (for sprites: the sheets; for WebVtt: the images, with the VTT as
   ``WebVTTUrl``), in the order written.
@@ -351,12 +354,12 @@ class LocalIce:
         url = source.sign_url("GET", job.input.object, INPUT_URL_EXPIRY_S, slash_safe=True)
         try:
             with closing(HttpRangeFile(url)) as reader:
-                result = engine.run(reader, job.params, job.output.object, write)
+                result = engine.run(reader, job.params, job.output.object, write, target.delete_object)
         except engine.EngineError as exc:
             return self.model.fail_job(job.job_id, code=exc.code, message=exc.message)
         keys = list(dict.fromkeys(s.key for s in result.snapshots))
         return self.model.complete_job(job.job_id, snapshot_keys=keys, count=len(result.snapshots),
-                                       vtt_key=result.vtt_key)
+                                       vtt_key=result.vtt_key, message=result.message)
 
     def _process_instantly(self, job: SnapshotJob) -> SnapshotJob | None:
         target = self._bucket(job.output.bucket)

@@ -184,10 +184,14 @@ def _measure_first_sheet(snapshots: list[dict[str, Any]], read: ReadHead | None)
 
 
 def _job_doc(job: SnapshotJob) -> dict[str, Any]:
+    """The job's part of the index: a failure's ``error``, or a success's ``warnings`` (its Message, e.g.
+    fewer snapshots than Count because the video ended first)."""
     doc: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "type": job.type,
                            "template_id": job.template_id, "created": job.create_time, "finished": job.finish_time}
     if job.status == JobStatus.FAIL:
         doc["error"] = {"code": job.code, "message": job.message}
+    elif job.message:
+        doc["warnings"] = [job.message]
     return doc
 
 

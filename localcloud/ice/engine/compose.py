@@ -13,7 +13,7 @@ from urllib.parse import quote
 from PIL import Image
 
 from localcloud.ice.engine.params import SnapshotParams, SpriteConfig
-from localcloud.ice.engine.results import EngineError, Snapshot, Writer
+from localcloud.ice.engine.results import Deleter, EngineError, Snapshot, Writer
 
 MAX_SHEET_SIDE = 8192
 MAX_SHEET_PIXELS = 4096 * 4096
@@ -117,6 +117,17 @@ class Output:
         except Exception as exc:
             raise EngineError("Output.WriteFailed", f"writing {key}: {exc}") from exc
         self.written.append(key)
+
+    def remove_all(self, delete: Deleter) -> list[str]:
+        """Delete every object written so far, last first; the keys that could not be, in written order."""
+        leftover = []
+        for key in reversed(self.written):
+            try:
+                delete(key)
+            except Exception:  # the job's own error is the one to report; the leftovers are named in it
+                leftover.append(key)
+        self.written = leftover[::-1]
+        return self.written
 
 
 class Sink(Protocol):

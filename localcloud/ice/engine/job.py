@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import av.error
@@ -12,32 +15,51 @@ from PIL import Image
 
 from localcloud.ice.engine.compose import Output, output_size, sink_for, webvtt
 from localcloud.ice.engine.params import ParamError, SnapshotParams, validate_output
-from localcloud.ice.engine.results import EngineError, EngineResult, Writer
+from localcloud.ice.engine.results import Deleter, EngineError, EngineResult, Writer
 from localcloud.ice.engine.selection import capture, plan_times
 from localcloud.ice.engine.video import Video, input_error
 from localcloud.ice.rangefile import HttpRangeError
 
 
-def run(source: io.IOBase, params: SnapshotParams, output_object: str, write: Writer) -> EngineResult:
+def run(source: io.IOBase, params: SnapshotParams, output_object: str, write: Writer,
+        delete: Deleter | None = None) -> EngineResult:
     """Cut the snapshots of one job from `source` and write them; raise EngineError on failure.
 
     `source` is a seekable binary file (an HttpRangeFile in the local ICE); `output_object` is the
     object key pattern from Output.Media with the bucket stripped; `write(key, data, content_type)`
-    stores one object. Objects already written stay written when a later step fails.
+    stores one object and `delete(key)` removes one: when a step fails, every object the job wrote
+    is deleted again before the error is raised, so a failed job leaves no outputs behind (without
+    `delete` they stay).
     """
     try:
         validate_output(params, output_object)
     except ParamError as exc:
         raise EngineError("InvalidParameter.Output", str(exc)) from exc
-    video = Video(source)
+    with _engine_errors():
+        video = Video(source)
+    output = Output(write)
     try:
-        return _run(video, params, output_object, Output(write))
+        with _engine_errors():
+            return _run(video, params, output_object, output)
+    except Exception as exc:
+        leftover = output.remove_all(delete) if delete is not None else []
+        if leftover and isinstance(exc, EngineError):
+            raise EngineError(exc.code, f"{exc.message}; {len(leftover)} output(s) could not be removed: "
+                                        f"{', '.join(leftover[:5])}") from exc
+        raise
+    finally:
+        video.close()
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Reading and decoding failures as the job-level errors they are."""
+    try:
+        yield
     except HttpRangeError as exc:
         raise input_error(exc) from exc
     except av.error.FFmpegError as exc:
         raise EngineError("InvalidInput.NotDecodable", f"decoding failed: {exc}") from exc
-    finally:
-        video.close()
 
 
 @dataclass(frozen=True)
@@ -49,10 +71,12 @@ class _Picture:
     output: tuple[int, int]
 
     @classmethod
-    def of(cls, frame: av.VideoFrame, params: SnapshotParams) -> _Picture:
+    def of(cls, frame: av.VideoFrame, params: SnapshotParams, sample_aspect_ratio: Fraction) -> _Picture:
         rotation = frame.rotation % 360
-        coded = (frame.width, frame.height)
-        display = coded[::-1] if rotation in (90, 270) else coded
+        # In square pixels, as ffmpeg's scale=iw*sar:ih (the width rounded down): non-square pixels
+        # widen or narrow the picture, its height stays
+        unrotated = (max(1, math.floor(frame.width * sample_aspect_ratio)), frame.height)
+        display = unrotated[::-1] if rotation in (90, 270) else unrotated
         return cls(rotation, display, output_size(params, *display))
 
     def converter(self) -> Callable[[av.VideoFrame], Image.Image]:
@@ -70,7 +94,7 @@ def _run(video: Video, params: SnapshotParams, output_object: str, output: Outpu
     planned, message = plan_times(params, video.duration_s)
     captures = capture(video, params, planned)
     first_time, first_frame, note = next(captures)
-    picture = _Picture.of(first_frame, params)
+    picture = _Picture.of(first_frame, params, video.sample_aspect_ratio)
     to_image = picture.converter()
     sink, vtt_key = sink_for(params, output, output_object, picture.output, len(planned))
     snapshots = [sink.add(1, first_time, to_image(first_frame))]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 #: ``write(key, data, content_type)``: stores one output object.
 Writer = Callable[[str, bytes, str], None]
+#: ``delete(key)``: removes one output object (a failed job's cleanup).
+Deleter = Callable[[str], None]
 
 
 class EngineError(Exception):

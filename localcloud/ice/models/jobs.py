@@ -290,13 +290,15 @@ class JobsBackend(TemplatesBackend):
             return replace(job) if job else None
 
     def complete_job(self, job_id: str, *, snapshot_keys: list[str], count: int,
-                     vtt_key: str | None) -> SnapshotJob | None:
+                     vtt_key: str | None, message: str | None = None) -> SnapshotJob | None:
+        """``message``: a successful job's remark, e.g. fewer snapshots than Count (GetSnapshotJob's Message)."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
             now = self._clock()
             job.status, job.snapshot_keys, job.count, job.vtt_key = "Success", list(snapshot_keys), count, vtt_key
+            job.message = message
             job.finish_time = job.modified_time = now
             return replace(job)
 

@@ -15,7 +15,7 @@ from tests.localcloud.engine.support import cut
     [
         (lambda: b"", "InvalidInput.NotDecodable"),
         (lambda: make_garbage(), "InvalidInput.NotDecodable"),
-        (lambda: make_test_video(duration_s=1)[:3000], "InvalidInput.NotDecodable"),  # moov is at the end
+        (lambda: make_test_video(duration_s=1)[:3000], "InvalidInput.Truncated"),  # cut before the moov at the end
         (lambda: make_audio_only(), "InvalidInput.NoVideoStream"),
     ],
     ids=["empty", "garbage", "truncated", "audio-only"],
