@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import moto.s3.models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
@@ -85,7 +85,8 @@ class ObjectFiles:
     def new_file(self) -> IO[bytes]:
         return open(self.folder / uuid.uuid4().hex, "w+b")  # noqa: SIM115 (the key owns it)
 
-    def owns(self, path: Any) -> bool:
+    def owns(self, path: Any) -> TypeGuard[str]:
+        """Whether ``path`` (a buffer's name: a path, an int or None) is a file of this folder."""
         return isinstance(path, str) and Path(path).parent == self.folder
 
     def join(self, parts: Iterable[FakeKey]) -> StoredFile:
@@ -170,8 +171,8 @@ def _installed() -> ObjectFiles:
 
 def _patch_moto() -> None:
     FakeKey.value = property(_get_value, _set_value)  # type: ignore[method-assign,assignment]
-    FakeKey.dispose = _dispose  # type: ignore[method-assign]
-    FakeMultipart.complete = _complete  # type: ignore[method-assign]
+    FakeKey.dispose = _dispose  # type: ignore[method-assign,assignment]
+    FakeMultipart.complete = _complete  # type: ignore[method-assign,assignment]
     S3Response.get_object = _with_file_views(_moto_get_object_response)  # type: ignore[method-assign]
     S3Backend.copy_object = _with_file_views(_moto_copy_object)  # type: ignore[method-assign]
     S3Backend.upload_part_copy = _with_file_views(_moto_upload_part_copy)  # type: ignore[method-assign]
@@ -201,12 +202,12 @@ def _set_value(key: FakeKey, value: bytes | str | FileView | StoredFile) -> None
     files = _installed()
     if isinstance(value, StoredFile):
         _close_buffer(key, files)
-        key._value_buffer = open(value.path, "r+b")  # noqa: SIM115 (the key owns it)
+        key._value_buffer = open(value.path, "r+b")  # type: ignore[assignment]  # noqa: SIM115
         key.contentsize = value.size
         return
     if not files.owns(getattr(key._value_buffer, "name", None)):
         _close_buffer(key, files)
-        key._value_buffer = files.new_file()
+        key._value_buffer = files.new_file()  # type: ignore[assignment]
     buffer = key._value_buffer
     buffer.seek(0)
     buffer.truncate()
