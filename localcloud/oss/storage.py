@@ -51,6 +51,7 @@ _moto_dispose = FakeKey.dispose
 _moto_get_object_response = S3Response.get_object
 _moto_copy_object = S3Backend.copy_object
 _moto_upload_part_copy = S3Backend.upload_part_copy
+_moto_key_response = S3Response.key_response
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,18 @@ def _patch_moto() -> None:
     S3Response.get_object = _with_file_views(_moto_get_object_response)  # type: ignore[method-assign]
     S3Backend.copy_object = _with_file_views(_moto_copy_object)  # type: ignore[method-assign]
     S3Backend.upload_part_copy = _with_file_views(_moto_upload_part_copy)  # type: ignore[method-assign]
+    S3Response.key_response = _forgetting_request_body  # type: ignore[method-assign]
+
+
+def _forgetting_request_body(response: S3Response, request: Any, *args: Any) -> Any:
+    """moto's key_response, then the request forgets the body werkzeug cached on it: the request
+    sits in a reference cycle, so each uploaded part's bytes would stay in memory until the next
+    full garbage collection (a 400 MB upload held 400 MB)."""
+    try:
+        return _moto_key_response(response, request, *args)
+    finally:
+        vars(request).pop("data", None)  # werkzeug's cached_property
+        request._cached_data = b""
 
 
 def _with_file_views(method: Any) -> Any:
