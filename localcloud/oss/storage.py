@@ -177,7 +177,7 @@ def _patch_moto() -> None:
     S3Response.get_object = _with_file_views(_moto_get_object_response)  # type: ignore[method-assign]
     S3Backend.copy_object = _with_file_views(_moto_copy_object)  # type: ignore[method-assign]
     S3Backend.upload_part_copy = _with_file_views(_moto_upload_part_copy)  # type: ignore[method-assign]
-    S3Response.key_response = _forgetting_request_body  # type: ignore[method-assign]
+    S3Response.key_response = _forgetting_request_body  # type: ignore[method-assign,assignment]
 
 
 def _forgetting_request_body(response: S3Response, request: Any, *args: Any) -> Any:
