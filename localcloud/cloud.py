@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import slsyaml
+from .data_dir import DataDir
 from .fc import LocalFc
 from .ice.server import LocalIce
 from .oss import LocalOss
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = {"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": 5}
+DEFAULT_TEMPLATE_NAME = "localcloud-default"
 LOCAL_STS_TOKEN = "local-sts-token"
 
 _Part = TypeVar("_Part", LocalOss, LocalIce, LocalFc)
@@ -71,14 +73,20 @@ class LocalCloudOptions:
     # merged into s.yaml's props per function, e.g. {"submit": {"timeout": 10}} for a test that waits for retries
     function_props: dict[str, dict[str, Any]] = field(default_factory=dict)
     async_retry_base_s: float = 0.5  # the pause before an async invocation's first retry (then doubling)
+    data_dir: Path | None = None  # keep objects, ICE state and credentials here across restarts (data_dir.py)
 
 
 class LocalCloud:
     def __init__(self, options: LocalCloudOptions | None = None) -> None:
         self.options = options or LocalCloudOptions()
-        self.access_key_id = "LTAI" + secrets.token_hex(8)
-        self.access_key_secret = secrets.token_urlsafe(24)
-        self.callback_auth_key = _auth_key()
+        self.data_dir = DataDir(self.options.data_dir) if self.options.data_dir else None
+        keys = {"access_key_id": "LTAI" + secrets.token_hex(8), "access_key_secret": secrets.token_urlsafe(24),
+                "callback_auth_key": _auth_key()}
+        if self.data_dir is not None:
+            keys = self.data_dir.credentials(lambda: keys)
+        self.access_key_id = keys["access_key_id"]
+        self.access_key_secret = keys["access_key_secret"]
+        self.callback_auth_key = keys["callback_auth_key"]
         self.oss: LocalOss | None = None
         self.ice: LocalIce | None = None
         self.fc: LocalFc | None = None
@@ -90,21 +98,33 @@ class LocalCloud:
         o = self.options
         try:
             oss = self.oss = LocalOss(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
-                                      host=o.host, port=o.oss_port, region=o.region,
-                                      account_id=o.account_id).start()
+                                      host=o.host, port=o.oss_port, region=o.region, account_id=o.account_id,
+                                      data_dir=self.data_dir.oss if self.data_dir else None).start()
             oss.create_bucket(o.bucket)
             ice = self.ice = LocalIce(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
                                       oss_endpoint=oss.endpoint, host=o.host, port=o.ice_port, region=o.region,
-                                      account_id=o.account_id, workers=o.ice_workers).start()
-            self.template_id = self.ice_adapter().create_snapshot_template(
-                "localcloud-default", o.template_config, o.template_subtype)["TemplateId"]
+                                      account_id=o.account_id, workers=o.ice_workers)
+            if self.data_dir is not None:
+                self.data_dir.keep_ice(ice.model)
+            ice.start()
+            self.template_id = self._default_template(ice)
             fc = self.fc = self._start_functions(oss, ice)
             ice.set_event_callback(fc.url("callback"), self.callback_auth_key)
+            ice.resume_unfinished_jobs()
             oss.subscribe(fc.on_oss_record)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _default_template(self, ice: LocalIce) -> str:
+        """The snapshot template the functions use: the one a data dir kept, else a new one."""
+        kept, _ = ice.model.list_templates(type=2, name=DEFAULT_TEMPLATE_NAME)
+        if kept:
+            return kept[0].template_id
+        o = self.options
+        return str(self.ice_adapter().create_snapshot_template(
+            DEFAULT_TEMPLATE_NAME, o.template_config, o.template_subtype)["TemplateId"])
 
     def _start_functions(self, oss: LocalOss, ice: LocalIce) -> LocalFc:
         """Deploy s.yaml's functions; the callback's HTTP trigger binds first, so its URL is the real one.

@@ -186,6 +186,14 @@ class LocalIce:
         """Add finished jobs without running them (see ``JobsBackend.bulk_load_jobs``); their ids."""
         return self.model.bulk_load_jobs(jobs, template_id=template_id)
 
+    def resume_unfinished_jobs(self) -> list[str]:
+        """Run again the jobs still ``Init`` (restored from a data dir: they were running when the
+        cloud stopped); their ids."""
+        job_ids = self.model.unfinished_job_ids()
+        for job_id in job_ids:
+            self._enqueue_job(self.model.get_job(job_id))
+        return job_ids
+
     def request_counts(self) -> dict[str, int]:
         """API calls per action (``SubmitSnapshotJob``: n, ...) since the last reset."""
         return self._requests.snapshot()

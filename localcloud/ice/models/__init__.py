@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 from localcloud.ice.models.base import TIME_FORMAT, IceError, format_time, invalid_parameter, utcnow
 from localcloud.ice.models.event_callbacks import SNAPSHOT_EVENT, CallbackTarget, EventCallback, EventCallbackBackend
@@ -33,6 +35,7 @@ __all__ = [
     "EventCallback",
     "IceError",
     "IceModel",
+    "STATE_CHANGING_METHODS",
     "OssLocation",
     "SnapshotJob",
     "Template",
@@ -40,6 +43,13 @@ __all__ = [
     "format_time",
     "invalid_parameter",
 ]
+
+
+#: The IceModel methods that change its state: whoever keeps the state (``localcloud.data_dir``)
+#: saves it after each of them.
+STATE_CHANGING_METHODS = ("create_template", "update_template", "delete_template", "set_default_template",
+                          "submit_snapshot_job", "bulk_load_jobs", "complete_job", "fail_job",
+                          "set_event_callback")
 
 
 class IceModel(JobsBackend, EventCallbackBackend):
@@ -60,3 +70,19 @@ class IceModel(JobsBackend, EventCallbackBackend):
             self._by_time = []
             self._event_callback = EventCallback()
             self._seq = 0
+
+    def state(self) -> dict[str, Any]:
+        """Everything the model holds, as JSON-able data: one list or record per part."""
+        with self._lock:
+            return {"templates": self._templates_state(), "jobs": self._jobs_state(),
+                    "event_callback": asdict(self._event_callback), "seq": self._seq}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the model's state by one :meth:`state` returned (jobs keep their status: a job
+        still ``Init`` is one that was running; see :meth:`unfinished_job_ids`)."""
+        with self._lock:
+            self.reset()
+            self._restore_templates(state.get("templates", []))
+            self._restore_jobs(state.get("jobs", []))
+            self._event_callback = EventCallback(**state.get("event_callback", {}))
+            self._seq = state.get("seq", 0)
