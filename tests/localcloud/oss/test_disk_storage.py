@@ -12,7 +12,7 @@ import pytest
 from bench.oss_big_objects import MIB, generated_part, memory_mb, serve_oss, upload_generated
 from localcloud.oss import storage
 
-UPLOAD_MB, PART_MB = 400, 50
+UPLOAD_MB, PART_MB = 300, 50
 #: Two copies of a part in flight (werkzeug reads the body, then into bytes) plus slack; moto
 #: alone held the whole upload three times over (parts, joined bytearray, checksum copy).
 MEMORY_GROWTH_BOUND_MB = 3 * PART_MB + 60
@@ -62,16 +62,19 @@ def test_a_range_get_reads_the_range_whatever_the_objects_size(bucket, files):
         assert body == part[start % part_size:start % part_size + MIB]
 
 
-def test_each_object_has_one_file_which_goes_with_it(bucket, files):
+def test_each_big_object_has_one_file_which_goes_with_it(bucket, files):
     def count() -> int:
         return len(os.listdir(files.folder))
 
+    big = storage.IN_MEMORY_MAX + 1
     start = count()
-    bucket.put_object("a", b"first")
+    bucket.put_object("small", b"stays in memory")
+    assert count() == start
+    bucket.put_object("a", b"1" * big)
     assert count() == start + 1
-    bucket.put_object("a", b"second")  # the old value's file is deleted with it
+    bucket.put_object("a", b"2" * big)  # the old value's file is deleted with it
     assert count() == start + 1
-    upload_generated(bucket, "b", 300 * 1024, 100 * 1024)  # the part files go once joined
+    upload_generated(bucket, "b", 3 * big, big)  # the part files go once joined
     assert count() == start + 2
     bucket.delete_object("a")
     bucket.delete_object("b")
