@@ -11,10 +11,11 @@ import json
 import secrets
 import string
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import slsyaml
 from .data_dir import DataDir
@@ -42,6 +43,14 @@ def _started(part: _Part | None) -> _Part:
     if part is None:
         raise RuntimeError("the local cloud is not running: call start() first")
     return part
+
+
+def _port(endpoint: str) -> int:
+    """The port of ``http://host:port/...`` or ``host:port``."""
+    port = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").port
+    if port is None:
+        raise ValueError(f"no port in {endpoint!r}")
+    return port
 
 
 def _auth_key() -> str:
@@ -95,6 +104,11 @@ class LocalCloud:
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
+        if self.data_dir is not None:  # the ports of the last run, unless others are asked for
+            kept, o = self.data_dir.kept_ports(), self.options
+            self.options = replace(o, oss_port=o.oss_port or kept.get("oss_port", 0),
+                                   ice_port=o.ice_port or kept.get("ice_port", 0),
+                                   callback_port=o.callback_port or kept.get("callback_port", 0))
         o = self.options
         try:
             oss = self.oss = LocalOss(access_key_id=self.access_key_id, access_key_secret=self.access_key_secret,
@@ -110,6 +124,9 @@ class LocalCloud:
             self.template_id = self._default_template(ice)
             fc = self.fc = self._start_functions(oss, ice)
             ice.set_event_callback(fc.url("callback"), self.callback_auth_key)
+            if self.data_dir is not None:
+                self.data_dir.keep_ports({"oss_port": _port(oss.endpoint), "ice_port": _port(ice.endpoint),
+                                          "callback_port": _port(fc.url("callback"))})
             ice.resume_unfinished_jobs()
             oss.subscribe(fc.on_oss_record)
         except BaseException:

@@ -6,8 +6,9 @@
   call is answered, so a kill -9 after an answer loses nothing. Jobs that were running when the
   cloud stopped are still ``Init`` there; the restarted cloud runs them again (their callback
   follows as for any job).
-* ``credentials.json`` (mode 0600): the access key, its secret and the callback AuthKey, kept so
-  that clients and ``snapshots --local`` keep working across restarts.
+* ``credentials.json`` (mode 0600): the access key, its secret and the callback AuthKey, and
+  ``ports.json``: the ports the first run was given, reused when not asked for explicitly. So
+  clients, ``snapshots --local`` and the callback URLs jobs carry keep working across restarts.
 
 Without a data dir everything is ephemeral, as before (objects in a temporary folder).
 """
@@ -41,6 +42,7 @@ class DataDir:
         self.oss = root / "oss"
         self._ice_state = root / "ice.json"
         self._credentials = root / "credentials.json"
+        self._ports = root / "ports.json"
         self._save_lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
@@ -52,6 +54,14 @@ class DataDir:
         made = make()
         write_json_atomically(self._credentials, made, mode=0o600)
         return made
+
+    def kept_ports(self) -> dict[str, int]:
+        """The ports of the last run (``oss_port``, ``ice_port``, ``callback_port``), if any."""
+        kept: dict[str, int] = json.loads(self._ports.read_text("utf-8")) if self._ports.is_file() else {}
+        return kept
+
+    def keep_ports(self, ports: dict[str, int]) -> None:
+        write_json_atomically(self._ports, ports)
 
     def keep_ice(self, model: IceModel) -> None:
         """Restore the model's saved state, and save it after every change from now on."""

@@ -1,5 +1,6 @@
-"""`up --data-dir DIR`: objects, the index, templates, jobs and the credentials survive a restart,
-even one by kill -9 right after the answers; and IceModel.state() / restore() round-trip."""
+"""`up --data-dir DIR`: objects, the index, templates, jobs, the credentials and the ports survive a
+restart, even one by kill -9 right after the answers; a job that was running runs again; and
+IceModel.state() / restore() round-trip."""
 from __future__ import annotations
 
 import json
@@ -24,10 +25,10 @@ TEMPLATE = {"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": 3}
 
 
 @contextmanager
-def local_cloud_up(data_dir: Path, home: Path, *, kill: bool = False) -> Iterator[dict]:
+def local_cloud_up(data_dir: Path, home: Path, *flags: str, kill: bool = False) -> Iterator[dict]:
     """`python -m localcloud up --data-dir` in its own process group; its JSON line. ``kill``:
     end it with SIGKILL (the whole group: the function processes too) instead of Ctrl-C."""
-    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "up", "--data-dir", str(data_dir)], cwd=home,
+    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "up", "--data-dir", str(data_dir), *flags], cwd=home,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(home),
                                  "SNAPSHOTS_LOCAL_STATE": str(home / "state.json")})
@@ -67,7 +68,8 @@ def test_objects_index_templates_and_jobs_survive_restarts(small_video, tmp_path
         bucket.put_object("notes/removed", b"gone")
         bucket.delete_object("notes/removed")
     with local_cloud_up(data_dir, tmp_path) as second:
-        assert (second["access_key_id"], second["template_id"]) == (first["access_key_id"], first["template_id"])
+        kept = ("access_key_id", "access_key_secret", "template_id", "oss_endpoint", "ice_endpoint", "callback_url")
+        assert {k: second[k] for k in kept} == {k: first[k] for k in kept}
         bucket = _bucket(second)
         assert bucket.get_object("uploads/kept.mp4").read() == small_video
         assert json.loads(bucket.get_object(index_key).read()) == index
@@ -81,6 +83,22 @@ def test_objects_index_templates_and_jobs_survive_restarts(small_video, tmp_path
         assert ice.get_snapshot_template(extra)["TemplateName"] == "kept-template"
     with local_cloud_up(data_dir, tmp_path) as third:  # and once more, after an orderly stop
         assert _bucket(third).get_object("uploads/kept.mp4").read() == small_video
+
+
+def test_a_job_running_when_the_cloud_was_killed_runs_after_the_restart(small_video, tmp_path):
+    data_dir = tmp_path / "data"
+    index_key = "snapshots/media/uploads/interrupted.mp4/index.json"
+    with local_cloud_up(data_dir, tmp_path, "--job-delay", "600", kill=True) as first:
+        _bucket(first).put_object("uploads/interrupted.mp4", small_video)
+        ice = _ice(first)
+        wait_until(lambda: ice.list_snapshot_jobs(status="Init").jobs, "the upload's job submitted")
+        [job] = ice.list_snapshot_jobs().jobs
+    with local_cloud_up(data_dir, tmp_path) as second:
+        bucket = _bucket(second)
+        wait_until(lambda: bucket.object_exists(index_key), "an index once the job has run again")
+        index = json.loads(bucket.get_object(index_key).read())
+        assert index["job"]["id"] == job.job_id and index["job"]["status"] == "Success"
+        assert _ice(second).get_snapshot_job(job.job_id).status == "Success"
 
 
 def test_ice_state_round_trips_through_json():
