@@ -144,8 +144,6 @@ class LocalOss:
             error = ElementTree.fromstring(resp.body)
             raise ValueError(f"LocalOss: cannot create bucket {name!r}: {resp.status} "
                              f"{error.findtext('Code')}: {error.findtext('Message')}")
-        if self._saved is not None:
-            self._saved.add_bucket(name)
 
     def put_objects(self, bucket: str, objects: dict[str, bytes]) -> None:
         """Admin: store objects straight into the backend, no HTTP, no notification, no request

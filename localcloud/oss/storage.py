@@ -335,7 +335,8 @@ class SavedObjects:
     """One JSON record per object in ``<root>/records/<bucket>/``, written (temp file + rename)
     before the request that created it is answered and deleted with the object, so a restarted
     local cloud finds every object it acknowledged: its file, ETag, size, time and metadata.
-    Versions, ACLs, tags and multipart uploads in progress are not kept."""
+    A bucket is kept while it holds objects. Versions, ACLs, tags and multipart uploads in
+    progress are not kept."""
 
     def __init__(self, files: ObjectFiles) -> None:
         self._files = files
@@ -343,9 +344,6 @@ class SavedObjects:
 
     def _record_path(self, bucket: str, key: str) -> Path:
         return self._records / bucket / (hashlib.sha256(key.encode("utf-8")).hexdigest() + ".json")
-
-    def add_bucket(self, bucket: str) -> None:
-        (self._records / bucket).mkdir(parents=True, exist_ok=True)
 
     def record(self, backend: S3Backend, bucket: str, key: str) -> None:
         """Write (or, when the object is gone, delete) the record of ``bucket/key``."""
@@ -369,10 +367,13 @@ class SavedObjects:
         named: set[str] = set()
         restored = 0
         for folder in sorted(self._records.glob("*")) if self._records.is_dir() else []:
+            records = [json.loads(path.read_text("utf-8")) for path in folder.glob("*.json")]
+            if not records:  # a bucket is kept while it holds objects
+                folder.rmdir()
+                continue
             if folder.name not in backend.buckets:
                 create_bucket(folder.name)
-            for path in folder.glob("*.json"):
-                record = json.loads(path.read_text("utf-8"))
+            for record in records:
                 named.add(record["file"])
                 restored += self._restore_one(backend, folder.name, record)
         for stray in self._files.folder.iterdir():
