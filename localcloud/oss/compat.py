@@ -249,8 +249,8 @@ class OssCompatApp:
             resp.set_header("Content-Type", "application/xml")
         elif op != "GetObject" and s3.body.lstrip().startswith(b"<"):
             resp.body = xml_bodies.oss_xml_body(req, s3.body, account_id=self._account_id, region=self._region)
-        streamed = req.method == "HEAD" or resp.stream is not None
-        length = s3.header("Content-Length") if streamed else str(len(resp.body))
+        bodiless = req.method == "HEAD" or resp.stream is not None  # moto's Content-Length says the length
+        length = s3.header("Content-Length") if bodiless else str(len(resp.body))
         resp.set_header("Content-Length", length)
         return resp
 
