@@ -25,7 +25,8 @@ from .cloud import LocalCloud, LocalCloudOptions
 
 def _options(args: argparse.Namespace) -> LocalCloudOptions:
     options = LocalCloudOptions(host=args.host, bucket=args.bucket, code=args.code, echo_logs=args.verbose,
-                                oss_port=args.oss_port, ice_port=args.ice_port, callback_port=args.callback_port)
+                                oss_port=args.oss_port, ice_port=args.ice_port, callback_port=args.callback_port,
+                                data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
     if args.template_config:
         options.template_config = json.loads(args.template_config)
     return options
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--callback-port", type=int, default=0)
         p.add_argument("-v", "--verbose", action="store_true", help="echo the functions' logs")
         if name == "up":
+            p.add_argument("--data-dir", metavar="DIR", help="keep objects, ICE jobs and templates, and the "
+                           "credentials in DIR across restarts (default: ephemeral)")
             faults = p.add_argument_group("faults of the local ICE (also: POST /__localcloud/faults on it)")
             faults.add_argument("--qps-limit", type=_qps_limit, action="append", metavar="ACTION=QPS",
                                 help="answer Throttling.User above QPS calls per second of ACTION (repeatable)")

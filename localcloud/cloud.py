@@ -11,12 +11,14 @@ import json
 import secrets
 import string
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import slsyaml
+from .data_dir import DataDir
 from .fc import LocalFc
 from .ice.server import LocalIce
 from .keyring import Keyring, StsCredentials
@@ -35,6 +37,7 @@ DEFAULT_TEMPLATE = {"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": 
 #: How long the STS credentials of a function's context last: 36 hours, as Function Compute's
 #: (https://help.aliyun.com/zh/functioncompute/fc-3-0/user-guide/context). Issued once per start.
 FUNCTION_CREDENTIALS_TTL_S = 36 * 3600
+DEFAULT_TEMPLATE_NAME = "localcloud-default"
 
 _Part = TypeVar("_Part", LocalOss, LocalIce, LocalFc)
 
@@ -43,6 +46,14 @@ def _started(part: _Part | None) -> _Part:
     if part is None:
         raise RuntimeError("the local cloud is not running: call start() first")
     return part
+
+
+def _port(endpoint: str) -> int:
+    """The port of ``http://host:port/...`` or ``host:port``."""
+    port = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").port
+    if port is None:
+        raise ValueError(f"no port in {endpoint!r}")
+    return port
 
 
 def _auth_key() -> str:
@@ -74,17 +85,24 @@ class LocalCloudOptions:
     # merged into s.yaml's props per function, e.g. {"submit": {"timeout": 10}} for a test that waits for retries
     function_props: dict[str, dict[str, Any]] = field(default_factory=dict)
     async_retry_base_s: float = 0.5  # the pause before an async invocation's first retry (then doubling)
+    data_dir: Path | None = None  # keep objects, ICE state and credentials here across restarts (data_dir.py)
 
 
 class LocalCloud:
     def __init__(self, options: LocalCloudOptions | None = None) -> None:
         self.options = options or LocalCloudOptions()
+        self.data_dir = DataDir(self.options.data_dir) if self.options.data_dir else None
+        generated = Keyring.generate()
+        keys = {"access_key_id": generated.access_key_id, "access_key_secret": generated.access_key_secret,
+                "callback_auth_key": _auth_key()}
+        if self.data_dir is not None:  # a restarted cloud keeps its keys, so clients keep working
+            keys = self.data_dir.credentials(lambda: keys)
         #: The cloud's AccessKey pair and the STS credentials issued from it, for the OSS and the ICE alike.
-        self.keyring = Keyring.generate()
+        self.keyring = Keyring(keys["access_key_id"], keys["access_key_secret"])
         self.access_key_id = self.keyring.access_key_id
         self.access_key_secret = self.keyring.access_key_secret
         self.function_credentials: StsCredentials | None = None
-        self.callback_auth_key = _auth_key()
+        self.callback_auth_key = keys["callback_auth_key"]
         self.oss: LocalOss | None = None
         self.ice: LocalIce | None = None
         self.fc: LocalFc | None = None
@@ -93,22 +111,43 @@ class LocalCloud:
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
+        if self.data_dir is not None:  # the ports of the last run, unless others are asked for
+            kept, o = self.data_dir.kept_ports(), self.options
+            self.options = replace(o, oss_port=o.oss_port or kept.get("oss_port", 0),
+                                   ice_port=o.ice_port or kept.get("ice_port", 0),
+                                   callback_port=o.callback_port or kept.get("callback_port", 0))
         o = self.options
         try:
             oss = self.oss = LocalOss(keyring=self.keyring, host=o.host, port=o.oss_port, region=o.region,
-                                      account_id=o.account_id).start()
+                                      account_id=o.account_id,
+                                      data_dir=self.data_dir.oss if self.data_dir else None).start()
             oss.create_bucket(o.bucket)
             ice = self.ice = LocalIce(keyring=self.keyring, oss_endpoint=oss.endpoint, host=o.host, port=o.ice_port,
-                                      region=o.region, account_id=o.account_id, workers=o.ice_workers).start()
-            self.template_id = self.ice_adapter().create_snapshot_template(
-                "localcloud-default", o.template_config, o.template_subtype)["TemplateId"]
+                                      region=o.region, account_id=o.account_id, workers=o.ice_workers)
+            if self.data_dir is not None:
+                self.data_dir.keep_ice(ice.model)
+            ice.start()
+            self.template_id = self._default_template(ice)
             fc = self.fc = self._start_functions(oss, ice)
             ice.set_event_callback(fc.url("callback"), self.callback_auth_key)
+            if self.data_dir is not None:
+                self.data_dir.keep_ports({"oss_port": _port(oss.endpoint), "ice_port": _port(ice.endpoint),
+                                          "callback_port": _port(fc.url("callback"))})
+            ice.resume_unfinished_jobs()
             oss.subscribe(fc.on_oss_record)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _default_template(self, ice: LocalIce) -> str:
+        """The snapshot template the functions use: the one a data dir kept, else a new one."""
+        kept, _ = ice.model.list_templates(type=2, name=DEFAULT_TEMPLATE_NAME)
+        if kept:
+            return kept[0].template_id
+        o = self.options
+        return str(self.ice_adapter().create_snapshot_template(
+            DEFAULT_TEMPLATE_NAME, o.template_config, o.template_subtype)["TemplateId"])
 
     def _start_functions(self, oss: LocalOss, ice: LocalIce) -> LocalFc:
         """Deploy s.yaml's functions; the callback's HTTP trigger binds first, so its URL is the real one.

@@ -58,19 +58,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import oss2
 
 from localcloud.counters import RequestCounts
-from localcloud.ice import admin, callbacks, engine, instant
-from localcloud.ice.faults import AnswerLost, FaultInjector, Faults
+from localcloud.ice import callbacks, engine, instant
+from localcloud.ice.faults import FaultInjector, Faults
+from localcloud.ice.handler import handler_for
 from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
 from localcloud.ice.rangefile import HttpRangeFile
-from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, Headers, IceResponses
+from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, IceResponses
 from localcloud.keyring import Keyring
 
 log = logging.getLogger("localcloud.ice")
@@ -130,7 +130,7 @@ class LocalIce:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
+        self._server = ThreadingHTTPServer((self._host, self._port), handler_for(self))
         self._server.daemon_threads = False  # server_close() joins the connection threads
         host, port = self._server.socket.getsockname()[:2]  # the port the OS gave, when asked for port 0
         self.endpoint = f"{host}:{port}"
@@ -192,6 +192,14 @@ class LocalIce:
     def bulk_load_jobs(self, jobs: list[dict[str, Any]], template_id: str) -> list[str]:
         """Add finished jobs without running them (see ``JobsBackend.bulk_load_jobs``); their ids."""
         return self.model.bulk_load_jobs(jobs, template_id=template_id)
+
+    def resume_unfinished_jobs(self) -> list[str]:
+        """Run again the jobs still ``Init`` (restored from a data dir: they were running when the
+        cloud stopped); their ids."""
+        job_ids = self.model.unfinished_job_ids()
+        for job_id in job_ids:
+            self._enqueue_job(self.model.get_job(job_id))
+        return job_ids
 
     def request_counts(self) -> dict[str, int]:
         """API calls per action (``SubmitSnapshotJob``: n, ...) since the last reset."""
@@ -435,63 +443,3 @@ class LocalIce:
                     return
         finally:
             self._busy_add(-1)
-
-
-class _IceRequestHandler(BaseHTTPRequestHandler):
-    """One connection to a LocalIce: the ICE API, or the admin endpoint under admin.PREFIX."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "LocalIce"
-    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
-    timeout = 120  # seconds an idle keep-alive connection is kept
-    ice: LocalIce  # set by _handler_for
-
-    def setup(self) -> None:
-        super().setup()
-        self.ice._track_connection(self.connection, open=True)
-
-    def finish(self) -> None:
-        self.ice._track_connection(self.connection, open=False)
-        super().finish()
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _dispatch(self) -> None:
-        body = self._body()
-        parts = urlsplit(self.path)
-        if parts.path.startswith(admin.PREFIX):
-            loopback = self.client_address[0].startswith("127.") or self.client_address[0] == "::1"
-            self._send(*admin.answer(self.ice, self.command, parts.path[len(admin.PREFIX):], body, loopback))
-            return
-        try:
-            answer = self.ice._responses.handle(self.command, parts.path, parts.query,
-                                                Headers(self.headers.items()), body)
-        except AnswerLost as lost:  # the action ran; close the connection with no response at all
-            log.info("answer of %s lost by fault injection (lose_answers)", lost.args[0])
-            self.close_connection = True
-            return
-        try:
-            self._send(*answer)
-        except ConnectionError:  # the client gave up first (e.g. its read timeout under answer_delay_s)
-            log.info("client of %s went away before the answer", self.headers.get("x-acs-action"))
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line carries the query (SetEventCallback's AuthKey): log method and path only.
-        log.debug("%s %s -> %s", self.command, urlsplit(self.path).path, args[1] if len(args) > 1 else "")
-
-
-def _handler_for(ice: LocalIce) -> type[BaseHTTPRequestHandler]:
-    return type("LocalIceHandler", (_IceRequestHandler,), {"ice": ice})

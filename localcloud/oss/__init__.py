@@ -16,6 +16,8 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``notifications``: object-created and object-removed events, delivered to listeners as FC
   OSS-trigger records.
 * ``faults``: lost answers, 500s and latency for the next N matching requests.
+* ``storage``: objects in files, not in memory: multipart uploads joined part file by part file,
+  GETs and copies streamed from the object's file; and the records ``--data-dir`` keeps.
 * ``server``: :class:`LocalOss`, which serves it all.
 
 State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and

@@ -100,7 +100,7 @@ class OssCompatApp:
             # The work is done; werkzeug closes a connection dropped this way without a byte sent.
             raise ConnectionAbortedError(f"LocalOss fault: answer to {req.method} /{req.bucket}/{req.key} lost")
         start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", resp.headers)
-        return [resp.body]
+        return [resp.body] if resp.stream is None else resp.stream
 
     def _finish_error(self, req: OssRequest, resp: Response) -> None:
         """Stamp RequestId/HostId into the <Error>; a HEAD has no body, so OSS sends it base64 in x-oss-err."""
@@ -203,9 +203,11 @@ class OssCompatApp:
     def _forward(self, req: OssRequest, environ: Environ, body: bytes | None = None) -> Response:
         """Send the request to moto as S3, and turn moto's answer into an OSS answer."""
         inner = translation.s3_environ(req, environ, body, host=self._inner_host())
-        return self._to_oss_response(req, self._call_inner(inner))
+        return self._to_oss_response(req, self._call_inner(inner, stream=req.operation == "GetObject"))
 
-    def _call_inner(self, environ: Environ) -> Response:
+    def _call_inner(self, environ: Environ, stream: bool = False) -> Response:
+        """moto's answer; with ``stream``, a successful one keeps its body as moto's iterable
+        (an object's file, read as werkzeug sends it: see ``storage``)."""
         captured: list[tuple[int, list[tuple[str, str]]]] = []
         chunks: list[bytes] = []
 
@@ -215,6 +217,8 @@ class OssCompatApp:
             return chunks.append
 
         result = self._inner(environ, start_response)
+        if stream and captured and captured[-1][0] in (200, 206):
+            return Response(*captured[-1], stream=result)
         try:
             chunks.extend(result)
         finally:
@@ -234,7 +238,7 @@ class OssCompatApp:
     # ------------------------------------------------------------------ S3 answer -> OSS answer
 
     def _to_oss_response(self, req: OssRequest, s3: Response) -> Response:
-        resp = Response(s3.status, translation.oss_headers(s3.headers), s3.body)
+        resp = Response(s3.status, translation.oss_headers(s3.headers), s3.body, s3.stream)
         op = req.operation
         if op in ("GetObject", "HeadObject") and s3.status in (200, 206, 304):
             resp.set_header("x-oss-object-type", xml_bodies.object_type(resp.header("ETag") or ""))
@@ -245,7 +249,8 @@ class OssCompatApp:
             resp.set_header("Content-Type", "application/xml")
         elif op != "GetObject" and s3.body.lstrip().startswith(b"<"):
             resp.body = xml_bodies.oss_xml_body(req, s3.body, account_id=self._account_id, region=self._region)
-        length = s3.header("Content-Length") if req.method == "HEAD" else str(len(resp.body))
+        bodiless = req.method == "HEAD" or resp.stream is not None  # moto's Content-Length says the length
+        length = s3.header("Content-Length") if bodiless else str(len(resp.body))
         resp.set_header("Content-Length", length)
         return resp
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -13,11 +14,11 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localcloud.keyring import Keyring
-from localcloud.oss import listing
+from localcloud.oss import listing, storage
 from localcloud.oss.compat import OssCompatApp, moto_backend
 from localcloud.oss.faults import OssFaults
-from localcloud.oss.notifications import Listener, Notifier
-from localcloud.oss.wire import OssError
+from localcloud.oss.notifications import Listener, Notifier, ObjectChange
+from localcloud.oss.wire import OssError, OssRequest
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,13 @@ class LocalOss:
     gives the requests per operation (``PutObject``: n...) since ``reset_request_counts()``.
     Requests are signed with ``keyring``'s keys (a given one is shared, e.g. with the local ICE),
     else with a keyring of just this pair; ``keyring.issue_sts()`` gives STS credentials.
+    Objects live in files (:mod:`localcloud.oss.storage`): under ``data_dir``, where a later
+    ``LocalOss`` on the same folder finds them again, else in a temporary folder.
     """
 
     def __init__(self, *, access_key_id: str = "", access_key_secret: str = "", keyring: Keyring | None = None,
                  host: str = "127.0.0.1", port: int = 0, region: str = "cn-hangzhou",
-                 account_id: str = "1000000000000001") -> None:
+                 account_id: str = "1000000000000001", data_dir: Path | None = None) -> None:
         self.keyring = keyring or Keyring(access_key_id, access_key_secret)
         self.access_key_id = self.keyring.access_key_id
         self.region = region
@@ -78,10 +81,16 @@ class LocalOss:
         # moto reads the minimum part size from this module-level setting at CompleteMultipartUpload.
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = OSS_MIN_PART_SIZE
         listing.install()  # buckets created from now on list in O(log n + page), not O(bucket)
+        files = storage.install(data_dir)
+        self._saved = storage.SavedObjects(files) if data_dir is not None else None
         self._app = OssCompatApp(
             inner=create_backend_app("s3"), keyring=self.keyring, region=region, account_id=account_id,
-            inner_host=self._inner_host, notify=self._notifier.publish, faults=self._faults,
+            inner_host=self._inner_host, notify=self._object_changed, faults=self._faults,
         )
+        if self._saved is not None and not files.restored:
+            files.restored = True
+            restored = self._saved.restore(moto_backend(), self.create_bucket)
+            log.info("LocalOss: %d objects restored from %s", restored, data_dir)
         self.request_counts = self._app.requests.snapshot
         self.reset_request_counts = self._app.requests.reset
         self.lose_answers = self._faults.lose_answers
@@ -143,6 +152,12 @@ class LocalOss:
         backend = moto_backend()
         for key, data in objects.items():
             backend.put_object(bucket, key, data, disable_notification=True)
+
+    def _object_changed(self, event_name: str, req: OssRequest, key: str, change: ObjectChange) -> None:
+        """Called by the layer after each object write, before the answer: keep its record, notify."""
+        if self._saved is not None:
+            self._saved.record(moto_backend(), req.bucket, key)
+        self._notifier.publish(event_name, req, key, change)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(record)`` for every object created or removed from now on (FC OSS-trigger record)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +49,8 @@ class Response:
     status: int
     headers: list[tuple[str, str]]
     body: bytes = b""
+    #: A GET's object bytes, streamed from the object's file instead of ``body`` (see ``storage``).
+    stream: Iterable[bytes] | None = None
 
     def header(self, name: str) -> str | None:
         name = name.lower()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "IceError",
     "IceModel",
     "MediaAsset",
+    "STATE_CHANGING_METHODS",
     "OssLocation",
     "SnapshotJob",
     "Template",
@@ -43,6 +45,13 @@ __all__ = [
     "format_time",
     "invalid_parameter",
 ]
+
+
+#: The IceModel methods that change its state: whoever keeps the state (``localcloud.data_dir``)
+#: saves it after each of them.
+STATE_CHANGING_METHODS = ("create_template", "update_template", "delete_template", "set_default_template",
+                          "submit_snapshot_job", "bulk_load_jobs", "complete_job", "fail_job",
+                          "set_event_callback", "register_media_info")
 
 
 class IceModel(MediaBackend, EventCallbackBackend):
@@ -66,12 +75,19 @@ class IceModel(MediaBackend, EventCallbackBackend):
             self._seq = 0
 
     def state(self) -> dict[str, Any]:
-        """What a restart keeps (JSON-ready). Only the media assets so far: templates and jobs are
-        another part's (``up --data-dir``), added beside them."""
+        """Everything the model holds, as JSON-able data: one list or record per part."""
         with self._lock:
-            return {"media": self.media_state()}
+            return {"templates": self._templates_state(), "jobs": self._jobs_state(),
+                    "media": self.media_state(), "event_callback": asdict(self._event_callback),
+                    "seq": self._seq}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Replace the state with one :meth:`state` returned."""
+        """Replace the model's state by one :meth:`state` returned (jobs keep their status: a job
+        still ``Init`` is one that was running; see :meth:`unfinished_job_ids`)."""
         with self._lock:
+            self.reset()
+            self._restore_templates(state.get("templates", []))
+            self._restore_jobs(state.get("jobs", []))
             self.restore_media(state.get("media", []))
+            self._event_callback = EventCallback(**state.get("event_callback", {}))
+            self._seq = state.get("seq", 0)

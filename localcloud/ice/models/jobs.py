@@ -36,7 +36,7 @@ import bisect
 import copy
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -329,6 +329,40 @@ class JobsBackend(TemplatesBackend):
             keys = job.snapshot_keys if order_by == "Asc" else job.snapshot_keys[::-1]
             return UrlPage(bucket=job.output.bucket, keys=keys[start:start + size], total=len(keys),
                            vtt_key=job.vtt_key, timeout_s=timeout)
+
+
+    def unfinished_job_ids(self) -> list[str]:
+        """The jobs still ``Init``, oldest first (after a restore: the ones that were running)."""
+        with self._lock:
+            return [job_id for _, _, job_id in self._by_time if self._jobs[job_id].status == "Init"]
+
+    def _jobs_state(self) -> list[dict[str, Any]]:
+        """The jobs as JSON-able records, oldest first (see :meth:`IceModel.state`)."""
+        return [_job_record(self._jobs[job_id]) for _, _, job_id in self._by_time]
+
+    def _restore_jobs(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self._add_job(_job_from_record(record))
+
+
+_JOB_TIMES = ("create_time", "finish_time", "modified_time")
+
+
+def _job_record(job: SnapshotJob) -> dict[str, Any]:
+    record = {f.name: getattr(job, f.name) for f in fields(job)}
+    record.update({name: value.isoformat() if value else None for name, value in
+                   ((name, getattr(job, name)) for name in _JOB_TIMES)})
+    record.update(input=asdict(job.input), output=asdict(job.output), params=job.params.to_config(),
+                  snapshot_keys=list(job.snapshot_keys))
+    return record
+
+
+def _job_from_record(record: dict[str, Any]) -> SnapshotJob:
+    values = dict(record)
+    values.update({name: datetime.fromisoformat(record[name]) if record[name] else None for name in _JOB_TIMES})
+    values.update(input=OssLocation(**record["input"]), output=OssLocation(**record["output"]),
+                  params=engine.SnapshotParams.from_config(record["params"]))
+    return SnapshotJob(**values)
 
 
 def _media_reference(field_name: str, value: Any) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -166,3 +166,14 @@ class TemplatesBackend(ModelState):
                     template.is_default = template is chosen
             chosen.modified_time = self._clock()
 
+
+    def _templates_state(self) -> list[dict[str, Any]]:
+        """The templates as JSON-able records (see :meth:`IceModel.state`)."""
+        return [{**asdict(t), "create_time": t.create_time.isoformat(), "modified_time": t.modified_time.isoformat()}
+                for t in sorted(self._templates.values(), key=lambda t: t.seq)]
+
+    def _restore_templates(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            template = Template(**{**record, "create_time": datetime.fromisoformat(record["create_time"]),
+                                   "modified_time": datetime.fromisoformat(record["modified_time"])})
+            self._templates[template.template_id] = template
