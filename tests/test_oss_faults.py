@@ -93,9 +93,12 @@ def test_a_bad_switch_is_refused_and_changes_nothing(bad):
 
 # --- through the wire: oss2, the admin endpoint, `up` ------------------------------------------------
 
+OWN = "manual/faults/"  # these tests' switches spare the pipeline's work that an earlier test left in flight
+
+
 def test_an_injected_error_does_no_work_and_a_lost_answer_does_it(cloud, small_video):
     bucket = cloud.bucket()
-    cloud.oss.set_faults(error_rate=1.0, seed=1)
+    cloud.oss.set_faults(error_rate=1.0, key_prefix=OWN, seed=1)
     with pytest.raises(oss2.exceptions.ServerError) as failed:
         bucket.put_object("manual/faults/failed.bin", b"never stored")
     assert failed.value.status in (500, 503) and failed.value.code in ("InternalError", "ServiceUnavailable")
@@ -110,7 +113,7 @@ def test_an_injected_error_does_no_work_and_a_lost_answer_does_it(cloud, small_v
 def test_latency_is_added_to_every_request(cloud):
     bucket = cloud.bucket()
     bucket.put_object("manual/faults/slow.bin", b"x")
-    cloud.oss.set_faults(latency_s=0.3)
+    cloud.oss.set_faults(latency_s=0.3, key_prefix=OWN)
     started = time.monotonic()
     for _ in range(3):
         bucket.head_object("manual/faults/slow.bin")
@@ -130,8 +133,9 @@ def admin(cloud, method: str = "GET", body: bytes | None = None) -> tuple[int, d
 def test_the_admin_endpoint_shows_and_sets_the_switches_without_a_signature(cloud):
     assert admin(cloud) == (200, {"error_rate": 0.0, "latency_s": 0.0, "drop_response_rate": 0.0,
                                   "methods": [], "key_prefix": ""})
-    status, now = admin(cloud, "POST", json.dumps({"drop_response_rate": 0.25, "methods": ["PUT"], "seed": 4}).encode())
-    assert status == 200 and now["drop_response_rate"] == 0.25 and now["methods"] == ["PUT"]
+    change = {"drop_response_rate": 0.25, "methods": ["PUT"], "key_prefix": OWN, "seed": 4}
+    status, now = admin(cloud, "POST", json.dumps(change).encode())
+    assert status == 200 and now == dict(now, drop_response_rate=0.25, methods=["PUT"], key_prefix=OWN)
     assert cloud.oss.faults() == now
     status, error = admin(cloud, "POST", b'{"error_rate": 2}')
     assert status == 400 and "error_rate" in error["error"] and cloud.oss.faults() == now
@@ -199,12 +203,16 @@ def test_the_pipelines_oss_retries_carry_uploads_through_errors_and_latency(clou
         assert_one_job_and_a_correct_index(cloud, key, index)
 
 
-def test_lost_answers_to_the_pipelines_writes_still_make_one_job_and_one_index_per_version(cloud, small_video):
-    keys = [f"uploads/oss-faults/lost-{i}.mp4" for i in range(4)]
+@pytest.mark.parametrize("lost", [
     # Every write under the output prefix: claims (forbid-overwrite), pending markers, claim updates,
-    # indexes and the markers' deletion; the uploads themselves (under uploads/) are answered.
-    cloud.set_oss_faults(drop_response_rate=0.35, methods=["PUT", "POST", "DELETE"], key_prefix="snapshots/",
-                         seed=21)
+    # indexes, the markers' deletion.
+    {"drop_response_rate": 0.35, "methods": ["PUT", "POST", "DELETE"], "key_prefix": "snapshots/", "seed": 21},
+    # Every read, listing and deletion, the uploads' HEADs too, with errors on top.
+    {"drop_response_rate": 0.4, "error_rate": 0.2, "methods": ["GET", "HEAD", "POST", "DELETE"], "seed": 12},
+], ids=["writes", "reads"])
+def test_lost_answers_still_make_one_job_and_one_index_per_version(cloud, small_video, lost):
+    keys = [f"uploads/oss-faults/lost-{lost['seed']}-{i}.mp4" for i in range(4)]
+    cloud.set_oss_faults(**lost)  # the uploads themselves (PUTs under uploads/) are answered
     for key in keys:
         cloud.bucket().put_object(key, small_video)
     indexes = {key: final_index(cloud, key) for key in keys}
