@@ -159,7 +159,7 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
-@pytest.mark.parametrize("after_s", [0.3, 1.5])
+@pytest.mark.parametrize("after_s", [0.8, 2.0])
 def test_ctrl_c_while_up_is_starting_stops_it_quietly(tmp_path, after_s):
     proc = start_up(tmp_path)
     time.sleep(after_s)  # while it imports, or while it starts its servers: every moment must stop cleanly
