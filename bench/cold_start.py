@@ -116,7 +116,7 @@ class ColdRunner:
 
 
 def _signed_request(cloud, job_id: str) -> dict[str, Any]:
-    from localcloud.fc import http_event
+    from localcloud.fc_http import http_event
     from localcloud.ice import callbacks
     from snapshot_pipeline.callback import signature
 

@@ -5,25 +5,30 @@
 what a client needs to talk to it), then serves until Ctrl-C. It also records that state, with its
 pid, in ``.localcloud/state.json`` and in ``$SNAPSHOTS_LOCAL_STATE`` (else a per-user file), where
 ``snapshots --local`` finds it (both sides use ``snapshot_pipeline.cli.local_state``).
+Ctrl-C (SIGINT) or SIGTERM, even while it is starting, stops it quietly and in order, exit status 0.
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import math
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from snapshot_pipeline.cli.local_state import files_up_writes, remove_local_state, write_local_state
-
-from .cloud import LocalCloud, LocalCloudOptions
+if TYPE_CHECKING:
+    from .cloud import LocalCloudOptions
 
 
 def _options(args: argparse.Namespace) -> LocalCloudOptions:
+    from .cloud import LocalCloudOptions
+
     options = LocalCloudOptions(host=args.host, bucket=args.bucket, code=args.code, echo_logs=args.verbose,
                                 oss_port=args.oss_port, ice_port=args.ice_port, callback_port=args.callback_port,
                                 data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
@@ -42,6 +47,23 @@ def _qps_limit(value: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected ACTION=QPS, e.g. SubmitSnapshotJob=50, not {value!r}") from None
 
 
+def _number_in(low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high`` (a fault rate, a delay)."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"expected {what}, not {value!r}")
+        return number
+    return parse
+
+
+_share = _number_in(0.0, 1.0, "a share between 0 and 1")
+_seconds = _number_in(0.0, math.inf, "seconds >= 0")
+
+
 def _faults(args: argparse.Namespace) -> dict:
     """The local ICE's fault settings from the flags (the admin endpoint changes them later)."""
     faults: dict = {}
@@ -56,13 +78,32 @@ def _faults(args: argparse.Namespace) -> dict:
     return faults
 
 
+def _oss_faults(args: argparse.Namespace) -> dict:
+    """The local OSS's rate switches from the flags (its admin endpoint changes them later)."""
+    faults = {name: getattr(args, flag) for flag, name in (
+        ("oss_error_rate", "error_rate"), ("oss_latency", "latency_s"),
+        ("oss_drop_response_rate", "drop_response_rate")) if getattr(args, flag) is not None}
+    if args.fault_seed is not None:
+        faults["seed"] = args.fault_seed
+    return faults
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Before the local cloud is even imported: a Ctrl-C at any moment asks for the same orderly stop,
+    # never a KeyboardInterrupt in the middle of starting or stopping (the function instances run in
+    # sessions of their own, so the terminal's SIGINT does not reach them).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    from snapshot_pipeline.cli.local_state import files_up_writes, remove_local_state, write_local_state
+
+    from .cloud import LocalCloud
+
     cloud = LocalCloud(_options(args)).start()
-    cloud.set_faults(**_faults(args))
     written: list[Path] = []
     try:
+        cloud.set_faults(**_faults(args))
+        cloud.set_oss_faults(**_oss_faults(args))
         info = cloud.describe()
         for path in files_up_writes(os.environ):
             try:
@@ -73,10 +114,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(json.dumps(info), flush=True)  # after the state files: a client that read it can use --local
         print(f"local cloud up: upload videos to oss://{info['bucket']}/uploads/ (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):  # a timed wait: the signal handler runs at the latest every 0.5 s
             pass
     finally:
         for path in written:
@@ -88,6 +126,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from PIL import Image
+
+    from .cloud import LocalCloud
 
     out = Path(args.out)
     if args.video and not Path(args.video).is_file():
@@ -144,11 +184,19 @@ def main(argv: list[str] | None = None) -> int:
             faults = p.add_argument_group("faults of the local ICE (also: POST /__localcloud/faults on it)")
             faults.add_argument("--qps-limit", type=_qps_limit, action="append", metavar="ACTION=QPS",
                                 help="answer Throttling.User above QPS calls per second of ACTION (repeatable)")
-            faults.add_argument("--error-rate", type=float, metavar="P", help="fail this share of calls with a 5xx")
-            faults.add_argument("--latency", type=float, metavar="S", help="add S seconds to every API call")
-            faults.add_argument("--callback-drop-rate", type=float, metavar="P", help="drop this share of callbacks")
-            faults.add_argument("--job-delay", type=float, metavar="S", help="wait S seconds before running each job")
-            faults.add_argument("--fault-seed", type=int, help="seed of the fault RNG, for reproducible runs")
+            faults.add_argument("--error-rate", type=_share, metavar="P", help="fail this share of calls with a 5xx")
+            faults.add_argument("--latency", type=_seconds, metavar="S", help="add S seconds to every API call")
+            faults.add_argument("--callback-drop-rate", type=_share, metavar="P", help="drop this share of callbacks")
+            faults.add_argument("--job-delay", type=_seconds, metavar="S",
+                                help="wait S seconds before running each job")
+            faults.add_argument("--fault-seed", type=int,
+                                help="seed of the fault RNGs (ICE's and OSS's), for reproducible runs")
+            oss_faults = p.add_argument_group("faults of the local OSS (also: POST /__localcloud/faults on it)")
+            oss_faults.add_argument("--oss-error-rate", type=_share, metavar="P",
+                                    help="answer this share of requests 500/503 without performing them")
+            oss_faults.add_argument("--oss-latency", type=_seconds, metavar="S", help="add S seconds to every request")
+            oss_faults.add_argument("--oss-drop-response-rate", type=_share, metavar="P",
+                                    help="perform this share of requests, then close the connection unanswered")
         if name == "demo":
             p.add_argument("--video", help="a video file to upload (default: generate one)")
             p.add_argument("--out", default="demo-output")

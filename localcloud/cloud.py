@@ -202,6 +202,11 @@ class LocalCloud:
         """Inject ICE faults (the keys of :meth:`LocalIce.set_faults`)."""
         _started(self.ice).set_faults(**faults)
 
+    def set_oss_faults(self, **faults: Any) -> None:
+        """Set the local OSS's rate switches (``error_rate``, ``latency_s``, ``drop_response_rate``,
+        ``methods``, ``key_prefix``, ``seed``: :meth:`LocalOss.set_faults`)."""
+        _started(self.oss).set_faults(**faults)
+
     def lose_oss_answers(self, *, method: str | None = None, key_prefix: str = "", count: int = 1) -> None:
         """Let the local OSS perform the next ``count`` matching requests and drop their answers
         (:meth:`LocalOss.lose_answers`; ``self.oss.clear_faults()`` disarms, and has the other faults)."""

@@ -11,8 +11,9 @@
 - Timer triggers: ``@every <n>s|m|h`` schedules deliver FC's timer event
   ``{"triggerTime", "triggerName", "payload"}`` asynchronously (cron expressions are not run
   locally; :meth:`LocalFc.fire_timer` delivers one tick on demand).
-- HTTP triggers: an HTTP server per function turns each request into the FC 3.0
-  HTTP-trigger event and maps the returned ``{statusCode, headers, body, isBase64Encoded}``
+- HTTP triggers: an HTTP server per function (``localcloud.fc_http``: bodies as FC's gateway
+  hands them over, chunked ones decoded) turns each request into the FC 3.0 HTTP-trigger event
+  (``fc_http.http_event``) and maps the returned ``{statusCode, headers, body, isBase64Encoded}``
   dict to the response (a plain string result is a 200 with that body; a handler that raises
   answers 502 with ``x-fc-error-type: UnhandledInvocationError``).
 """
@@ -32,12 +33,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .fc_async import AsyncInvoker
+from .fc_http import TriggerServer
 from .fc_worker import split_end_of_invocation
 from .slsyaml import FunctionSpec
 
@@ -173,6 +173,7 @@ class FunctionPool:
         self._idle: list[_Instance] = []
         self._count = 0
         self._cond = threading.Condition()
+        self._stopped = False
         self.started_instances = 0
         self.busy: set[_Instance] = set()  # instances inside an invocation (LocalFc.kill_instances)
 
@@ -184,6 +185,8 @@ class FunctionPool:
     def _acquire(self) -> _Instance:
         with self._cond:
             while True:
+                if self._stopped:
+                    raise InvocationError("LocalFcStopped", "the local Function Compute is stopping")
                 while self._idle:
                     inst = self._idle.pop()
                     if inst.alive:
@@ -205,11 +208,14 @@ class FunctionPool:
 
     def _release(self, inst: _Instance) -> None:
         with self._cond:
-            if inst.alive:
+            kept = inst.alive and not self._stopped
+            if kept:
                 self._idle.append(inst)
             else:
                 self._count -= 1
             self._cond.notify()
+        if not kept:  # an invocation that began as the pool stopped: its instance ends with it
+            inst.kill()
 
     def invoke(self, event: bytes, request_id: str | None = None) -> Any:
         context = dict(self.context_base, request_id=request_id or str(uuid.uuid4()))
@@ -225,88 +231,17 @@ class FunctionPool:
             self._release(inst)
 
     def stop(self) -> None:
+        """End every instance, and start none after this. One inside an invocation is killed as a crash
+        would kill it (its invocation fails InstanceExited), or it would outlive the local cloud."""
         with self._cond:
+            self._stopped = True
             idle, self._idle = self._idle, []
+            self._cond.notify_all()
         for inst in idle:
             inst.kill()
-
-
-def http_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, *, source_ip: str,
-               request_id: str, domain: str) -> dict[str, Any]:
-    """The FC 3.0 HTTP-trigger event for a built-in runtime."""
-    parts = urlsplit(raw_path)
-    query: dict[str, str] = {}
-    for k, v in parse_qsl(parts.query, keep_blank_values=True):
-        query[k] = f"{query[k]},{v}" if k in query else v
-    try:
-        text, is_b64 = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, is_b64 = base64.b64encode(body).decode(), True
-    now = time.time()
-    return {
-        "version": "v1", "rawPath": parts.path, "body": text, "isBase64Encoded": is_b64,
-        "headers": headers, "queryParameters": query,
-        "requestContext": {
-            "accountId": "", "domainName": domain, "domainPrefix": domain.split(".")[0],
-            "http": {"method": method, "path": unquote(parts.path), "protocol": "HTTP/1.1",
-                     "sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
-            "requestId": request_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-            "timeEpoch": str(int(now * 1000)),
-        },
-    }
-
-
-class _TriggerServer(ThreadingHTTPServer):
-    """One function's HTTP trigger on its own port (0: any free one; ``url`` says which it got)."""
-
-    daemon_threads = True
-
-    def __init__(self, fc: LocalFc, pool: FunctionPool, host: str, port: int) -> None:
-        super().__init__((host, port), _TriggerRequestHandler)
-        self.fc, self.pool, self.host = fc, pool, host
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.server_address[1]}/"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is not an error
-            super().handle_error(request, client_address)
-
-
-class _TriggerRequestHandler(BaseHTTPRequestHandler):
-    """An HTTP request in, the function's FC 3.0 HTTP-trigger event and response out."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
-    server: _TriggerServer
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers: dict[str, str] = {}
-        for k, v in self.headers.items():
-            headers[k] = f"{headers[k]},{v}" if k in headers else v
-        request_id = str(uuid.uuid4())
-        event = http_event(self.command, self.path, headers, body, source_ip=self.client_address[0],
-                           request_id=request_id, domain=self.server.host)
-        status, out_headers, payload = self.server.fc.invoke_http(self.server.pool, event, request_id)
-        try:
-            self.send_response(status)
-            for k, v in out_headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("x-fc-request-id", request_id)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the caller gave up waiting (ICE does after 3 s); the function still ran
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        for inst in list(self.busy):  # the invoking thread sees the process end, and cleans up after it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(inst.proc.pid, signal.SIGKILL)
 
 
 def timer_event(trigger: Mapping[str, Any]) -> dict[str, Any]:
@@ -335,7 +270,7 @@ class LocalFc:
         self.host = host
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
-        self._http: dict[str, _TriggerServer] = {}
+        self._http: dict[str, TriggerServer] = {}
         self._stopping = threading.Event()
         self.on_invocation: Callable[[Invocation], None] | None = None
         self.async_invoker = AsyncInvoker(functions, self._invoke_async_attempt, retry_base_s=retry_base_s,
@@ -348,7 +283,7 @@ class LocalFc:
         """Serve the triggers; an HTTP trigger without a port in ``http_ports`` gets a free one."""
         for name, pool in self.pools.items():
             if any(t.get("triggerType") == "http" for t in pool.spec.triggers):
-                server = _TriggerServer(self, pool, self.host, (http_ports or {}).get(name, 0))
+                server = TriggerServer(self, pool, self.host, (http_ports or {}).get(name, 0))
                 server.thread.start()
                 self._http[name] = server
         for name, pool in self.pools.items():

@@ -18,6 +18,7 @@ import importlib
 import io
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -147,6 +148,9 @@ def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    # FC never sends an instance SIGINT; a Ctrl-C meant for the local cloud must not end an
+    # invocation halfway (or print a KeyboardInterrupt): the local FC stops its instances itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     code_dir, handler_name = sys.argv[1], sys.argv[2]
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # what writes to file descriptor 1 directly lands in the logs too

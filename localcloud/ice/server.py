@@ -69,7 +69,7 @@ from localcloud.ice import callbacks, engine, instant
 from localcloud.ice.faults import FaultInjector, Faults
 from localcloud.ice.handler import handler_for
 from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
-from localcloud.ice.rangefile import HttpRangeFile
+from localcloud.ice.rangefile import USER_AGENT, HttpRangeFile
 from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, IceResponses
 from localcloud.keyring import Keyring
 
@@ -300,7 +300,9 @@ class LocalIce:
         """One oss2.Bucket per name (thread-safe): building one per signed URL costs ~0.2 ms of CPU."""
         bucket = self._buckets.get(name)
         if bucket is None:
-            bucket = self._buckets.setdefault(name, oss2.Bucket(self._oss_auth, self._oss_endpoint, name))
+            # app_name: the local OSS's rate fault switches spare ICE's own requests (localcloud/oss/faults.py).
+            bucket = self._buckets.setdefault(name, oss2.Bucket(self._oss_auth, self._oss_endpoint, name,
+                                                                app_name=USER_AGENT))
         return bucket
 
     def _sign_url(self, bucket: str, key: str, expires_s: int) -> str:

@@ -15,7 +15,8 @@ moto's S3 implementation; this package only bridges what OSS does differently on
   (``x-oss-forbid-overwrite``, ``x-oss-object-type``, the 100 KB minimum part size...).
 * ``notifications``: object-created and object-removed events, delivered to listeners as FC
   OSS-trigger records.
-* ``faults``: lost answers, 500s and latency for the next N matching requests.
+* ``faults``: errors, latency and lost answers, by chance (rate switches) or for the next N matching
+  requests; ``admin``: the switches over HTTP, at ``/__localcloud/faults``.
 * ``storage``: objects in files, not in memory: multipart uploads joined part file by part file,
   GETs and copies streamed from the object's file; and the records ``--data-dir`` keeps.
 * ``server``: :class:`LocalOss`, which serves it all.

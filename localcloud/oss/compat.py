@@ -32,7 +32,7 @@ from localcloud.counters import RequestCounts
 from localcloud.keyring import Keyring
 from localcloud.oss import translation, xml_bodies
 from localcloud.oss.auth import OssAuthenticator
-from localcloud.oss.faults import Fault, OssFaults
+from localcloud.oss.faults import NO_FAULT, OssFaults, Plan
 from localcloud.oss.notifications import ObjectChange
 from localcloud.oss.wire import (
     CONTROL_SUBRESOURCES,
@@ -82,12 +82,12 @@ class OssCompatApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         req = OssRequest.from_environ(environ)
         self.requests.add(req.action)
-        fault: Fault | None = None
+        plan = NO_FAULT
         try:
             _reject_unsupported(req)
             self._auth.authenticate(req)
-            fault = self._faults.take(req)
-            resp = self._perform(req, environ, fault)
+            plan = self._faults.plan(req)
+            resp = self._perform(req, environ, plan)
         except OssError as err:
             resp = _error_response(err)
         except Exception:  # a bug here or in moto must still answer like OSS, not hang the client
@@ -96,7 +96,7 @@ class OssCompatApp:
         resp.set_header("x-oss-request-id", req.request_id)
         if resp.status >= 400:
             self._finish_error(req, resp)
-        if fault is not None and fault.kind == "lose":
+        if plan.lose_answer:
             # The work is done; werkzeug closes a connection dropped this way without a byte sent.
             raise ConnectionAbortedError(f"LocalOss fault: answer to {req.method} /{req.bucket}/{req.key} lost")
         start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", resp.headers)
@@ -118,11 +118,11 @@ class OssCompatApp:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _perform(self, req: OssRequest, environ: Environ, fault: Fault | None) -> Response:
-        if fault is not None and fault.kind == "fail":
-            raise OssError(500, "InternalError", "LocalOss fault: the request failed and was not performed.")
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
+    def _perform(self, req: OssRequest, environ: Environ, plan: Plan) -> Response:
+        if plan.delay_s:
+            time.sleep(plan.delay_s)
+        if plan.error is not None:
+            raise plan.error
         return self._handle(req, environ)
 
     def _handle(self, req: OssRequest, environ: Environ) -> Response:

@@ -15,6 +15,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localcloud.keyring import Keyring
 from localcloud.oss import listing, storage
+from localcloud.oss.admin import AdminApp
 from localcloud.oss.compat import OssCompatApp, moto_backend
 from localcloud.oss.faults import OssFaults
 from localcloud.oss.notifications import Listener, Notifier, ObjectChange
@@ -56,8 +57,11 @@ class LocalOss:
     background threads; ``endpoint`` is the URL to give ``oss2.Bucket``. Listeners from
     ``subscribe`` get one native FC OSS-trigger event record per created or removed object
     (see :mod:`localcloud.oss.notifications`), from a dispatcher thread, after the write.
-    ``lose_answers``, ``fail_requests`` and ``delay_requests`` arm faults for the next matching
-    requests (see :mod:`localcloud.oss.faults`); ``clear_faults`` disarms them. ``request_counts()``
+    ``set_faults`` sets the rate switches (error rate, latency, lost answers; ``faults()`` reads them,
+    as ``/__localcloud/faults`` on the port does, see :mod:`localcloud.oss.admin`; ``injected_faults()``
+    counts what they did); ``lose_answers``,
+    ``fail_requests`` and ``delay_requests`` arm faults for the next matching requests (see
+    :mod:`localcloud.oss.faults`); ``clear_faults`` disarms them all. ``request_counts()``
     gives the requests per operation (``PutObject``: n...) since ``reset_request_counts()``.
     Requests are signed with ``keyring``'s keys (a given one is shared, e.g. with the local ICE),
     else with a keyring of just this pair; ``keyring.issue_sts()`` gives STS credentials.
@@ -97,6 +101,9 @@ class LocalOss:
         self.fail_requests = self._faults.fail_requests
         self.delay_requests = self._faults.delay_requests
         self.clear_faults = self._faults.clear_faults
+        self.set_faults = self._faults.set_rates
+        self.faults = self._faults.rates
+        self.injected_faults = self._faults.injected
 
     def __repr__(self) -> str:  # never show the secret
         return f"LocalOss(endpoint={self.endpoint!r}, region={self.region!r}, access_key_id={self.access_key_id!r})"
@@ -112,7 +119,7 @@ class LocalOss:
         """Bind and serve in a daemon thread; also start the notification dispatcher."""
         if self._server is not None:
             return self
-        self._server = make_server(self._host, self._port, self._app, threaded=True,
+        self._server = make_server(self._host, self._port, AdminApp(self._app, self._faults), threaded=True,
                                    request_handler=_QuietRequestHandler)
         self._port = self._server.server_port  # the port the OS gave, when asked for port 0
         self.endpoint = f"http://{self._host}:{self._port}"
