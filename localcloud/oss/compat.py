@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -29,7 +30,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import get_input_stream
 
 from localcloud.counters import RequestCounts
-from localcloud.oss import translation, xml_bodies
+from localcloud.oss import crc64, multipart_lists, translation, xml_bodies
 from localcloud.oss.auth import SignatureV1
 from localcloud.oss.faults import Fault, OssFaults
 from localcloud.oss.notifications import ObjectChange
@@ -55,6 +56,9 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 #: The sub-resources OSS shares with S3, which moto implements; other OSS ones answer 501.
 _S3_SUBRESOURCES = frozenset({"acl", "tagging", "uploads", "uploadId", "partNumber", "delete", "objectMeta",
                               "cors", "lifecycle", "policy", "versioning", "versions", "location"})
+
+#: Listings the layer answers itself from moto's state (moto's do not page as OSS does).
+_MULTIPART_LISTS = {"ListMultipartUploads": multipart_lists.list_uploads, "ListParts": multipart_lists.list_parts}
 
 
 class OssCompatApp:
@@ -134,6 +138,13 @@ class OssCompatApp:
             return self._forward(req, environ, body=b"")
         if op == "InitiateMultipartUpload":
             return self._initiate_multipart(req, environ)
+        if op in _MULTIPART_LISTS:
+            return _xml_response(_MULTIPART_LISTS[op](req, _existing_bucket(req.bucket)))
+        if op == "ListLiveChannel":
+            _existing_bucket(req.bucket)
+            return _xml_response(xml_bodies.empty_live_channel_list(req))
+        if op == "UploadPart":
+            return self._upload_part(req, environ)
         if op in CREATE_EVENTS:
             return self._create_object(req, environ, op)
         if op in REMOVE_EVENTS:
@@ -141,19 +152,23 @@ class OssCompatApp:
         return self._forward(req, environ)
 
     def _create_object(self, req: OssRequest, environ: Environ, op: str) -> Response:
-        """PutObject / CopyObject / CompleteMultipartUpload: forbid-overwrite, then notify."""
+        """PutObject / CopyObject / CompleteMultipartUpload: forbid-overwrite, then CRC and notify."""
         completing = op == "CompleteMultipartUpload"
         body = _complete_body(req, environ) if completing else None
         upload_id = req.param("uploadId") or ""
         forbid = req.forbids_overwrite or (completing and upload_id in self._forbid_overwrite_uploads)
+        crc_of_new = _crc_source(req, environ, op, body)
         with self._locked(req.bucket, [req.key]):
             before = _stat(req.bucket, req.key)
             if forbid and before is not None:
                 raise _already_exists()
             resp = self._forward(req, environ, body=body)
-            after = _stat(req.bucket, req.key) if resp.status == 200 else None
-            if after is not None:
-                size, etag = after
+            obj = _current(req.bucket, req.key) if resp.status == 200 else None
+            if obj is not None:
+                if crc_of_new is not None:
+                    crc64.remember(obj, crc_of_new())
+                resp.set_header(crc64.HEADER, str(crc64.of(obj)))
+                size, etag = obj.size, obj.etag.strip('"').upper()
                 self._notify(CREATE_EVENTS[op], req, req.key, ObjectChange(etag, size, size - (before or (0, ""))[0]))
                 if completing:
                     self._forbid_overwrite_uploads.discard(upload_id)
@@ -161,6 +176,21 @@ class OssCompatApp:
         if resp.status == 200 and resp.header("ETag") is None:
             node = ElementTree.fromstring(resp.body).find("ETag")
             resp.set_header("ETag", node.text if node is not None else None)
+        return resp
+
+    def _upload_part(self, req: OssRequest, environ: Environ) -> Response:
+        """UploadPart: Content-MD5 checked (moto does not), the part's CRC kept and answered."""
+        if "content-md5" in req.headers:
+            body: bytes | None = _checked_body(req, environ)
+            crc_of_part: Callable[[], int] = functools.partial(crc64.of_bytes, body or b"")
+        else:
+            body, reader = None, crc64.CrcReader(environ["wsgi.input"])
+            environ["wsgi.input"], crc_of_part = reader, lambda: reader.crc
+        resp = self._forward(req, environ, body=body)
+        part = _part(req) if resp.status == 200 else None
+        if part is not None:
+            crc64.remember(part, crc_of_part())
+            resp.set_header(crc64.HEADER, str(crc64.of(part)))
         return resp
 
     def _remove_objects(self, req: OssRequest, environ: Environ, op: str) -> Response:
@@ -193,9 +223,11 @@ class OssCompatApp:
         if forbid and _stat(req.bucket, req.key) is not None:
             raise _already_exists()
         resp = self._forward(req, environ)
-        if forbid and resp.status == 200:
-            upload_id = ElementTree.fromstring(resp.body).findtext("UploadId")
-            self._forbid_overwrite_uploads.add(upload_id or "")
+        if resp.status == 200:
+            upload_id = ElementTree.fromstring(resp.body).findtext("UploadId") or ""
+            multipart_lists.stamp_initiated(_existing_bucket(req.bucket), upload_id)
+            if forbid:
+                self._forbid_overwrite_uploads.add(upload_id)
         return resp
 
     # ------------------------------------------------------------------ moto round trip
@@ -238,6 +270,9 @@ class OssCompatApp:
         op = req.operation
         if op in ("GetObject", "HeadObject") and s3.status in (200, 206, 304):
             resp.set_header("x-oss-object-type", xml_bodies.object_type(resp.header("ETag") or ""))
+            obj = _current(req.bucket, req.key)
+            if obj is not None:
+                resp.set_header(crc64.HEADER, str(crc64.of(obj)))
             if resp.header("x-oss-storage-class") is None:
                 resp.set_header("x-oss-storage-class", "Standard")
         if s3.status >= 300 and s3.status != 304:
@@ -256,7 +291,7 @@ def _reject_unsupported(req: OssRequest) -> None:
         raise OssError(501, "NotImplemented", "LocalOss does not implement PostObject (HTML form "
                                               "upload); use PutObject or a signed PUT URL.")
     unsupported = sorted(k for k, _ in req.query if k in CONTROL_SUBRESOURCES - _S3_SUBRESOURCES)
-    if unsupported:
+    if unsupported and req.operation != "ListLiveChannel":
         raise OssError(501, "NotImplemented", f"LocalOss does not implement the OSS sub-resource(s) {unsupported}.")
 
 
@@ -306,6 +341,10 @@ def _oss_error_body(req: OssRequest, s3: Response) -> bytes:
     return xml_bodies.error_xml(code, message or code, **extra)
 
 
+def _xml_response(body: bytes) -> Response:
+    return Response(200, [("Content-Type", "application/xml")], body)
+
+
 def _error_response(err: OssError) -> Response:
     body = xml_bodies.error_xml(err.code, err.message, **err.extra)
     return Response(err.status, [("Content-Type", "application/xml")], body)
@@ -324,14 +363,42 @@ def moto_backend() -> moto.s3.models.S3Backend:
     return moto.s3.models.s3_backends[os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)]["aws"]
 
 
-def _stat(bucket: str, key: str) -> tuple[int, str] | None:
-    """(size, upper-case ETag) of an object, or None. Read from moto's state directly: a HEAD
-    through the WSGI app costs ~1 ms, and every object creation needs two of them."""
+def _current(bucket: str, key: str) -> moto.s3.models.FakeKey | None:
+    """The object's current version, or None. Read from moto's state directly: a HEAD through the
+    WSGI app costs ~1 ms, and every object creation needs two of them."""
     try:
-        obj = moto_backend().get_object(bucket, key)
+        return moto_backend().get_object(bucket, key)
     except S3ClientError:  # MissingBucket
         return None
+
+
+def _stat(bucket: str, key: str) -> tuple[int, str] | None:
+    """(size, upper-case ETag) of an object, or None."""
+    obj = _current(bucket, key)
     return None if obj is None else (obj.size, obj.etag.strip('"').upper())
+
+
+def _part(req: OssRequest) -> moto.s3.models.FakeKey | None:
+    """The part an UploadPart request has just stored."""
+    upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
+    number = req.param("partNumber") or ""
+    return upload.parts.get(int(number)) if upload is not None and number.isdigit() else None
+
+
+def _crc_source(req: OssRequest, environ: Environ, op: str, body: bytes | None) -> Callable[[], int] | None:
+    """How the CRC of the object ``op`` creates is known without reading it back: a PutObject's
+    streams through a CrcReader; a completed upload's combines the CRCs of the parts it names; a
+    copy's is computed on first demand."""
+    if op == "PutObject":
+        reader = crc64.CrcReader(environ["wsgi.input"])
+        environ["wsgi.input"] = reader
+        return lambda: reader.crc
+    if op == "CompleteMultipartUpload" and body:
+        upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
+        numbers = [int(n.text or "0") for n in ElementTree.fromstring(body).iter("PartNumber")]
+        parts = [upload.parts[n] for n in numbers if n in upload.parts] if upload is not None else []
+        return lambda: crc64.combined(parts)
+    return None
 
 
 def _bucket_exists(bucket: str) -> bool:
@@ -340,3 +407,10 @@ def _bucket_exists(bucket: str) -> bool:
     except S3ClientError:
         return False
     return True
+
+
+def _existing_bucket(bucket: str) -> moto.s3.models.FakeBucket:
+    try:
+        return moto_backend().get_bucket(bucket)
+    except S3ClientError:
+        raise OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=bucket) from None

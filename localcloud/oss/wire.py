@@ -129,6 +129,10 @@ class OssRequest:
             return "ListObjectsV2" if self.param("list-type") == "2" else "ListObjects"
         if m == "POST" and controls == {"delete"}:
             return "DeleteMultipleObjects"
+        if m == "GET" and controls == {"uploads"}:
+            return "ListMultipartUploads"
+        if m == "GET" and controls == {"live"}:
+            return "ListLiveChannel"
         if m == "PUT" and not controls:
             return "PutBucket"
         if m == "POST" and self.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -143,6 +147,10 @@ class OssRequest:
             return "InitiateMultipartUpload"
         if m == "POST" and controls == {"uploadId"}:
             return "CompleteMultipartUpload"
+        if m == "GET" and controls == {"uploadId"}:
+            return "ListParts"
+        if m == "PUT" and controls == {"uploadId", "partNumber"}:
+            return "UploadPartCopy" if "x-oss-copy-source" in self.headers else "UploadPart"
         if m == "GET" and not controls:
             return "GetObject"
         if m == "DELETE" and not controls:

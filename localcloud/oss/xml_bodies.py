@@ -56,7 +56,7 @@ def oss_xml_body(req: OssRequest, body: bytes, *, account_id: str, region: str) 
     if req.operation == "ListObjects":
         _v2_listing_as_v1(root, req.param("marker") or "")
     if root.tag == "ListAllMyBucketsResult":
-        _add_bucket_locations(root, region)
+        _add_bucket_locations(root, region, req.headers.get("host", ""))
     if req.param("encoding-type") == "url":
         _url_encode(root)
     return xml_bytes(root)
@@ -86,11 +86,12 @@ def _url_encode(root: ElementTree.Element) -> None:
         ElementTree.SubElement(root, "EncodingType").text = "url"
 
 
-def _add_bucket_locations(root: ElementTree.Element, region: str) -> None:
+def _add_bucket_locations(root: ElementTree.Element, region: str, endpoint: str) -> None:
+    """Each bucket's region and endpoints; both endpoints are the local one (the Host asked), so a
+    client that follows them (oss2's own test clean-up does) stays on LocalOss."""
     location = f"oss-{region}"
     for bucket in root.iter("Bucket"):
-        for tag, text in (("Location", location), ("ExtranetEndpoint", f"{location}.aliyuncs.com"),
-                          ("IntranetEndpoint", f"{location}-internal.aliyuncs.com"),
+        for tag, text in (("Location", location), ("ExtranetEndpoint", endpoint), ("IntranetEndpoint", endpoint),
                           ("Region", region), ("StorageClass", "Standard")):
             if bucket.find(tag) is None:
                 ElementTree.SubElement(bucket, tag).text = text
@@ -109,6 +110,18 @@ def _v2_listing_as_v1(root: ElementTree.Element, marker: str) -> None:
     if root.findtext("IsTruncated") == "true":
         names = [n.text or "" for n in root.findall("Contents/Key") + root.findall("CommonPrefixes/Prefix")]
         _insert_after(root, "IsTruncated", "NextMarker", max(names))
+
+
+def empty_live_channel_list(req: OssRequest) -> bytes:
+    """ListLiveChannel: LocalOss has no RTMP live channels, so a bucket's list is always empty (SDK
+    clean-ups list them before deleting a bucket)."""
+    root = ElementTree.Element("ListLiveChannelResult")
+    for tag in ("Prefix", "Marker"):
+        ElementTree.SubElement(root, tag).text = req.param(tag.lower()) or ""
+    ElementTree.SubElement(root, "MaxKeys").text = req.param("max-keys") or "100"
+    ElementTree.SubElement(root, "IsTruncated").text = "false"
+    ElementTree.SubElement(root, "NextMarker").text = ""
+    return xml_bytes(root)
 
 
 def s3_error_fields(status: int, body: bytes) -> tuple[str, str, dict[str, str]]:

@@ -1,0 +1,59 @@
+"""pytest plugin for oss2's suite (loaded by run_oss2.py): skips the listed tests with their reason.
+
+``oss2_out_of_scope.txt`` lists what the local OSS deliberately does not do; ``oss2_pending_auth.txt``
+what waits for signature V2/V4 and STS. A listed id that the suite no longer has is an error, so the
+lists cannot rot. The suite imports the ``mock`` backport, which is ``unittest.mock`` today.
+"""
+from __future__ import annotations
+
+import sys
+import unittest.mock
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SKIP_LISTS = {"out of scope": HERE / "oss2_out_of_scope.txt", "pending auth": HERE / "oss2_pending_auth.txt"}
+
+_COUNTS = pytest.StashKey[tuple[int, dict[str, int]]]()
+
+sys.modules.setdefault("mock", unittest.mock)
+
+
+def read_skip_list(path: Path) -> dict[str, str]:
+    """``test id  reason`` per line (blank lines and ``#`` comments ignored): {test id: reason}."""
+    if not path.exists():
+        return {}
+    entries: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        test_id, _, reason = line.strip().partition(" ")
+        if not reason.strip() or test_id in entries:
+            raise pytest.UsageError(f"{path.name}:{number}: want one 'test-id  reason' per test, each once")
+        entries[test_id] = reason.strip()
+    return entries
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so that the stale check sees the whole suite
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    collected = {item.nodeid for item in items}
+    counts = {}
+    for kind, path in SKIP_LISTS.items():
+        listed = read_skip_list(path)
+        stale = sorted(set(listed) - collected)
+        if stale:
+            raise pytest.UsageError(f"{path.name} names tests the suite does not have: {stale}")
+        for item in items:
+            if item.nodeid in listed:
+                item.add_marker(pytest.mark.skip(reason=f"{kind}: {listed[item.nodeid]}"))
+        counts[kind] = len(listed)
+    config.stash[_COUNTS] = (len(items), counts)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001 - pytest's
+    total, counts = config.stash.get(_COUNTS, (0, {}))
+    passed = len(terminalreporter.stats.get("passed", []))
+    in_scope = total - sum(counts.values())
+    terminalreporter.write_line(f"conformance: {passed} of {in_scope} in-scope tests passed; "
+                                + ", ".join(f"{n} {kind}" for kind, n in counts.items()) + f" (of {total})")
