@@ -12,6 +12,10 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``xml_bodies``: moto's S3 XML answers reshaped into OSS's, and OSS's <Error>.
 * ``compat``: the WSGI layer itself, with the OSS-only behaviour moto does not have
   (``x-oss-forbid-overwrite``, ``x-oss-object-type``, the 100 KB minimum part size...).
+* ``multipart_lists``: ListMultipartUploads and ListParts, answered from moto's state in OSS's shapes.
+* ``append``: AppendObject, which S3 does not have.
+* ``crc64``: ``x-oss-hash-crc64ecma``, computed as bodies stream in and kept with the object.
+* ``names``: OSS's rules for bucket names, object names and tags.
 * ``notifications``: object-created and object-removed events, delivered to listeners as FC
   OSS-trigger records.
 * ``faults``: lost answers, 500s and latency for the next N matching requests.
@@ -19,7 +23,8 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 
 State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and
 anything that resets moto (``mock_aws``) empties them. Path-style URLs only. Signature V2/V4,
-PostObject, AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
+PostObject and other OSS-only sub-resources (symlink, creating live channels...) answer 501
+NotImplemented. ``make conformance`` runs oss2's own test suite against it (``tests/conformance/``).
 """
 
 from localcloud.oss.server import LocalOss

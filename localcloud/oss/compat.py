@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import moto.s3.models
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -30,7 +30,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import get_input_stream
 
 from localcloud.counters import RequestCounts
-from localcloud.oss import crc64, multipart_lists, translation, xml_bodies
+from localcloud.oss import append, crc64, multipart_lists, names, translation, xml_bodies
 from localcloud.oss.auth import SignatureV1
 from localcloud.oss.faults import Fault, OssFaults
 from localcloud.oss.notifications import ObjectChange
@@ -52,13 +52,17 @@ log = logging.getLogger(__name__)
 #: Called once per created or removed object, after the write: (eventName, request, key, change).
 Notify = Callable[[str, OssRequest, str, ObjectChange], None]
 
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 #: The sub-resources OSS shares with S3, which moto implements; other OSS ones answer 501.
 _S3_SUBRESOURCES = frozenset({"acl", "tagging", "uploads", "uploadId", "partNumber", "delete", "objectMeta",
                               "cors", "lifecycle", "policy", "versioning", "versions", "location"})
 
 #: Listings the layer answers itself from moto's state (moto's do not page as OSS does).
 _MULTIPART_LISTS = {"ListMultipartUploads": multipart_lists.list_uploads, "ListParts": multipart_lists.list_parts}
+#: OSS-only operations on sub-resources that moto does not have, which the layer does itself.
+_ANSWERED_HERE = frozenset({"ListLiveChannel", "AppendObject"})
+#: Operations whose x-oss-tagging header tags the object they create (an AppendObject's first
+#: append only: later ones ignore it, see append.py).
+_TAGGED_AT_CREATION = frozenset({"PutObject", "CopyObject", "InitiateMultipartUpload"})
 
 
 class OssCompatApp:
@@ -131,8 +135,11 @@ class OssCompatApp:
 
     def _handle(self, req: OssRequest, environ: Environ) -> Response:
         op = req.operation
+        _check_names(req)
+        if op == "UploadPartCopy":
+            _close_open_copy_range(req)
         if op == "PutBucket":
-            check_bucket_name(req.bucket)
+            names.check_bucket_name(req.bucket)
             # OSS's optional body (<CreateBucketConfiguration><StorageClass>) is not S3's
             # LocationConstraint; moto would reject it. Buckets are always Standard locally.
             return self._forward(req, environ, body=b"")
@@ -162,7 +169,11 @@ class OssCompatApp:
             before = _stat(req.bucket, req.key)
             if forbid and before is not None:
                 raise _already_exists()
-            resp = self._forward(req, environ, body=body)
+            if op == "AppendObject":
+                resp, crc = append.append(req, environ, _current(req.bucket, req.key), self._forward, moto_backend())
+                crc_of_new = functools.partial(int, crc)
+            else:
+                resp = self._forward(req, environ, body=body)
             obj = _current(req.bucket, req.key) if resp.status == 200 else None
             if obj is not None:
                 if crc_of_new is not None:
@@ -174,7 +185,7 @@ class OssCompatApp:
                     self._forbid_overwrite_uploads.discard(upload_id)
         # oss2 reads the ETag of a copy or a completed upload from the header; S3 puts it in the body.
         if resp.status == 200 and resp.header("ETag") is None:
-            node = ElementTree.fromstring(resp.body).find("ETag")
+            node = xml_bodies.parse(resp.body).find("ETag")
             resp.set_header("ETag", node.text if node is not None else None)
         return resp
 
@@ -197,11 +208,10 @@ class OssCompatApp:
         """DeleteObject / DeleteObjects: a removal record for each named key that is gone afterwards
         (a missing key too: OSS answers success for it)."""
         batch = op == "DeleteMultipleObjects"
-        body = _checked_body(req, environ) if batch else None
-        keys = _keys_to_delete(body or b"") if batch else [req.key]
+        quiet, keys = _delete_request(_checked_body(req, environ)) if batch else (True, [req.key])
         with self._locked(req.bucket, keys):
             freed = {key: (_stat(req.bucket, key) or (0, ""))[0] for key in keys}
-            resp = self._forward(req, environ, body=body)
+            resp = _delete_batch(req, keys, quiet) if batch else self._forward(req, environ)
             if resp.status in (200, 204):
                 for key in keys:
                     if _stat(req.bucket, key) is None:
@@ -224,7 +234,7 @@ class OssCompatApp:
             raise _already_exists()
         resp = self._forward(req, environ)
         if resp.status == 200:
-            upload_id = ElementTree.fromstring(resp.body).findtext("UploadId") or ""
+            upload_id = xml_bodies.parse(resp.body).findtext("UploadId") or ""
             multipart_lists.stamp_initiated(_existing_bucket(req.bucket), upload_id)
             if forbid:
                 self._forbid_overwrite_uploads.add(upload_id)
@@ -258,7 +268,7 @@ class OssCompatApp:
 
     def put_bucket(self, bucket: str) -> Response:
         """Create a bucket through moto's S3 API, bypassing OSS auth (for LocalOss.create_bucket)."""
-        check_bucket_name(bucket)
+        names.check_bucket_name(bucket)
         headers = [("Host", self._inner_host()), ("Authorization", translation.VERIFIED_AUTHORIZATION)]
         environ = EnvironBuilder(path="/" + quote(bucket, safe=""), method="PUT", headers=headers).get_environ()
         return self._to_oss_response(OssRequest("PUT", bucket, "", [], {}, "127.0.0.1"), self._call_inner(environ))
@@ -269,8 +279,10 @@ class OssCompatApp:
         resp = Response(s3.status, translation.oss_headers(s3.headers), s3.body)
         op = req.operation
         if op in ("GetObject", "HeadObject") and s3.status in (200, 206, 304):
-            resp.set_header("x-oss-object-type", xml_bodies.object_type(resp.header("ETag") or ""))
             obj = _current(req.bucket, req.key)
+            appendable = obj is not None and append.is_appendable(obj)
+            resp.set_header("x-oss-object-type", "Appendable" if appendable else
+                            xml_bodies.object_type(resp.header("ETag") or ""))
             if obj is not None:
                 resp.set_header(crc64.HEADER, str(crc64.of(obj)))
             if resp.header("x-oss-storage-class") is None:
@@ -291,7 +303,7 @@ def _reject_unsupported(req: OssRequest) -> None:
         raise OssError(501, "NotImplemented", "LocalOss does not implement PostObject (HTML form "
                                               "upload); use PutObject or a signed PUT URL.")
     unsupported = sorted(k for k, _ in req.query if k in CONTROL_SUBRESOURCES - _S3_SUBRESOURCES)
-    if unsupported and req.operation != "ListLiveChannel":
+    if unsupported and req.operation not in _ANSWERED_HERE:
         raise OssError(501, "NotImplemented", f"LocalOss does not implement the OSS sub-resource(s) {unsupported}.")
 
 
@@ -306,14 +318,18 @@ def _checked_body(req: OssRequest, environ: Environ) -> bytes:
 
 def _parse_xml(raw: bytes) -> ElementTree.Element:
     try:
-        return ElementTree.fromstring(raw)
-    except ElementTree.ParseError:
+        return xml_bodies.parse(raw)
+    except (ElementTree.ParseError, UnicodeDecodeError):
         raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
 
 
 def _complete_body(req: OssRequest, environ: Environ) -> bytes:
-    """oss2 echoes the upper-case part ETags we returned; moto matches them lower case."""
+    """The parts to complete, for moto: with ``x-oss-complete-all: yes`` and no body, every part
+    uploaded, in order (as OSS does); oss2 echoes the upper-case part ETags we returned, and moto
+    matches them lower case."""
     raw = _checked_body(req, environ)
+    if not raw and req.headers.get("x-oss-complete-all", "").lower() == "yes":
+        raw = _all_parts(req)
     if not raw:
         return raw
     root = _parse_xml(raw)
@@ -322,9 +338,31 @@ def _complete_body(req: OssRequest, environ: Environ) -> bytes:
     return ElementTree.tostring(root, encoding="utf-8")
 
 
-def _keys_to_delete(body: bytes) -> list[str]:
-    """The keys a DeleteObjects body names, each once, in order."""
-    return list(dict.fromkeys(node.text or "" for node in _parse_xml(body).iterfind("Object/Key")))
+def _all_parts(req: OssRequest) -> bytes:
+    upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
+    root = ElementTree.Element("CompleteMultipartUpload")
+    for number, part in sorted(upload.parts.items()) if upload is not None else []:
+        node = ElementTree.SubElement(root, "Part")
+        ElementTree.SubElement(node, "PartNumber").text = str(number)
+        ElementTree.SubElement(node, "ETag").text = part.etag
+    return ElementTree.tostring(root, encoding="utf-8")
+
+
+def _delete_request(body: bytes) -> tuple[bool, list[str]]:
+    """(Quiet, the keys a DeleteObjects body names, each once, in order)."""
+    root = _parse_xml(body)
+    return (root.findtext("Quiet") or "").strip().lower() == "true", list(
+        dict.fromkeys(node.text or "" for node in root.iterfind("Object/Key")))
+
+
+def _delete_batch(req: OssRequest, keys: list[str], quiet: bool) -> Response:
+    """DeleteObjects, done here rather than by moto: its XML parser refuses the control characters
+    that oss2 sends raw in keys (and OSS accepts)."""
+    _existing_bucket(req.bucket)
+    for key in keys:
+        moto_backend().delete_object(req.bucket, key)
+    url_encoded = req.param("encoding-type") == "url"
+    return _xml_response(xml_bodies.delete_result([] if quiet else keys, url_encoded=url_encoded))
 
 
 def _already_exists() -> OssError:
@@ -347,14 +385,28 @@ def _xml_response(body: bytes) -> Response:
 
 def _error_response(err: OssError) -> Response:
     body = xml_bodies.error_xml(err.code, err.message, **err.extra)
-    return Response(err.status, [("Content-Type", "application/xml")], body)
+    return Response(err.status, [("Content-Type", "application/xml"), *err.headers.items()], body)
 
 
-def check_bucket_name(name: str) -> None:
-    """OSS bucket names: 3-63 lower-case letters, digits and hyphens, not starting/ending with '-'."""
-    if not _BUCKET_NAME.fullmatch(name):
-        raise OssError(400, "InvalidBucketName", f"The specified bucket {name!r} is not valid: use 3-63 "
-                       "lower-case letters, digits and hyphens, starting and ending with a letter or digit.")
+def _check_names(req: OssRequest) -> None:
+    """The object name and the tags of an object being created, refused where OSS refuses them."""
+    if req.key:
+        names.check_object_name(req.key)
+    if req.operation in _TAGGED_AT_CREATION and "x-oss-tagging" in req.headers:
+        names.check_tagging(req.headers["x-oss-tagging"])
+
+
+def _close_open_copy_range(req: OssRequest) -> None:
+    """moto copies the whole source for an open-ended part-copy range (``bytes=N-``), silently: close
+    the range at the source's last byte."""
+    match = re.fullmatch(r"bytes=(\d+)-", req.headers.get("x-oss-copy-source-range", "").strip())
+    if match is None:
+        return
+    source = unquote(req.headers.get("x-oss-copy-source", "")).split("?", 1)[0]
+    source_bucket, _, source_key = source.lstrip("/").partition("/")
+    obj = _current(source_bucket, source_key)
+    if obj is not None and int(match[1]) < obj.size:
+        req.headers["x-oss-copy-source-range"] = f"bytes={match[1]}-{obj.size - 1}"
 
 
 def moto_backend() -> moto.s3.models.S3Backend:
@@ -395,9 +447,10 @@ def _crc_source(req: OssRequest, environ: Environ, op: str, body: bytes | None) 
         return lambda: reader.crc
     if op == "CompleteMultipartUpload" and body:
         upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
-        numbers = [int(n.text or "0") for n in ElementTree.fromstring(body).iter("PartNumber")]
+        numbers = [int(n.text or "0") for n in xml_bodies.parse(body).iter("PartNumber")]
         parts = [upload.parts[n] for n in numbers if n in upload.parts] if upload is not None else []
-        return lambda: crc64.combined(parts)
+        crc = crc64.combined(parts)  # now: moto disposes of the parts' data once it has completed
+        return lambda: crc
     return None
 
 

@@ -52,6 +52,11 @@ def of_bytes(data: bytes) -> int:
     return int(crc.crc)
 
 
+def extended(crc: int, data: bytes) -> int:
+    """The CRC of some data followed by ``data``, from the first one's CRC."""
+    return int(Crc64().combine(crc, of_bytes(data), len(data)))
+
+
 def remember(obj: FakeKey, crc: int) -> None:
     setattr(obj, _ATTRIBUTE, crc)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from urllib.parse import quote
 
-from localcloud.oss.wire import Environ, OssRequest
+from localcloud.oss.wire import Environ, OssRequest, text_to_wsgi
 from localcloud.oss.xml_bodies import oss_storage_class
 
 #: What moto sees instead of the OSS Authorization: moto treats a request without one as anonymous
@@ -45,7 +45,7 @@ def s3_environ(req: OssRequest, environ: Environ, body: bytes | None, *, host: s
     inner["HTTP_AUTHORIZATION"] = VERIFIED_AUTHORIZATION
     for name, value in req.headers.items():
         if name.startswith("x-oss-") and name not in _CONSUMED_HEADERS:
-            inner[_environ_name(_s3_header_name(name))] = value
+            inner[_environ_name(_s3_header_name(name))] = text_to_wsgi(value)
     if "content-md5" in req.headers and body is None:
         inner["HTTP_CONTENT_MD5"] = req.headers["content-md5"]
     for name in _ETAG_REQUEST_HEADERS:

@@ -8,6 +8,7 @@ encodes, instead of relying on moto's partial support.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from urllib.parse import quote
 
@@ -37,6 +38,10 @@ ERROR_CODE_BY_STATUS = {
     416: "InvalidRange",
     501: "NotImplemented",
 }
+#: Characters XML 1.0 does not allow (in text or as references), and the escape ``parse`` uses for them.
+_ESCAPE, _ESCAPE_BASE = "\ue000", 0xE100
+_FORBIDDEN_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ue000]")
+_ESCAPED = re.compile("\ue000(.)", re.DOTALL)
 _STORAGE_CLASSES = {"STANDARD": "Standard", "STANDARD_IA": "IA", "GLACIER": "Archive", "DEEP_ARCHIVE": "ColdArchive"}
 
 
@@ -49,9 +54,31 @@ def object_type(etag: str) -> str:
     return "Multipart" if "-" in etag else "Normal"
 
 
+def parse(raw: bytes) -> ElementTree.Element:
+    """Parse XML whose text may hold characters XML 1.0 forbids (a key with a control character:
+    oss2 sends those raw in a DeleteObjects body, moto answers them raw in a listing), as OSS does.
+
+    Each forbidden character, and the escape character itself, becomes the escape character and a
+    shifted code point before parsing, and is restored after: the round trip holds for any text.
+    """
+    text = raw.decode("utf-8")
+    escaped = _FORBIDDEN_IN_XML.sub(lambda m: _ESCAPE + chr(_ESCAPE_BASE + ord(m.group())), text)
+    root = ElementTree.fromstring(escaped.encode("utf-8"))
+    for node in root.iter():
+        node.text = _unescape(node.text)
+        node.tail = _unescape(node.tail)
+    return root
+
+
+def _unescape(text: str | None) -> str | None:
+    if text is None or _ESCAPE not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(ord(m.group(1)) - _ESCAPE_BASE), text)
+
+
 def oss_xml_body(req: OssRequest, body: bytes, *, account_id: str, region: str) -> bytes:
     """Strip the S3 namespace and add the fields oss2 needs that S3 does not send."""
-    root = _strip_namespaces(ElementTree.fromstring(body))
+    root = _strip_namespaces(parse(body))
     _use_oss_values(root, account_id)
     if req.operation == "ListObjects":
         _v2_listing_as_v1(root, req.param("marker") or "")
@@ -112,6 +139,17 @@ def _v2_listing_as_v1(root: ElementTree.Element, marker: str) -> None:
         _insert_after(root, "IsTruncated", "NextMarker", max(names))
 
 
+def delete_result(deleted: list[str], *, url_encoded: bool) -> bytes:
+    """DeleteObjects' answer: the deleted keys (none in quiet mode)."""
+    root = ElementTree.Element("DeleteResult")
+    if url_encoded:
+        ElementTree.SubElement(root, "EncodingType").text = "url"
+    for key in deleted:
+        node = ElementTree.SubElement(root, "Deleted")
+        ElementTree.SubElement(node, "Key").text = quote(key, safe="") if url_encoded else key
+    return xml_bytes(root)
+
+
 def empty_live_channel_list(req: OssRequest) -> bytes:
     """ListLiveChannel: LocalOss has no RTMP live channels, so a bucket's list is always empty (SDK
     clean-ups list them before deleting a bucket)."""
@@ -132,7 +170,7 @@ def s3_error_fields(status: int, body: bytes) -> tuple[str, str, dict[str, str]]
     if not text.startswith("<"):
         return code, text, extra
     try:
-        root = _strip_namespaces(ElementTree.fromstring(body))
+        root = _strip_namespaces(parse(body))
     except ElementTree.ParseError:
         return code, text, extra
     for child in root:
@@ -156,7 +194,7 @@ def error_xml(code: str, message: str, **extra: str) -> bytes:
 
 def with_request_ids(error_body: bytes, request_id: str, host_id: str) -> bytes:
     """The <Error> with RequestId and HostId after its Code and Message, where OSS puts them."""
-    root = ElementTree.fromstring(error_body)
+    root = parse(error_body)
     for index, (tag, text) in enumerate((("RequestId", request_id), ("HostId", host_id)), 2):
         node = ElementTree.Element(tag)
         node.text = text
