@@ -12,7 +12,8 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``xml_bodies``: moto's S3 XML answers reshaped into OSS's, and OSS's <Error>.
 * ``compat``: the WSGI layer itself, with the OSS-only behaviour moto does not have
   (``x-oss-forbid-overwrite``, ``x-oss-object-type``, the 100 KB minimum part size...).
-* ``multipart_lists``: ListMultipartUploads and ListParts, answered from moto's state in OSS's shapes.
+* ``multipart``: ListMultipartUploads and ListParts answered from moto's state in OSS's shapes; the
+  Complete body (``x-oss-complete-all``) and the completed object's CRC.
 * ``append``: AppendObject, which S3 does not have.
 * ``crc64``: ``x-oss-hash-crc64ecma``, computed as bodies stream in and kept with the object.
 * ``names``: OSS's rules for bucket names, object names and tags.

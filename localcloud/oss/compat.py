@@ -17,7 +17,6 @@ import os
 import re
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -30,7 +29,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import get_input_stream
 
 from localcloud.counters import RequestCounts
-from localcloud.oss import append, crc64, multipart_lists, names, translation, xml_bodies
+from localcloud.oss import append, crc64, multipart, names, translation, xml_bodies
 from localcloud.oss.auth import SignatureV1
 from localcloud.oss.faults import Fault, OssFaults
 from localcloud.oss.notifications import ObjectChange
@@ -57,7 +56,7 @@ _S3_SUBRESOURCES = frozenset({"acl", "tagging", "uploads", "uploadId", "partNumb
                               "cors", "lifecycle", "policy", "versioning", "versions", "location"})
 
 #: Listings the layer answers itself from moto's state (moto's do not page as OSS does).
-_MULTIPART_LISTS = {"ListMultipartUploads": multipart_lists.list_uploads, "ListParts": multipart_lists.list_parts}
+_MULTIPART_LISTS = {"ListMultipartUploads": multipart.list_uploads, "ListParts": multipart.list_parts}
 #: OSS-only operations on sub-resources that moto does not have, which the layer does itself.
 _ANSWERED_HERE = frozenset({"ListLiveChannel", "AppendObject"})
 #: Operations whose x-oss-tagging header tags the object they create (an AppendObject's first
@@ -161,7 +160,8 @@ class OssCompatApp:
     def _create_object(self, req: OssRequest, environ: Environ, op: str) -> Response:
         """PutObject / CopyObject / CompleteMultipartUpload: forbid-overwrite, then CRC and notify."""
         completing = op == "CompleteMultipartUpload"
-        body = _complete_body(req, environ) if completing else None
+        body = (multipart.complete_body(req, _checked_body(req, environ), _existing_bucket(req.bucket))
+                if completing else None)
         upload_id = req.param("uploadId") or ""
         forbid = req.forbids_overwrite or (completing and upload_id in self._forbid_overwrite_uploads)
         crc_of_new = _crc_source(req, environ, op, body)
@@ -198,7 +198,7 @@ class OssCompatApp:
             body, reader = None, crc64.CrcReader(environ["wsgi.input"])
             environ["wsgi.input"], crc_of_part = reader, lambda: reader.crc
         resp = self._forward(req, environ, body=body)
-        part = _part(req) if resp.status == 200 else None
+        part = multipart.uploaded_part(req, _existing_bucket(req.bucket)) if resp.status == 200 else None
         if part is not None:
             crc64.remember(part, crc_of_part())
             resp.set_header(crc64.HEADER, str(crc64.of(part)))
@@ -235,7 +235,7 @@ class OssCompatApp:
         resp = self._forward(req, environ)
         if resp.status == 200:
             upload_id = xml_bodies.parse(resp.body).findtext("UploadId") or ""
-            multipart_lists.stamp_initiated(_existing_bucket(req.bucket), upload_id)
+            multipart.stamp_initiated(_existing_bucket(req.bucket), upload_id)
             if forbid:
                 self._forbid_overwrite_uploads.add(upload_id)
         return resp
@@ -294,6 +294,8 @@ class OssCompatApp:
             resp.body = xml_bodies.oss_xml_body(req, s3.body, account_id=self._account_id, region=self._region)
         length = s3.header("Content-Length") if req.method == "HEAD" else str(len(resp.body))
         resp.set_header("Content-Length", length)
+        if op == "GetObject" and s3.status == 200:
+            translation.compress_if_accepted(req, resp)
         return resp
 
 
@@ -302,6 +304,9 @@ def _reject_unsupported(req: OssRequest) -> None:
     if req.operation == "PostObject":
         raise OssError(501, "NotImplemented", "LocalOss does not implement PostObject (HTML form "
                                               "upload); use PutObject or a signed PUT URL.")
+    if req.param("x-oss-process") is not None:
+        raise OssError(501, "NotImplemented", "LocalOss does not implement data processing (x-oss-process: "
+                                              "image, video, document processing).")
     unsupported = sorted(k for k, _ in req.query if k in CONTROL_SUBRESOURCES - _S3_SUBRESOURCES)
     if unsupported and req.operation not in _ANSWERED_HERE:
         raise OssError(501, "NotImplemented", f"LocalOss does not implement the OSS sub-resource(s) {unsupported}.")
@@ -316,41 +321,9 @@ def _checked_body(req: OssRequest, environ: Environ) -> bytes:
     return raw
 
 
-def _parse_xml(raw: bytes) -> ElementTree.Element:
-    try:
-        return xml_bodies.parse(raw)
-    except (ElementTree.ParseError, UnicodeDecodeError):
-        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
-
-
-def _complete_body(req: OssRequest, environ: Environ) -> bytes:
-    """The parts to complete, for moto: with ``x-oss-complete-all: yes`` and no body, every part
-    uploaded, in order (as OSS does); oss2 echoes the upper-case part ETags we returned, and moto
-    matches them lower case."""
-    raw = _checked_body(req, environ)
-    if not raw and req.headers.get("x-oss-complete-all", "").lower() == "yes":
-        raw = _all_parts(req)
-    if not raw:
-        return raw
-    root = _parse_xml(raw)
-    for node in root.iter("ETag"):
-        node.text = (node.text or "").lower()
-    return ElementTree.tostring(root, encoding="utf-8")
-
-
-def _all_parts(req: OssRequest) -> bytes:
-    upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
-    root = ElementTree.Element("CompleteMultipartUpload")
-    for number, part in sorted(upload.parts.items()) if upload is not None else []:
-        node = ElementTree.SubElement(root, "Part")
-        ElementTree.SubElement(node, "PartNumber").text = str(number)
-        ElementTree.SubElement(node, "ETag").text = part.etag
-    return ElementTree.tostring(root, encoding="utf-8")
-
-
 def _delete_request(body: bytes) -> tuple[bool, list[str]]:
     """(Quiet, the keys a DeleteObjects body names, each once, in order)."""
-    root = _parse_xml(body)
+    root = xml_bodies.parse_request_body(body)
     return (root.findtext("Quiet") or "").strip().lower() == "true", list(
         dict.fromkeys(node.text or "" for node in root.iterfind("Object/Key")))
 
@@ -430,13 +403,6 @@ def _stat(bucket: str, key: str) -> tuple[int, str] | None:
     return None if obj is None else (obj.size, obj.etag.strip('"').upper())
 
 
-def _part(req: OssRequest) -> moto.s3.models.FakeKey | None:
-    """The part an UploadPart request has just stored."""
-    upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
-    number = req.param("partNumber") or ""
-    return upload.parts.get(int(number)) if upload is not None and number.isdigit() else None
-
-
 def _crc_source(req: OssRequest, environ: Environ, op: str, body: bytes | None) -> Callable[[], int] | None:
     """How the CRC of the object ``op`` creates is known without reading it back: a PutObject's
     streams through a CrcReader; a completed upload's combines the CRCs of the parts it names; a
@@ -445,11 +411,8 @@ def _crc_source(req: OssRequest, environ: Environ, op: str, body: bytes | None) 
         reader = crc64.CrcReader(environ["wsgi.input"])
         environ["wsgi.input"] = reader
         return lambda: reader.crc
-    if op == "CompleteMultipartUpload" and body:
-        upload = _existing_bucket(req.bucket).multiparts.get(req.param("uploadId") or "")
-        numbers = [int(n.text or "0") for n in xml_bodies.parse(body).iter("PartNumber")]
-        parts = [upload.parts[n] for n in numbers if n in upload.parts] if upload is not None else []
-        crc = crc64.combined(parts)  # now: moto disposes of the parts' data once it has completed
+    if op == "CompleteMultipartUpload":
+        crc = multipart.completed_crc(body or b"", multipart.upload_of(req, _existing_bucket(req.bucket)))
         return lambda: crc
     return None
 

@@ -7,10 +7,11 @@ ListObjects (v1) is asked of moto as v2, because moto's v1 repeats every common 
 
 from __future__ import annotations
 
+import gzip
 import io
 from urllib.parse import quote
 
-from localcloud.oss.wire import Environ, OssRequest, text_to_wsgi
+from localcloud.oss.wire import Environ, OssRequest, Response, text_to_wsgi
 from localcloud.oss.xml_bodies import oss_storage_class
 
 #: What moto sees instead of the OSS Authorization: moto treats a request without one as anonymous
@@ -32,6 +33,12 @@ _ETAG_REQUEST_HEADERS = (
     "x-oss-copy-source-if-match",
     "x-oss-copy-source-if-none-match",
 )
+#: Object types OSS gzips on a GET that accepts it (text, JSON, XML, JavaScript), from this size on.
+_COMPRESSIBLE_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+                       "application/x-javascript")
+MIN_COMPRESSED_SIZE = 1024
+#: What an upload without a Content-Type is stored as (SDKs pick one by extension; a bare PUT has none).
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: moto's response headers that OSS does not send (Content-Length is set once the body is final).
 _DROPPED_RESPONSE_HEADERS = frozenset({"x-amz-request-id", "x-amz-id-2", "x-amzn-requestid", "server",
                                        "content-length"})
@@ -51,6 +58,8 @@ def s3_environ(req: OssRequest, environ: Environ, body: bytes | None, *, host: s
     for name in _ETAG_REQUEST_HEADERS:
         if name in req.headers:
             inner[_environ_name(_s3_header_name(name))] = req.headers[name].lower()
+    if req.operation in ("PutObject", "InitiateMultipartUpload") and not environ.get("CONTENT_TYPE"):
+        inner["CONTENT_TYPE"] = DEFAULT_CONTENT_TYPE  # moto's default is S3's binary/octet-stream
     inner["QUERY_STRING"] = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in s3_query(req))
     if body is not None:
         inner["wsgi.input"] = io.BytesIO(body)
@@ -58,6 +67,19 @@ def s3_environ(req: OssRequest, environ: Environ, body: bytes | None, *, host: s
         inner.pop("HTTP_TRANSFER_ENCODING", None)
         inner.pop("wsgi.input_terminated", None)
     return inner
+
+
+def compress_if_accepted(req: OssRequest, resp: Response) -> None:
+    """OSS's HTTP compression: a whole text-like object of 1 KB or more, asked with ``Accept-Encoding:
+    gzip``, comes gzipped and chunked (no Content-Length; werkzeug then sends it chunked)."""
+    content_type = (resp.header("Content-Type") or "").lower()
+    if ("gzip" not in req.headers.get("accept-encoding", "") or "range" in req.headers
+            or resp.header("Content-Encoding") or not content_type.startswith(_COMPRESSIBLE_TYPES)
+            or len(resp.body) < MIN_COMPRESSED_SIZE):
+        return
+    resp.body = gzip.compress(resp.body)
+    resp.set_header("Content-Encoding", "gzip")
+    resp.set_header("Content-Length", None)
 
 
 def _s3_header_name(oss_name: str) -> str:

@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 from urllib.parse import quote
 
-from localcloud.oss.wire import OssRequest
+from localcloud.oss.wire import OssError, OssRequest
 
 #: Elements that OSS URL-encodes when the request says ``encoding-type=url``.
 URL_ENCODED_ELEMENTS = (
@@ -68,6 +68,14 @@ def parse(raw: bytes) -> ElementTree.Element:
         node.text = _unescape(node.text)
         node.tail = _unescape(node.tail)
     return root
+
+
+def parse_request_body(raw: bytes) -> ElementTree.Element:
+    """A request's XML body, or OSS's 400 MalformedXML."""
+    try:
+        return parse(raw)
+    except (ElementTree.ParseError, UnicodeDecodeError):
+        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
 
 
 def _unescape(text: str | None) -> str | None:

@@ -1,9 +1,12 @@
-"""ListMultipartUploads and ListParts, answered from moto's state in OSS's shapes.
+"""Multipart uploads where moto differs from OSS: the two listings, the Complete body, the CRC.
 
 moto's ListMultipartUploads ignores the markers, ``max-uploads`` and the delimiter and sends no
 ``NextKeyMarker`` (oss2's parser requires it); its ListParts pages by list index rather than part
-number. OSS: https://help.aliyun.com/zh/oss/developer-reference/listmultipartuploads and
-https://help.aliyun.com/zh/oss/developer-reference/listparts
+number: both are answered here from moto's state, in OSS's shapes. CompleteMultipartUpload may name
+no parts (``x-oss-complete-all: yes``: all of them), and its object's CRC combines its parts'.
+OSS: https://help.aliyun.com/zh/oss/developer-reference/listmultipartuploads,
+https://help.aliyun.com/zh/oss/developer-reference/listparts and
+https://help.aliyun.com/zh/oss/developer-reference/completemultipartupload
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
-from moto.s3.models import FakeBucket, FakeMultipart
+from moto.s3.models import FakeBucket, FakeKey, FakeMultipart
 
+from localcloud.oss import crc64
 from localcloud.oss.wire import OssError, OssRequest
-from localcloud.oss.xml_bodies import xml_bytes
+from localcloud.oss.xml_bodies import parse_request_body, xml_bytes
 
 #: OSS's default and largest page of uploads or parts.
 MAX_PAGE = 1000
@@ -29,6 +33,43 @@ def stamp_initiated(bucket: FakeBucket, upload_id: str) -> None:
     upload = bucket.multiparts.get(upload_id)
     if upload is not None:
         setattr(upload, _INITIATED, _now())
+
+
+def upload_of(req: OssRequest, bucket: FakeBucket) -> FakeMultipart | None:
+    """The upload a request's ``uploadId`` names, if it is in progress."""
+    return bucket.multiparts.get(req.param("uploadId") or "")
+
+
+def uploaded_part(req: OssRequest, bucket: FakeBucket) -> FakeKey | None:
+    """The part an UploadPart request has stored."""
+    upload, number = upload_of(req, bucket), req.param("partNumber") or ""
+    return upload.parts.get(int(number)) if upload is not None and number.isdigit() else None
+
+
+def complete_body(req: OssRequest, raw: bytes, bucket: FakeBucket) -> bytes:
+    """The CompleteMultipartUpload body for moto: with ``x-oss-complete-all: yes`` and no body, every
+    part uploaded, in order; oss2 echoes the upper-case part ETags we returned, moto wants lower case."""
+    upload = upload_of(req, bucket)
+    if not raw and req.headers.get("x-oss-complete-all", "").lower() == "yes" and upload is not None:
+        root = ElementTree.Element("CompleteMultipartUpload")
+        for number, part in sorted(upload.parts.items()):
+            node = ElementTree.SubElement(root, "Part")
+            _add(node, "PartNumber", str(number))
+            _add(node, "ETag", part.etag)
+    elif raw:
+        root = parse_request_body(raw)
+    else:
+        return raw
+    for node in root.iter("ETag"):
+        node.text = (node.text or "").lower()
+    return ElementTree.tostring(root, encoding="utf-8")
+
+
+def completed_crc(body: bytes, upload: FakeMultipart | None) -> int:
+    """The CRC of the object a Complete body makes: its parts' CRCs combined, in the order it names
+    them. Taken before moto completes, as moto then disposes of the parts' data."""
+    numbers = [int(n.text or "0") for n in parse_request_body(body).iter("PartNumber")] if body else []
+    return crc64.combined(upload.parts[n] for n in numbers if upload is not None and n in upload.parts)
 
 
 def list_uploads(req: OssRequest, bucket: FakeBucket) -> bytes:
