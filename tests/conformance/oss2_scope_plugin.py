@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sys
 import unittest.mock
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,9 @@ SKIP_LISTS = {"out of scope": HERE / "oss2_out_of_scope.txt", "pending auth": HE
 
 _COUNTS = pytest.StashKey[tuple[int, dict[str, int]]]()
 
-sys.modules.setdefault("mock", unittest.mock)
+
+def pytest_configure(config: pytest.Config) -> None:
+    sys.modules.setdefault("mock", unittest.mock)  # before the suite's modules import it
 
 
 def read_skip_list(path: Path) -> dict[str, str]:
@@ -62,7 +66,7 @@ def _without_kms_buckets(items: list[pytest.Item]) -> None:
         if getattr(original, "_kms_is_rsa", False):
             continue
 
-        def set_up(self, original=original):  # noqa: ANN001 - a unittest method
+        def set_up(self: Any, original: Callable[[Any], None] = original) -> None:
             original(self)
             self.kms_crypto_bucket = self.rsa_crypto_bucket
 
@@ -70,7 +74,7 @@ def _without_kms_buckets(items: list[pytest.Item]) -> None:
         case.setUp = set_up
 
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001 - pytest's
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     total, counts = config.stash.get(_COUNTS, (0, {}))
     passed = len(terminalreporter.stats.get("passed", []))
     in_scope = total - sum(counts.values())
