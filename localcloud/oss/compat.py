@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import logging
 import os
@@ -158,26 +157,21 @@ class OssCompatApp:
         return self._forward(req, environ)
 
     def _create_object(self, req: OssRequest, environ: Environ, op: str) -> Response:
-        """PutObject / CopyObject / CompleteMultipartUpload: forbid-overwrite, then CRC and notify."""
+        """PutObject / CopyObject / CompleteMultipartUpload / AppendObject: forbid-overwrite, then CRC and notify."""
         completing = op == "CompleteMultipartUpload"
         body = (multipart.complete_body(req, _checked_body(req, environ), _existing_bucket(req.bucket))
                 if completing else None)
         upload_id = req.param("uploadId") or ""
         forbid = req.forbids_overwrite or (completing and upload_id in self._forbid_overwrite_uploads)
-        crc_of_new = _crc_source(req, environ, op, body)
         with self._locked(req.bucket, [req.key]):
             before = _stat(req.bucket, req.key)
             if forbid and before is not None:
                 raise _already_exists()
-            if op == "AppendObject":
-                resp, crc = append.append(req, environ, _current(req.bucket, req.key), self._forward, moto_backend())
-                crc_of_new = functools.partial(int, crc)
-            else:
-                resp = self._forward(req, environ, body=body)
+            resp, crc = self._write(req, environ, op, body)
             obj = _current(req.bucket, req.key) if resp.status == 200 else None
             if obj is not None:
-                if crc_of_new is not None:
-                    crc64.remember(obj, crc_of_new())
+                if crc is not None:
+                    crc64.remember(obj, crc)
                 resp.set_header(crc64.HEADER, str(crc64.of(obj)))
                 size, etag = obj.size, obj.etag.strip('"').upper()
                 self._notify(CREATE_EVENTS[op], req, req.key, ObjectChange(etag, size, size - (before or (0, ""))[0]))
@@ -189,19 +183,33 @@ class OssCompatApp:
             resp.set_header("ETag", node.text if node is not None else None)
         return resp
 
+    def _write(self, req: OssRequest, environ: Environ, op: str, body: bytes | None) -> tuple[Response, int | None]:
+        """Store the object ``op`` creates: (the answer, its CRC when known without reading it back).
+        A PutObject's streams through a CrcReader, a completed upload's combines its parts' CRCs, an
+        append's extends the old one; a copy's is computed on first demand."""
+        if op == "AppendObject":
+            return append.append(req, environ, _current(req.bucket, req.key), self._forward, moto_backend())
+        if op == "PutObject":
+            environ["wsgi.input"] = reader = crc64.CrcReader(environ["wsgi.input"])
+            return self._forward(req, environ), reader.crc
+        if op == "CompleteMultipartUpload":
+            # Taken first: moto disposes of the parts' data once it has completed the upload.
+            crc = multipart.completed_crc(body or b"", multipart.upload_of(req, _existing_bucket(req.bucket)))
+            return self._forward(req, environ, body=body), crc
+        return self._forward(req, environ), None
+
     def _upload_part(self, req: OssRequest, environ: Environ) -> Response:
         """UploadPart: Content-MD5 checked (moto does not), the part's CRC kept and answered."""
         if "content-md5" in req.headers:
-            body: bytes | None = _checked_body(req, environ)
-            crc_of_part: Callable[[], int] = functools.partial(crc64.of_bytes, body or b"")
+            body = _checked_body(req, environ)
+            resp, crc = self._forward(req, environ, body=body), crc64.of_bytes(body)
         else:
-            body, reader = None, crc64.CrcReader(environ["wsgi.input"])
-            environ["wsgi.input"], crc_of_part = reader, lambda: reader.crc
-        resp = self._forward(req, environ, body=body)
+            environ["wsgi.input"] = reader = crc64.CrcReader(environ["wsgi.input"])
+            resp, crc = self._forward(req, environ), reader.crc
         part = multipart.uploaded_part(req, _existing_bucket(req.bucket)) if resp.status == 200 else None
         if part is not None:
-            crc64.remember(part, crc_of_part())
-            resp.set_header(crc64.HEADER, str(crc64.of(part)))
+            crc64.remember(part, crc)
+            resp.set_header(crc64.HEADER, str(crc))
         return resp
 
     def _remove_objects(self, req: OssRequest, environ: Environ, op: str) -> Response:
@@ -401,20 +409,6 @@ def _stat(bucket: str, key: str) -> tuple[int, str] | None:
     """(size, upper-case ETag) of an object, or None."""
     obj = _current(bucket, key)
     return None if obj is None else (obj.size, obj.etag.strip('"').upper())
-
-
-def _crc_source(req: OssRequest, environ: Environ, op: str, body: bytes | None) -> Callable[[], int] | None:
-    """How the CRC of the object ``op`` creates is known without reading it back: a PutObject's
-    streams through a CrcReader; a completed upload's combines the CRCs of the parts it names; a
-    copy's is computed on first demand."""
-    if op == "PutObject":
-        reader = crc64.CrcReader(environ["wsgi.input"])
-        environ["wsgi.input"] = reader
-        return lambda: reader.crc
-    if op == "CompleteMultipartUpload":
-        crc = multipart.completed_crc(body or b"", multipart.upload_of(req, _existing_bucket(req.bucket)))
-        return lambda: crc
-    return None
 
 
 def _bucket_exists(bucket: str) -> bool:
