@@ -20,7 +20,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 SKIP_LISTS = {"out of scope": HERE / "oss2_out_of_scope.txt", "pending auth": HERE / "oss2_pending_auth.txt"}
 
-_COUNTS = pytest.StashKey[tuple[int, dict[str, int]]]()
+#: The ids of the tests this run must pass: collected, selected, in neither skip list.
+_IN_SCOPE = pytest.StashKey[set[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,7 +46,7 @@ def read_skip_list(path: Path) -> dict[str, str]:
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so that the stale check sees the whole suite
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     collected = {item.nodeid for item in items}
-    counts = {}
+    skipped: set[str] = set()
     for kind, path in SKIP_LISTS.items():
         listed = read_skip_list(path)
         stale = sorted(set(listed) - collected)
@@ -54,9 +55,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.nodeid in listed:
                 item.add_marker(pytest.mark.skip(reason=f"{kind}: {listed[item.nodeid]}"))
-        counts[kind] = len(listed)
-    config.stash[_COUNTS] = (len(items), counts)
+        skipped |= set(listed)
+    config.stash[_IN_SCOPE] = collected - skipped
     _without_kms_buckets(items)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Tests left out by -k or -m are not counted as in scope for this run."""
+    if items:
+        items[0].config.stash.get(_IN_SCOPE, set()).difference_update(item.nodeid for item in items)
 
 
 def _without_kms_buckets(items: list[pytest.Item]) -> None:
@@ -75,8 +82,7 @@ def _without_kms_buckets(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    total, counts = config.stash.get(_COUNTS, (0, {}))
-    passed = len(terminalreporter.stats.get("passed", []))
-    in_scope = total - sum(counts.values())
-    terminalreporter.write_line(f"conformance: {passed} of {in_scope} in-scope tests passed; "
-                                + ", ".join(f"{n} {kind}" for kind, n in counts.items()) + f" (of {total})")
+    in_scope = config.stash.get(_IN_SCOPE, set())
+    passed = sum(report.nodeid in in_scope for report in terminalreporter.stats.get("passed", []))
+    listed = ", ".join(f"{len(read_skip_list(path))} {kind}" for kind, path in SKIP_LISTS.items())
+    terminalreporter.write_line(f"conformance: {passed} of {len(in_scope)} in-scope tests passed ({listed})")
