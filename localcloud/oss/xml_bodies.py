@@ -42,6 +42,7 @@ ERROR_CODE_BY_STATUS = {
 _ESCAPE, _ESCAPE_BASE = "\ue000", 0xE100
 _FORBIDDEN_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ue000]")
 _ESCAPED = re.compile("\ue000(.)", re.DOTALL)
+_CHARACTER_REFERENCE = re.compile(r"&#(?:([0-9]+)|x([0-9a-fA-F]+));")
 _STORAGE_CLASSES = {"STANDARD": "Standard", "STANDARD_IA": "IA", "GLACIER": "Archive", "DEEP_ARCHIVE": "ColdArchive"}
 
 
@@ -56,13 +57,14 @@ def object_type(etag: str) -> str:
 
 def parse(raw: bytes) -> ElementTree.Element:
     """Parse XML whose text may hold characters XML 1.0 forbids (a key with a control character:
-    oss2 sends those raw in a DeleteObjects body, moto answers them raw in a listing), as OSS does.
+    oss2 sends those raw in a DeleteObjects body, alibabacloud-oss-v2 as ``&#01;``, moto answers
+    them raw in a listing), as OSS does.
 
-    Each forbidden character, and the escape character itself, becomes the escape character and a
-    shifted code point before parsing, and is restored after: the round trip holds for any text.
+    Each forbidden character, raw or referenced, and the escape character itself become the escape
+    character and a shifted code point before parsing, restored after: the round trip holds for any text.
     """
-    text = raw.decode("utf-8")
-    escaped = _FORBIDDEN_IN_XML.sub(lambda m: _ESCAPE + chr(_ESCAPE_BASE + ord(m.group())), text)
+    text = _FORBIDDEN_IN_XML.sub(lambda m: _escaped(ord(m.group())), raw.decode("utf-8"))
+    escaped = _CHARACTER_REFERENCE.sub(_escaped_reference, text)
     root = ElementTree.fromstring(escaped.encode("utf-8"))
     for node in root.iter():
         node.text = _unescape(node.text)
@@ -76,6 +78,15 @@ def parse_request_body(raw: bytes) -> ElementTree.Element:
         return parse(raw)
     except (ElementTree.ParseError, UnicodeDecodeError):
         raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+
+
+def _escaped(code: int) -> str:
+    return _ESCAPE + chr(_ESCAPE_BASE + code)
+
+
+def _escaped_reference(match: re.Match[str]) -> str:
+    code = int(match[1]) if match[1] else int(match[2], 16)
+    return _escaped(code) if code <= 0x10FFFF and _FORBIDDEN_IN_XML.fullmatch(chr(code)) else match[0]
 
 
 def _unescape(text: str | None) -> str | None:
