@@ -79,24 +79,15 @@ def list_uploads(req: OssRequest, bucket: FakeBucket) -> bytes:
     limit = _page_size(req, "max-uploads")
     uploads = sorted((u for u in bucket.multiparts.values() if u.key_name.startswith(prefix)),
                      key=lambda u: (u.key_name, u.id))
-    page: list[FakeMultipart | str] = []
-    truncated = False
-    for entry in _grouped(uploads, prefix, delimiter):
-        name, upload_id = (entry, "") if isinstance(entry, str) else (entry.key_name, entry.id)
-        if (name, upload_id) <= (key_marker, upload_id_marker if upload_id_marker else chr(0x10FFFF)):
-            continue
-        if len(page) == limit:
-            truncated = True
-            break
-        page.append(entry)
+    page, truncated = _page_after(_grouped(uploads, prefix, delimiter), key_marker, upload_id_marker, limit)
     encode = _encoder(req)
     root = ElementTree.Element("ListMultipartUploadsResult")
-    last = page[-1] if truncated else None
+    next_key, next_upload_id = _position(page[-1]) if truncated else ("", "")
     _add(root, "Bucket", bucket.name)
     _add(root, "KeyMarker", encode(key_marker))
     _add(root, "UploadIdMarker", upload_id_marker)
-    _add(root, "NextKeyMarker", encode(last if isinstance(last, str) else last.key_name if last else ""))
-    _add(root, "NextUploadIdMarker", last.id if isinstance(last, FakeMultipart) else "")
+    _add(root, "NextKeyMarker", encode(next_key))
+    _add(root, "NextUploadIdMarker", next_upload_id)
     _add(root, "Delimiter", encode(delimiter))
     _add(root, "Prefix", encode(prefix))
     _add(root, "MaxUploads", str(limit))
@@ -153,6 +144,26 @@ def list_parts(req: OssRequest, bucket: FakeBucket) -> bytes:
 def _now() -> str:
     """Now as OSS lists times: whole seconds and ``.000Z`` (what oss2's ``iso8601_to_unixtime`` parses)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+def _position(entry: FakeMultipart | str) -> tuple[str, str]:
+    """(key, upload id) of an upload, (prefix, "") of a common prefix: what the markers compare with."""
+    return (entry, "") if isinstance(entry, str) else (entry.key_name, entry.id)
+
+
+def _page_after(entries: Iterator[FakeMultipart | str], key_marker: str, upload_id_marker: str,
+                limit: int) -> tuple[list[FakeMultipart | str], bool]:
+    """At most ``limit`` entries after the markers, and whether more follow. Without an upload-id
+    marker every upload of the key marker is skipped; with one, only those up to it."""
+    after = (key_marker, upload_id_marker or chr(0x10FFFF))  # chr(0x10FFFF): beyond any upload id
+    page: list[FakeMultipart | str] = []
+    for entry in entries:
+        if _position(entry) <= after:
+            continue
+        if len(page) == limit:
+            return page, True
+        page.append(entry)
+    return page, False
 
 
 def _grouped(uploads: list[FakeMultipart], prefix: str, delimiter: str) -> Iterator[FakeMultipart | str]:
