@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-fast check build up bench bench-kills clean
+.PHONY: demo test test-fast check conformance build up bench bench-kills clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %d.%d); run: make PYTHON=python3.x" % sys.version_info[:2])'
@@ -24,6 +24,9 @@ test-fast:  ## the inner loop: the existing venv, no pip, no build; skips the te
 check: $(VENV)/.installed  ## lint (ruff) and types (mypy)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+conformance: $(VENV)/.installed  ## oss2's own test suite (fetched from its sdist) against the local OSS; about a minute
+	$(PY) -m tests.conformance.run_oss2 $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 build: $(VENV)/.installed  ## build/<function>/: the code folders s.yaml deploys
 	$(PY) -m localcloud.build

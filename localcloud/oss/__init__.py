@@ -13,6 +13,11 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``xml_bodies``: moto's S3 XML answers reshaped into OSS's, and OSS's <Error>.
 * ``compat``: the WSGI layer itself, with the OSS-only behaviour moto does not have
   (``x-oss-forbid-overwrite``, ``x-oss-object-type``, the 100 KB minimum part size...).
+* ``multipart``: ListMultipartUploads and ListParts answered from moto's state in OSS's shapes; the
+  Complete body (``x-oss-complete-all``) and the completed object's CRC.
+* ``append``: AppendObject, which S3 does not have.
+* ``crc64``: ``x-oss-hash-crc64ecma``, computed as bodies stream in and kept with the object.
+* ``names``: OSS's rules for bucket names, object names and tags.
 * ``notifications``: object-created and object-removed events, delivered to listeners as FC
   OSS-trigger records.
 * ``faults``: errors, latency and lost answers, by chance (rate switches) or for the next N matching
@@ -22,8 +27,9 @@ moto's S3 implementation; this package only bridges what OSS does differently on
 * ``server``: :class:`LocalOss`, which serves it all.
 
 State lives in moto's process-global S3 backend: two ``LocalOss`` in one process share buckets, and
-anything that resets moto (``mock_aws``) empties them. Path-style URLs only. PostObject,
-AppendObject and other OSS-only sub-resources (symlink...) answer 501 NotImplemented.
+anything that resets moto (``mock_aws``) empties them. Path-style URLs only. PostObject and other
+OSS-only sub-resources (symlink, creating live channels...) answer 501 NotImplemented.
+``make conformance`` runs oss2's own test suite against it (``tests/conformance/``).
 """
 
 from localcloud.oss.server import LocalOss

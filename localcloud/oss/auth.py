@@ -55,11 +55,13 @@ class OssAuthenticator:
         claim = self._claim(req)
         expected = claim.sign(self._secret_for(claim))
         if not hmac.compare_digest(expected.encode(), claim.signature.encode("utf-8", "replace")):
-            raise OssError(403, "SignatureDoesNotMatch",
-                           "The request signature we calculated does not match the signature you "
-                           "provided. Check your key and signing method.",
-                           StringToSign=claim.string_to_sign, SignatureProvided=claim.signature,
-                           **dict(claim.details), OSSAccessKeyId=claim.access_key_id)
+            error = OssError(403, "SignatureDoesNotMatch",
+                             "The request signature we calculated does not match the signature you "
+                             "provided. Check your key and signing method.",
+                             StringToSign=claim.string_to_sign, SignatureProvided=claim.signature,
+                             OSSAccessKeyId=claim.access_key_id)
+            error.extra.update(claim.details)  # V4 adds its CanonicalRequest
+            raise error
 
     def _claim(self, req: OssRequest) -> SignedClaim:
         version = req.param("x-oss-signature-version")

@@ -83,8 +83,10 @@ def _scope(credential: str, stamp: str, region: str) -> tuple[str, str]:
     if date != stamp[:8]:
         raise malformed(f"The date of the credential scope ({date}) is not the day of x-oss-date ({stamp}).")
     if signed_region != region:
-        raise malformed(f"Invalid signing region in the credential scope: {signed_region!r}; this OSS is in "
-                        f"{region!r}.")
+        # OSS's own message (oss2's signing tests compare it); the regions go in elements of their own.
+        error = malformed("The signing region in credential is invalid.")
+        error.extra.update(SignedRegion=signed_region, Region=region)
+        raise error
     if product != PRODUCT:
         raise malformed(f"Invalid signing product in the credential scope: {product!r}; expected {PRODUCT!r}.")
     return access_key_id, scope

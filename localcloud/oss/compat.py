@@ -16,11 +16,10 @@ import os
 import re
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import moto.s3.models
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -30,7 +29,7 @@ from werkzeug.wsgi import get_input_stream
 
 from localcloud.counters import RequestCounts
 from localcloud.keyring import Keyring
-from localcloud.oss import translation, xml_bodies
+from localcloud.oss import append, crc64, multipart, names, translation, xml_bodies
 from localcloud.oss.auth import OssAuthenticator
 from localcloud.oss.faults import NO_FAULT, OssFaults, Plan
 from localcloud.oss.notifications import ObjectChange
@@ -52,10 +51,17 @@ log = logging.getLogger(__name__)
 #: Called once per created or removed object, after the write: (eventName, request, key, change).
 Notify = Callable[[str, OssRequest, str, ObjectChange], None]
 
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 #: The sub-resources OSS shares with S3, which moto implements; other OSS ones answer 501.
 _S3_SUBRESOURCES = frozenset({"acl", "tagging", "uploads", "uploadId", "partNumber", "delete", "objectMeta",
                               "cors", "lifecycle", "policy", "versioning", "versions", "location"})
+
+#: Listings the layer answers itself from moto's state (moto's do not page as OSS does).
+_MULTIPART_LISTS = {"ListMultipartUploads": multipart.list_uploads, "ListParts": multipart.list_parts}
+#: OSS-only operations on sub-resources that moto does not have, which the layer does itself.
+_ANSWERED_HERE = frozenset({"ListLiveChannel", "AppendObject"})
+#: Operations whose x-oss-tagging header tags the object they create (an AppendObject's first
+#: append only: later ones ignore it, see append.py).
+_TAGGED_AT_CREATION = frozenset({"PutObject", "CopyObject", "InitiateMultipartUpload"})
 
 
 class OssCompatApp:
@@ -127,13 +133,23 @@ class OssCompatApp:
 
     def _handle(self, req: OssRequest, environ: Environ) -> Response:
         op = req.operation
+        _check_names(req)
+        if op == "UploadPartCopy":
+            _close_open_copy_range(req)
         if op == "PutBucket":
-            check_bucket_name(req.bucket)
+            names.check_bucket_name(req.bucket)
             # OSS's optional body (<CreateBucketConfiguration><StorageClass>) is not S3's
             # LocationConstraint; moto would reject it. Buckets are always Standard locally.
             return self._forward(req, environ, body=b"")
         if op == "InitiateMultipartUpload":
             return self._initiate_multipart(req, environ)
+        if op in _MULTIPART_LISTS:
+            return _xml_response(_MULTIPART_LISTS[op](req, _existing_bucket(req.bucket)))
+        if op == "ListLiveChannel":
+            _existing_bucket(req.bucket)
+            return _xml_response(xml_bodies.empty_live_channel_list(req))
+        if op == "UploadPart":
+            return self._upload_part(req, environ)
         if op in CREATE_EVENTS:
             return self._create_object(req, environ, op)
         if op in REMOVE_EVENTS:
@@ -141,37 +157,69 @@ class OssCompatApp:
         return self._forward(req, environ)
 
     def _create_object(self, req: OssRequest, environ: Environ, op: str) -> Response:
-        """PutObject / CopyObject / CompleteMultipartUpload: forbid-overwrite, then notify."""
+        """PutObject / CopyObject / CompleteMultipartUpload / AppendObject: forbid-overwrite, then CRC and notify."""
         completing = op == "CompleteMultipartUpload"
-        body = _complete_body(req, environ) if completing else None
+        body = (multipart.complete_body(req, _checked_body(req, environ), _existing_bucket(req.bucket))
+                if completing else None)
         upload_id = req.param("uploadId") or ""
         forbid = req.forbids_overwrite or (completing and upload_id in self._forbid_overwrite_uploads)
         with self._locked(req.bucket, [req.key]):
             before = _stat(req.bucket, req.key)
             if forbid and before is not None:
                 raise _already_exists()
-            resp = self._forward(req, environ, body=body)
-            after = _stat(req.bucket, req.key) if resp.status == 200 else None
-            if after is not None:
-                size, etag = after
+            resp, crc = self._write(req, environ, op, body)
+            obj = _current(req.bucket, req.key) if resp.status == 200 else None
+            if obj is not None:
+                if crc is not None:
+                    crc64.remember(obj, crc)
+                resp.set_header(crc64.HEADER, str(crc64.of(obj)))
+                size, etag = obj.size, obj.etag.strip('"').upper()
                 self._notify(CREATE_EVENTS[op], req, req.key, ObjectChange(etag, size, size - (before or (0, ""))[0]))
                 if completing:
                     self._forbid_overwrite_uploads.discard(upload_id)
         # oss2 reads the ETag of a copy or a completed upload from the header; S3 puts it in the body.
         if resp.status == 200 and resp.header("ETag") is None:
-            node = ElementTree.fromstring(resp.body).find("ETag")
+            node = xml_bodies.parse(resp.body).find("ETag")
             resp.set_header("ETag", node.text if node is not None else None)
+        return resp
+
+    def _write(self, req: OssRequest, environ: Environ, op: str, body: bytes | None) -> tuple[Response, int | None]:
+        """Store the object ``op`` creates: (the answer, its CRC when known without reading it back).
+        A PutObject's streams through a CrcReader, a completed upload's combines its parts' CRCs, an
+        append's extends the old one; a copy's is computed on first demand."""
+        if op == "AppendObject":
+            return append.append(req, environ, _current(req.bucket, req.key), self._forward, moto_backend())
+        if op == "PutObject":
+            environ["wsgi.input"] = reader = crc64.CrcReader(environ["wsgi.input"])
+            return self._forward(req, environ), reader.crc
+        if op == "CompleteMultipartUpload":
+            # Taken first: moto disposes of the parts' data once it has completed the upload.
+            crc = multipart.completed_crc(body or b"", multipart.upload_of(req, _existing_bucket(req.bucket)))
+            return self._forward(req, environ, body=body), crc
+        return self._forward(req, environ), None
+
+    def _upload_part(self, req: OssRequest, environ: Environ) -> Response:
+        """UploadPart: Content-MD5 checked (moto does not), the part's CRC kept and answered."""
+        if "content-md5" in req.headers:
+            body = _checked_body(req, environ)
+            resp, crc = self._forward(req, environ, body=body), crc64.of_bytes(body)
+        else:
+            environ["wsgi.input"] = reader = crc64.CrcReader(environ["wsgi.input"])
+            resp, crc = self._forward(req, environ), reader.crc
+        part = multipart.uploaded_part(req, _existing_bucket(req.bucket)) if resp.status == 200 else None
+        if part is not None:
+            crc64.remember(part, crc)
+            resp.set_header(crc64.HEADER, str(crc))
         return resp
 
     def _remove_objects(self, req: OssRequest, environ: Environ, op: str) -> Response:
         """DeleteObject / DeleteObjects: a removal record for each named key that is gone afterwards
         (a missing key too: OSS answers success for it)."""
         batch = op == "DeleteMultipleObjects"
-        body = _checked_body(req, environ) if batch else None
-        keys = _keys_to_delete(body or b"") if batch else [req.key]
+        quiet, keys = _delete_request(_checked_body(req, environ)) if batch else (True, [req.key])
         with self._locked(req.bucket, keys):
             freed = {key: (_stat(req.bucket, key) or (0, ""))[0] for key in keys}
-            resp = self._forward(req, environ, body=body)
+            resp = _delete_batch(req, keys, quiet) if batch else self._forward(req, environ)
             if resp.status in (200, 204):
                 for key in keys:
                     if _stat(req.bucket, key) is None:
@@ -193,15 +241,23 @@ class OssCompatApp:
         if forbid and _stat(req.bucket, req.key) is not None:
             raise _already_exists()
         resp = self._forward(req, environ)
-        if forbid and resp.status == 200:
-            upload_id = ElementTree.fromstring(resp.body).findtext("UploadId")
-            self._forbid_overwrite_uploads.add(upload_id or "")
+        if resp.status == 200:
+            upload_id = xml_bodies.parse(resp.body).findtext("UploadId") or ""
+            multipart.stamp_initiated(_existing_bucket(req.bucket), upload_id)
+            if forbid:
+                self._forbid_overwrite_uploads.add(upload_id)
         return resp
 
     # ------------------------------------------------------------------ moto round trip
 
     def _forward(self, req: OssRequest, environ: Environ, body: bytes | None = None) -> Response:
         """Send the request to moto as S3, and turn moto's answer into an OSS answer."""
+        if body is None and req.method in ("GET", "HEAD"):
+            # A GET's body is never read, as OSS ignores it: clients may declare a Content-Length
+            # without sending one (oss2 signs it as an additional header with a signed GET URL), and
+            # reading would wait for bytes that never come. werkzeug closes every connection after
+            # its answer, so unread bytes cannot be taken for the next request.
+            body = b""
         inner = translation.s3_environ(req, environ, body, host=self._inner_host())
         return self._to_oss_response(req, self._call_inner(inner, stream=req.operation == "GetObject"))
 
@@ -230,7 +286,7 @@ class OssCompatApp:
 
     def put_bucket(self, bucket: str) -> Response:
         """Create a bucket through moto's S3 API, bypassing OSS auth (for LocalOss.create_bucket)."""
-        check_bucket_name(bucket)
+        names.check_bucket_name(bucket)
         headers = [("Host", self._inner_host()), ("Authorization", translation.VERIFIED_AUTHORIZATION)]
         environ = EnvironBuilder(path="/" + quote(bucket, safe=""), method="PUT", headers=headers).get_environ()
         return self._to_oss_response(OssRequest("PUT", bucket, "", [], {}, "127.0.0.1"), self._call_inner(environ))
@@ -241,7 +297,12 @@ class OssCompatApp:
         resp = Response(s3.status, translation.oss_headers(s3.headers), s3.body, s3.stream)
         op = req.operation
         if op in ("GetObject", "HeadObject") and s3.status in (200, 206, 304):
-            resp.set_header("x-oss-object-type", xml_bodies.object_type(resp.header("ETag") or ""))
+            obj = _current(req.bucket, req.key)
+            appendable = obj is not None and append.is_appendable(obj)
+            resp.set_header("x-oss-object-type", "Appendable" if appendable else
+                            xml_bodies.object_type(resp.header("ETag") or ""))
+            if obj is not None:
+                resp.set_header(crc64.HEADER, str(crc64.of(obj)))
             if resp.header("x-oss-storage-class") is None:
                 resp.set_header("x-oss-storage-class", "Standard")
         if s3.status >= 300 and s3.status != 304:
@@ -252,6 +313,8 @@ class OssCompatApp:
         bodiless = req.method == "HEAD" or resp.stream is not None  # moto's Content-Length says the length
         length = s3.header("Content-Length") if bodiless else str(len(resp.body))
         resp.set_header("Content-Length", length)
+        if op == "GetObject" and s3.status == 200:
+            translation.compress_if_accepted(req, resp)
         return resp
 
 
@@ -260,8 +323,11 @@ def _reject_unsupported(req: OssRequest) -> None:
     if req.operation == "PostObject":
         raise OssError(501, "NotImplemented", "LocalOss does not implement PostObject (HTML form "
                                               "upload); use PutObject or a signed PUT URL.")
+    if req.param("x-oss-process") is not None:
+        raise OssError(501, "NotImplemented", "LocalOss does not implement data processing (x-oss-process: "
+                                              "image, video, document processing).")
     unsupported = sorted(k for k, _ in req.query if k in CONTROL_SUBRESOURCES - _S3_SUBRESOURCES)
-    if unsupported:
+    if unsupported and req.operation not in _ANSWERED_HERE:
         raise OssError(501, "NotImplemented", f"LocalOss does not implement the OSS sub-resource(s) {unsupported}.")
 
 
@@ -274,27 +340,21 @@ def _checked_body(req: OssRequest, environ: Environ) -> bytes:
     return raw
 
 
-def _parse_xml(raw: bytes) -> ElementTree.Element:
-    try:
-        return ElementTree.fromstring(raw)
-    except ElementTree.ParseError:
-        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+def _delete_request(body: bytes) -> tuple[bool, list[str]]:
+    """(Quiet, the keys a DeleteObjects body names, each once, in order)."""
+    root = xml_bodies.parse_request_body(body)
+    return (root.findtext("Quiet") or "").strip().lower() == "true", list(
+        dict.fromkeys(node.text or "" for node in root.iterfind("Object/Key")))
 
 
-def _complete_body(req: OssRequest, environ: Environ) -> bytes:
-    """oss2 echoes the upper-case part ETags we returned; moto matches them lower case."""
-    raw = _checked_body(req, environ)
-    if not raw:
-        return raw
-    root = _parse_xml(raw)
-    for node in root.iter("ETag"):
-        node.text = (node.text or "").lower()
-    return ElementTree.tostring(root, encoding="utf-8")
-
-
-def _keys_to_delete(body: bytes) -> list[str]:
-    """The keys a DeleteObjects body names, each once, in order."""
-    return list(dict.fromkeys(node.text or "" for node in _parse_xml(body).iterfind("Object/Key")))
+def _delete_batch(req: OssRequest, keys: list[str], quiet: bool) -> Response:
+    """DeleteObjects, done here rather than by moto: its XML parser refuses the control characters
+    that oss2 sends raw in keys (and OSS accepts)."""
+    _existing_bucket(req.bucket)
+    for key in keys:
+        moto_backend().delete_object(req.bucket, key)
+    url_encoded = req.param("encoding-type") == "url"
+    return _xml_response(xml_bodies.delete_result([] if quiet else keys, url_encoded=url_encoded))
 
 
 def _already_exists() -> OssError:
@@ -311,16 +371,34 @@ def _oss_error_body(req: OssRequest, s3: Response) -> bytes:
     return xml_bodies.error_xml(code, message or code, **extra)
 
 
+def _xml_response(body: bytes) -> Response:
+    return Response(200, [("Content-Type", "application/xml")], body)
+
+
 def _error_response(err: OssError) -> Response:
     body = xml_bodies.error_xml(err.code, err.message, **err.extra)
-    return Response(err.status, [("Content-Type", "application/xml")], body)
+    return Response(err.status, [("Content-Type", "application/xml"), *err.headers.items()], body)
 
 
-def check_bucket_name(name: str) -> None:
-    """OSS bucket names: 3-63 lower-case letters, digits and hyphens, not starting/ending with '-'."""
-    if not _BUCKET_NAME.fullmatch(name):
-        raise OssError(400, "InvalidBucketName", f"The specified bucket {name!r} is not valid: use 3-63 "
-                       "lower-case letters, digits and hyphens, starting and ending with a letter or digit.")
+def _check_names(req: OssRequest) -> None:
+    """The object name and the tags of an object being created, refused where OSS refuses them."""
+    if req.key:
+        names.check_object_name(req.key)
+    if req.operation in _TAGGED_AT_CREATION and "x-oss-tagging" in req.headers:
+        names.check_tagging(req.headers["x-oss-tagging"])
+
+
+def _close_open_copy_range(req: OssRequest) -> None:
+    """moto copies the whole source for an open-ended part-copy range (``bytes=N-``), silently: close
+    the range at the source's last byte."""
+    match = re.fullmatch(r"bytes=(\d+)-", req.headers.get("x-oss-copy-source-range", "").strip())
+    if match is None:
+        return
+    source = unquote(req.headers.get("x-oss-copy-source", "")).split("?", 1)[0]
+    source_bucket, _, source_key = source.lstrip("/").partition("/")
+    obj = _current(source_bucket, source_key)
+    if obj is not None and int(match[1]) < obj.size:
+        req.headers["x-oss-copy-source-range"] = f"bytes={match[1]}-{obj.size - 1}"
 
 
 def moto_backend() -> moto.s3.models.S3Backend:
@@ -329,13 +407,18 @@ def moto_backend() -> moto.s3.models.S3Backend:
     return moto.s3.models.s3_backends[os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)]["aws"]
 
 
-def _stat(bucket: str, key: str) -> tuple[int, str] | None:
-    """(size, upper-case ETag) of an object, or None. Read from moto's state directly: a HEAD
-    through the WSGI app costs ~1 ms, and every object creation needs two of them."""
+def _current(bucket: str, key: str) -> moto.s3.models.FakeKey | None:
+    """The object's current version, or None. Read from moto's state directly: a HEAD through the
+    WSGI app costs ~1 ms, and every object creation needs two of them."""
     try:
-        obj = moto_backend().get_object(bucket, key)
+        return moto_backend().get_object(bucket, key)
     except S3ClientError:  # MissingBucket
         return None
+
+
+def _stat(bucket: str, key: str) -> tuple[int, str] | None:
+    """(size, upper-case ETag) of an object, or None."""
+    obj = _current(bucket, key)
     return None if obj is None else (obj.size, obj.etag.strip('"').upper())
 
 
@@ -345,3 +428,10 @@ def _bucket_exists(bucket: str) -> bool:
     except S3ClientError:
         return False
     return True
+
+
+def _existing_bucket(bucket: str) -> moto.s3.models.FakeBucket:
+    try:
+        return moto_backend().get_bucket(bucket)
+    except S3ClientError:
+        raise OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=bucket) from None

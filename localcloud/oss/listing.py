@@ -7,7 +7,8 @@ from a bucket of 300,000 took 0.15 s, so anything that lists a large bucket meas
 :class:`IndexedKeyStore`, moto's key store plus a sorted index of its key names kept in step with
 every write moto makes, and serves both listings of those buckets from the index with the same
 results, order, truncation and continuation tokens (moto's, from its ``_truncate_result``) as moto.
-Whatever the index does not serve (other buckets, an unknown token, a negative max-keys) moto serves.
+Whatever the index does not serve (other buckets, a negative max-keys) moto serves; an unknown
+continuation token is OSS's 400 InvalidArgument.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
+from moto.s3.exceptions import InvalidContinuationToken
 from moto.s3.models import FakeBucket, FakeDeleteMarker, FakeKey, S3Backend
 from moto.s3.utils import _VersionedKeyStore
 
@@ -113,9 +115,10 @@ def _list_objects(self: S3Backend, bucket: FakeBucket, prefix: str | None, delim
 def _list_objects_v2(self: S3Backend, bucket: FakeBucket, prefix: str | None, delimiter: str | None,
                      continuation_token: str | None, start_after: str | None, max_keys: int) -> Any:
     """moto's ListObjectsV2: objects and common prefixes paged together, after the token or start-after."""
+    if continuation_token and continuation_token not in self._pagination_tokens:
+        raise InvalidContinuationToken()  # moto's own listing fails with a TypeError (a 500)
     store = bucket.keys
-    if (not isinstance(store, IndexedKeyStore) or max_keys < 0
-            or (continuation_token and continuation_token not in self._pagination_tokens)):
+    if not isinstance(store, IndexedKeyStore) or max_keys < 0:
         return _moto_list_objects_v2(self, bucket, prefix, delimiter, continuation_token, start_after, max_keys)
     after = self._pagination_tokens[continuation_token] if continuation_token else start_after or None
     with store.lock:

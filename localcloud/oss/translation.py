@@ -7,11 +7,12 @@ ListObjects (v1) is asked of moto as v2, because moto's v1 repeats every common 
 
 from __future__ import annotations
 
+import gzip
 import io
 from urllib.parse import quote
 
 from localcloud.oss.auth import AUTH_HEADERS, QUERY_AUTH_PARAMS
-from localcloud.oss.wire import Environ, OssRequest
+from localcloud.oss.wire import Environ, OssRequest, Response, text_to_wsgi
 from localcloud.oss.xml_bodies import oss_storage_class
 
 #: What moto sees instead of the OSS Authorization: moto treats a request without one as anonymous
@@ -31,6 +32,12 @@ _ETAG_REQUEST_HEADERS = (
     "x-oss-copy-source-if-match",
     "x-oss-copy-source-if-none-match",
 )
+#: Object types OSS gzips on a GET that accepts it (text, JSON, XML, JavaScript), from this size on.
+_COMPRESSIBLE_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+                       "application/x-javascript")
+MIN_COMPRESSED_SIZE = 1024
+#: What an upload without a Content-Type is stored as (SDKs pick one by extension; a bare PUT has none).
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: moto's response headers that OSS does not send (Content-Length is set once the body is final).
 _DROPPED_RESPONSE_HEADERS = frozenset({"x-amz-request-id", "x-amz-id-2", "x-amzn-requestid", "server",
                                        "content-length"})
@@ -44,12 +51,14 @@ def s3_environ(req: OssRequest, environ: Environ, body: bytes | None, *, host: s
     inner["HTTP_AUTHORIZATION"] = VERIFIED_AUTHORIZATION
     for name, value in req.headers.items():
         if name.startswith("x-oss-") and name not in _CONSUMED_HEADERS:
-            inner[_environ_name(_s3_header_name(name))] = value
+            inner[_environ_name(_s3_header_name(name))] = text_to_wsgi(value)
     if "content-md5" in req.headers and body is None:
         inner["HTTP_CONTENT_MD5"] = req.headers["content-md5"]
     for name in _ETAG_REQUEST_HEADERS:
         if name in req.headers:
             inner[_environ_name(_s3_header_name(name))] = req.headers[name].lower()
+    if req.operation in ("PutObject", "InitiateMultipartUpload") and not environ.get("CONTENT_TYPE"):
+        inner["CONTENT_TYPE"] = DEFAULT_CONTENT_TYPE  # moto's default is S3's binary/octet-stream
     inner["QUERY_STRING"] = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in s3_query(req))
     if body is not None:
         inner["wsgi.input"] = io.BytesIO(body)
@@ -57,6 +66,22 @@ def s3_environ(req: OssRequest, environ: Environ, body: bytes | None, *, host: s
         inner.pop("HTTP_TRANSFER_ENCODING", None)
         inner.pop("wsgi.input_terminated", None)
     return inner
+
+
+def compress_if_accepted(req: OssRequest, resp: Response) -> None:
+    """OSS's HTTP compression: a whole text-like object of 1 KB or more, asked with ``Accept-Encoding:
+    gzip``, comes gzipped and chunked (no Content-Length; werkzeug then sends it chunked)."""
+    content_type = (resp.header("Content-Type") or "").lower()
+    size = len(resp.body) if resp.stream is None else int(resp.header("Content-Length") or 0)
+    if ("gzip" not in req.headers.get("accept-encoding", "") or "range" in req.headers
+            or resp.header("Content-Encoding") or not content_type.startswith(_COMPRESSIBLE_TYPES)
+            or size < MIN_COMPRESSED_SIZE):
+        return
+    if resp.stream is not None:  # a streamed GET (see storage): compressed whole, as OSS does it
+        resp.body, resp.stream = b"".join(resp.stream), None
+    resp.body = gzip.compress(resp.body)
+    resp.set_header("Content-Encoding", "gzip")
+    resp.set_header("Content-Length", None)
 
 
 def _s3_header_name(oss_name: str) -> str:

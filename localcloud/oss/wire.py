@@ -25,6 +25,7 @@ CREATE_EVENTS = {
     "PutObject": "ObjectCreated:PutObject",
     "CopyObject": "ObjectCreated:CopyObject",
     "CompleteMultipartUpload": "ObjectCreated:CompleteMultipartUpload",
+    "AppendObject": "ObjectCreated:AppendObject",
 }
 #: Operations that remove objects, with the eventName of their OSS notification (one per key).
 REMOVE_EVENTS = {
@@ -37,11 +38,14 @@ Environ = dict[str, Any]
 
 
 class OssError(Exception):
-    """An error answered in OSS's XML error format; ``extra`` adds elements such as StringToSign."""
+    """An error answered in OSS's XML error format; ``extra`` adds elements such as StringToSign,
+    ``headers`` response headers (x-oss-next-append-position...)."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                 **extra: str) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers or {}
 
 
 @dataclass
@@ -80,7 +84,7 @@ class OssRequest:
         path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
         bucket, _, key = path.lstrip("/").partition("/")
         headers = {
-            name[5:].lower().replace("_", "-"): value
+            name[5:].lower().replace("_", "-"): wsgi_to_text(value)
             for name, value in environ.items()
             if name.startswith("HTTP_")
         }
@@ -132,6 +136,10 @@ class OssRequest:
             return "ListObjectsV2" if self.param("list-type") == "2" else "ListObjects"
         if m == "POST" and controls == {"delete"}:
             return "DeleteMultipleObjects"
+        if m == "GET" and controls == {"uploads"}:
+            return "ListMultipartUploads"
+        if m == "GET" and controls == {"live"}:
+            return "ListLiveChannel"
         if m == "PUT" and not controls:
             return "PutBucket"
         if m == "POST" and self.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -146,6 +154,12 @@ class OssRequest:
             return "InitiateMultipartUpload"
         if m == "POST" and controls == {"uploadId"}:
             return "CompleteMultipartUpload"
+        if m == "POST" and controls == {"append", "position"}:
+            return "AppendObject"
+        if m == "GET" and controls == {"uploadId"}:
+            return "ListParts"
+        if m == "PUT" and controls == {"uploadId", "partNumber"}:
+            return "UploadPartCopy" if "x-oss-copy-source" in self.headers else "UploadPart"
         if m == "GET" and not controls:
             return "GetObject"
         if m == "DELETE" and not controls:
@@ -153,6 +167,20 @@ class OssRequest:
         if m == "HEAD" and controls <= {"objectMeta"}:
             return "GetObjectMeta" if controls else "HeadObject"
         return "Object"
+
+
+def wsgi_to_text(value: str) -> str:
+    """A header value as the client wrote it: WSGI hands bytes over as latin-1 code points, and
+    clients send UTF-8 (oss2 signs, and OSS stores, user metadata such as ``x-oss-meta-*: 测试``)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def text_to_wsgi(value: str) -> str:
+    """The inverse of :func:`wsgi_to_text`, for a value put back into a WSGI environ."""
+    return value.encode("utf-8").decode("latin-1")
 
 
 def iso_now() -> str:

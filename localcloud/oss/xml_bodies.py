@@ -8,10 +8,11 @@ encodes, instead of relying on moto's partial support.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from urllib.parse import quote
 
-from localcloud.oss.wire import OssRequest
+from localcloud.oss.wire import OssError, OssRequest
 
 #: Elements that OSS URL-encodes when the request says ``encoding-type=url``.
 URL_ENCODED_ELEMENTS = (
@@ -37,6 +38,11 @@ ERROR_CODE_BY_STATUS = {
     416: "InvalidRange",
     501: "NotImplemented",
 }
+#: Characters XML 1.0 does not allow (in text or as references), and the escape ``parse`` uses for them.
+_ESCAPE, _ESCAPE_BASE = "\ue000", 0xE100
+_FORBIDDEN_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ue000]")
+_ESCAPED = re.compile("\ue000(.)", re.DOTALL)
+_CHARACTER_REFERENCE = re.compile(r"&#(?:([0-9]+)|x([0-9a-fA-F]+));")
 _STORAGE_CLASSES = {"STANDARD": "Standard", "STANDARD_IA": "IA", "GLACIER": "Archive", "DEEP_ARCHIVE": "ColdArchive"}
 
 
@@ -49,14 +55,54 @@ def object_type(etag: str) -> str:
     return "Multipart" if "-" in etag else "Normal"
 
 
+def parse(raw: bytes) -> ElementTree.Element:
+    """Parse XML whose text may hold characters XML 1.0 forbids (a key with a control character:
+    oss2 sends those raw in a DeleteObjects body, alibabacloud-oss-v2 as ``&#01;``, moto answers
+    them raw in a listing), as OSS does.
+
+    Each forbidden character, raw or referenced, and the escape character itself become the escape
+    character and a shifted code point before parsing, restored after: the round trip holds for any text.
+    """
+    text = _FORBIDDEN_IN_XML.sub(lambda m: _escaped(ord(m.group())), raw.decode("utf-8"))
+    escaped = _CHARACTER_REFERENCE.sub(_escaped_reference, text)
+    root = ElementTree.fromstring(escaped.encode("utf-8"))
+    for node in root.iter():
+        node.text = _unescape(node.text)
+        node.tail = _unescape(node.tail)
+    return root
+
+
+def parse_request_body(raw: bytes) -> ElementTree.Element:
+    """A request's XML body, or OSS's 400 MalformedXML."""
+    try:
+        return parse(raw)
+    except (ElementTree.ParseError, UnicodeDecodeError):
+        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+
+
+def _escaped(code: int) -> str:
+    return _ESCAPE + chr(_ESCAPE_BASE + code)
+
+
+def _escaped_reference(match: re.Match[str]) -> str:
+    code = int(match[1]) if match[1] else int(match[2], 16)
+    return _escaped(code) if code <= 0x10FFFF and _FORBIDDEN_IN_XML.fullmatch(chr(code)) else match[0]
+
+
+def _unescape(text: str | None) -> str | None:
+    if text is None or _ESCAPE not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(ord(m.group(1)) - _ESCAPE_BASE), text)
+
+
 def oss_xml_body(req: OssRequest, body: bytes, *, account_id: str, region: str) -> bytes:
     """Strip the S3 namespace and add the fields oss2 needs that S3 does not send."""
-    root = _strip_namespaces(ElementTree.fromstring(body))
+    root = _strip_namespaces(parse(body))
     _use_oss_values(root, account_id)
     if req.operation == "ListObjects":
         _v2_listing_as_v1(root, req.param("marker") or "")
     if root.tag == "ListAllMyBucketsResult":
-        _add_bucket_locations(root, region)
+        _add_bucket_locations(root, region, req.headers.get("host", ""))
     if req.param("encoding-type") == "url":
         _url_encode(root)
     return xml_bytes(root)
@@ -86,11 +132,12 @@ def _url_encode(root: ElementTree.Element) -> None:
         ElementTree.SubElement(root, "EncodingType").text = "url"
 
 
-def _add_bucket_locations(root: ElementTree.Element, region: str) -> None:
+def _add_bucket_locations(root: ElementTree.Element, region: str, endpoint: str) -> None:
+    """Each bucket's region and endpoints; both endpoints are the local one (the Host asked), so a
+    client that follows them (oss2's own test clean-up does) stays on LocalOss."""
     location = f"oss-{region}"
     for bucket in root.iter("Bucket"):
-        for tag, text in (("Location", location), ("ExtranetEndpoint", f"{location}.aliyuncs.com"),
-                          ("IntranetEndpoint", f"{location}-internal.aliyuncs.com"),
+        for tag, text in (("Location", location), ("ExtranetEndpoint", endpoint), ("IntranetEndpoint", endpoint),
                           ("Region", region), ("StorageClass", "Standard")):
             if bucket.find(tag) is None:
                 ElementTree.SubElement(bucket, tag).text = text
@@ -111,6 +158,29 @@ def _v2_listing_as_v1(root: ElementTree.Element, marker: str) -> None:
         _insert_after(root, "IsTruncated", "NextMarker", max(names))
 
 
+def delete_result(deleted: list[str], *, url_encoded: bool) -> bytes:
+    """DeleteObjects' answer: the deleted keys (none in quiet mode)."""
+    root = ElementTree.Element("DeleteResult")
+    if url_encoded:
+        ElementTree.SubElement(root, "EncodingType").text = "url"
+    for key in deleted:
+        node = ElementTree.SubElement(root, "Deleted")
+        ElementTree.SubElement(node, "Key").text = quote(key, safe="") if url_encoded else key
+    return xml_bytes(root)
+
+
+def empty_live_channel_list(req: OssRequest) -> bytes:
+    """ListLiveChannel: LocalOss has no RTMP live channels, so a bucket's list is always empty (SDK
+    clean-ups list them before deleting a bucket)."""
+    root = ElementTree.Element("ListLiveChannelResult")
+    for tag in ("Prefix", "Marker"):
+        ElementTree.SubElement(root, tag).text = req.param(tag.lower()) or ""
+    ElementTree.SubElement(root, "MaxKeys").text = req.param("max-keys") or "100"
+    ElementTree.SubElement(root, "IsTruncated").text = "false"
+    ElementTree.SubElement(root, "NextMarker").text = ""
+    return xml_bytes(root)
+
+
 def s3_error_fields(status: int, body: bytes) -> tuple[str, str, dict[str, str]]:
     """(Code, Message, other elements) of moto's S3 error, which is XML, plain text or empty."""
     code, message = ERROR_CODE_BY_STATUS.get(status, "InternalError"), ""
@@ -119,7 +189,7 @@ def s3_error_fields(status: int, body: bytes) -> tuple[str, str, dict[str, str]]
     if not text.startswith("<"):
         return code, text, extra
     try:
-        root = _strip_namespaces(ElementTree.fromstring(body))
+        root = _strip_namespaces(parse(body))
     except ElementTree.ParseError:
         return code, text, extra
     for child in root:
@@ -143,7 +213,7 @@ def error_xml(code: str, message: str, **extra: str) -> bytes:
 
 def with_request_ids(error_body: bytes, request_id: str, host_id: str) -> bytes:
     """The <Error> with RequestId and HostId after its Code and Message, where OSS puts them."""
-    root = ElementTree.fromstring(error_body)
+    root = parse(error_body)
     for index, (tag, text) in enumerate((("RequestId", request_id), ("HostId", host_id)), 2):
         node = ElementTree.Element(tag)
         node.text = text

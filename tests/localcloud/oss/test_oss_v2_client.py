@@ -125,8 +125,6 @@ def test_multipart_with_part_copy_list_parts_abort_complete(client, bucket):
     assert gone.code == "NoSuchUpload"
 
 
-@pytest.mark.xfail(strict=True, reason="ListParts answers <ListPartsResponse>, oss-v2 reads <ListPartsResult>: "
-                                       "fixed on the conformance branch")
 def test_list_parts(client, bucket):
     upload_id = client.initiate_multipart_upload(oss.InitiateMultipartUploadRequest(bucket=bucket, key="lp")).upload_id
     client.upload_part(oss.UploadPartRequest(bucket=bucket, key="lp", upload_id=upload_id, part_number=1, body=b"x"))

@@ -36,9 +36,9 @@ def test_start_picks_a_free_port_and_stop_is_idempotent():
 
 def test_oss_only_apis_and_bad_bucket_names_fail_clearly(server, bucket):
     with pytest.raises(oss2.exceptions.ServerError) as err:
-        bucket.append_object("log.txt", 0, b"line")
+        bucket.create_live_channel("channel", oss2.models.LiveChannelInfo(target=oss2.models.LiveChannelInfoTarget()))
     assert (err.value.status, err.value.code) == (501, "NotImplemented")
-    assert "append" in err.value.message
+    assert "live" in err.value.message
     with pytest.raises(oss2.exceptions.ServerError) as err:
         bucket.put_symlink("target", "link")
     assert err.value.code == "NotImplemented"
