@@ -11,12 +11,31 @@ tests can load the pipeline's player VTT as they do (their code is not copied he
 
 JavaScript's ``String.split`` with a regular expression and ``String.match`` without ``g`` behave as
 Python's ``re.split`` and ``re.search`` do for these patterns (a capturing group's text is kept in
-both), so the patterns are theirs, unchanged.
+both), so the patterns are theirs, unchanged. Also here: what the tests require of every player file
+whichever player reads it (its shape, the JSON storyboard's schema).
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+
+from tests.conftest import ROOT
+
+STORYBOARD_SCHEMA = json.loads(
+    (ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-storyboard-1.json").read_text())
+_TIMING = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}$")
+
+
+def assert_player_vtt_shape(vtt: str) -> None:
+    """LF only, the header, then blocks of exactly a timing line and an image line with ``#xywh``."""
+    assert "\r" not in vtt and vtt.startswith("WEBVTT\n\n")
+    blocks = vtt.strip("\n").split("\n\n")[1:]
+    assert blocks
+    for block in blocks:
+        timing, image = block.split("\n")  # no cue identifier, no cue payload beyond the image
+        assert _TIMING.match(timing), timing
+        assert re.search(r"#xywh=\d+,\d+,\d+,\d+$", image), image
 
 
 # --- videojs-vtt-thumbnails -------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from snapshot_pipeline.domain import SnapshotJob, SnapshotUrls
 from snapshot_pipeline.index import build_index
 from snapshot_pipeline.settings import Settings, SettingsError
 from snapshot_pipeline.storyboards import CACHE_CONTROL, player_keys, vtt_timestamp, write_player_files
-from tests.conftest import ROOT
 from tests.players import (
+    STORYBOARD_SCHEMA,
+    assert_player_vtt_shape,
     plyr_frame_for_time,
     plyr_preview_thumbnails,
     plyr_url_prefix,
@@ -25,12 +26,9 @@ from tests.players import (
 )
 from tests.support import assert_valid_index
 
-STORYBOARD_SCHEMA = json.loads(
-    (ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-storyboard-1.json").read_text())
 BUCKET = "media"
 FOLDER = "snapshots/media/uploads/clip.mp4/20261201T120000Z-0123abcd/"
 CDN = "https://cdn.example.com/media/"
-TIMING = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}$")
 
 
 class FakeStore:
@@ -84,17 +82,6 @@ def written(store: FakeStore, player: dict) -> tuple[str, dict]:
     doc = json.loads(store.objects[player["json"]["key"]])
     jsonschema.validate(doc, STORYBOARD_SCHEMA)
     return vtt, doc
-
-
-def assert_player_vtt_shape(vtt: str) -> None:
-    """LF only, the header, then blocks of exactly a timing line and an image line with ``#xywh``."""
-    assert "\r" not in vtt and vtt.startswith("WEBVTT\n\n")
-    blocks = vtt.strip("\n").split("\n\n")[1:]
-    assert blocks
-    for block in blocks:
-        timing, image = block.split("\n")  # no cue identifier, no cue payload beyond the image
-        assert TIMING.match(timing), timing
-        assert re.search(r"#xywh=\d+,\d+,\d+,\d+$", image), image
 
 
 def tiles_by_players(vtt: str, src: str) -> tuple[list[tuple], list[tuple]]:
