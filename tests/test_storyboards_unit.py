@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from urllib.parse import unquote
 
 import jsonschema
 import pytest
@@ -14,7 +15,15 @@ from PIL import Image
 from snapshot_pipeline.domain import SnapshotJob, SnapshotUrls
 from snapshot_pipeline.index import build_index
 from snapshot_pipeline.settings import Settings, SettingsError
-from snapshot_pipeline.storyboards import CACHE_CONTROL, player_keys, vtt_timestamp, write_player_files
+from snapshot_pipeline.storyboards import (
+    CACHE_CONTROL,
+    Storyboard,
+    Tile,
+    player_files,
+    player_keys,
+    vtt_timestamp,
+    write_player_files,
+)
 from tests.players import (
     STORYBOARD_SCHEMA,
     assert_player_vtt_shape,
@@ -236,3 +245,15 @@ def test_public_base_url_gets_a_trailing_slash_and_is_checked():
     for bad in ("cdn.example.com", "https://cdn.example.com/?token=1"):
         with pytest.raises(SettingsError, match="PUBLIC_BASE_URL"):
             Settings.from_env(dict(env, PUBLIC_BASE_URL=bad))
+
+
+def test_keys_are_escaped_in_urls_so_a_hash_or_a_space_survives_both_players():
+    key = "snapshots/media/uploads/my clip #1 é.mp4/v/storyboard-sprite-00001.jpg"
+    board = Storyboard((key,), (160, 60), (Tile(0.0, 1.0, 0, 0, 0, 80, 60), Tile(1.0, 2.0, 0, 80, 0, 80, 60)))
+    vtt_file, json_file = player_files(board, output_key=key.rsplit("/", 1)[0] + "/storyboard.vtt",
+                                       public_base_url=CDN)
+    vtt = vtt_file.body.decode()
+    assert_player_vtt_shape(vtt)
+    by_videojs, by_plyr = tiles_by_players(vtt, CDN + vtt_file.key)
+    assert by_videojs == by_plyr and {unquote(url) for url, *_ in by_plyr} == {CDN + key}
+    assert json.loads(json_file.body)["images"] == [{"key": key, "url": by_plyr[0][0]}]
