@@ -101,7 +101,8 @@ def _from_cues(cues: Sequence[Mapping[str, Any]], measure: Measure) -> Storyboar
     (the first image is measured; a job cuts every still to one size)."""
     if not cues:
         return "the index lists no WebVTT cues"
-    images = tuple(dict.fromkeys(cue["key"] for cue in cues))
+    position = {key: n for n, key in enumerate(dict.fromkeys(cue["key"] for cue in cues))}
+    images = tuple(position)
     image_size = measure(images[0])
     tiles = []
     for cue in cues:
@@ -111,7 +112,7 @@ def _from_cues(cues: Sequence[Mapping[str, Any]], measure: Measure) -> Storyboar
             (x, y), (w, h) = (0, 0), image_size
         else:
             return f"the size of {images[0]} could not be read"
-        tiles.append(Tile(cue["start"], cue["end"], images.index(cue["key"]), x, y, w, h))
+        tiles.append(Tile(cue["start"], cue["end"], position[cue["key"]], x, y, w, h))
     return Storyboard(images, image_size, tuple(tiles))
 
 
@@ -212,7 +213,7 @@ def write_player_files(store: ObjectStore, job: SnapshotJob, result: Mapping[str
     index never names a missing file); the fields to add to the result: ``{"player": ...}``, or
     nothing when the result is no storyboard."""
     if job.output is None or job.type not in (SnapshotType.WEBVTT.value, SnapshotType.SPRITE.value):
-        return {}
+        return {}  # stills: no storyboard, and nothing worth a log line
     bucket = job.output.bucket
 
     def measure(key: str) -> tuple[int, int] | None:
