@@ -5,6 +5,7 @@ the JSON, every image at the size the sprite geometry gives, and each cue's tile
 frame stamped with that cue's time, found with video.js' and Plyr's own lookup rules."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -96,42 +97,45 @@ def video() -> bytes:
     return make_test_video(duration_s=6.0, fps=FPS, width=320, height=240, gop_s=1.0)
 
 
-@pytest.fixture(scope="module")
-def public() -> Iterator[PublicBaseUrl]:
+@contextlib.contextmanager
+def public_base_url() -> Iterator[PublicBaseUrl]:
     server = PublicBaseUrl(("127.0.0.1", 0), _Origin)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
-def indexed(public: PublicBaseUrl, video: bytes, bucket: str, snapshot_type: str, subtype: int,
-            config: dict) -> Iterator[tuple[LocalCloud, dict]]:
-    """A module's own cloud whose functions get ``PUBLIC_BASE_URL``, and the index of one upload."""
-    options = LocalCloudOptions(bucket=bucket, snapshot_type=snapshot_type, template_subtype=subtype,
-                                template_config=config, extra_env={"PUBLIC_BASE_URL": public.base})
-    with LocalCloud(options) as cloud:
-        public.cloud = cloud
-        cloud.bucket().put_object(KEY, video)
-        yield cloud, assert_valid_index(cloud.wait_for_index(KEY, timeout=PIPELINE_TIMEOUT_S))
-        public.cloud = None
+def indexed(video: bytes, bucket: str, snapshot_type: str, subtype: int,
+            config: dict) -> Iterator[tuple[PublicBaseUrl, LocalCloud, dict]]:
+    """A module's own cloud, its functions given the URL of its own public server as
+    ``PUBLIC_BASE_URL``, and the index of one upload."""
+    with public_base_url() as public:
+        options = LocalCloudOptions(bucket=bucket, snapshot_type=snapshot_type, template_subtype=subtype,
+                                    template_config=config, extra_env={"PUBLIC_BASE_URL": public.base})
+        with LocalCloud(options) as cloud:
+            public.cloud = cloud
+            cloud.bucket().put_object(KEY, video)
+            yield public, cloud, assert_valid_index(cloud.wait_for_index(KEY, timeout=PIPELINE_TIMEOUT_S))
 
 
 @pytest.fixture(scope="module")
-def webvtt(public, video):
+def webvtt(video):
     config = {"Type": "WebVtt", "Count": 6, "IsSptFrag": True, **TIMING,
               "SpriteSnapshotConfig": {"Columns": 2, "Lines": 2, "CellWidth": 80, "CellHeight": 60}}
-    yield from indexed(public, video, "player-webvtt", "WebVtt", 3, config)
+    yield from indexed(video, "player-webvtt", "WebVtt", 3, config)
 
 
 @pytest.fixture(scope="module")
-def sprite(public, video):
+def sprite(video):
     config = {"Type": "Sprite", "Count": 5, **TIMING,
               "SpriteSnapshotConfig": {"Columns": 2, "Lines": 2, "CellWidth": 96, "CellHeight": 72,
                                        "Padding": 4, "Margin": 6, "Color": "#202020"}}
-    yield from indexed(public, video, "player-sprite", "Sprite", 2, config)
+    yield from indexed(video, "player-sprite", "Sprite", 2, config)
 
 
 def player_files(public: PublicBaseUrl, index: dict) -> tuple[str, str, dict]:
@@ -147,6 +151,10 @@ def player_files(public: PublicBaseUrl, index: dict) -> tuple[str, str, dict]:
     storyboard = json.loads(doc)
     jsonschema.validate(storyboard, STORYBOARD_SCHEMA)
     return player["vtt"]["url"], vtt.decode("utf-8"), storyboard
+
+
+def storyboard_duration(public: PublicBaseUrl, index: dict) -> float:
+    return float(player_files(public, index)[2]["duration"])
 
 
 def check_player_files(public: PublicBaseUrl, index: dict, *, tiles: int, sheet_size: tuple[int, int]) -> None:
@@ -183,25 +191,21 @@ def _offsets(background: str) -> tuple[int, int]:
     return int(x.strip("-px")), int(y.strip("-px"))
 
 
-def test_a_webvtt_storyboard_loads_through_the_public_base_url(public, webvtt):
-    cloud, index = webvtt
+def test_a_webvtt_storyboard_loads_through_the_public_base_url(webvtt):
+    public, _, index = webvtt
     assert index["job"]["type"] == "WebVtt" and len(index["snapshots"]) == 2  # 6 tiles on 2x2 sheets
     check_player_files(public, index, tiles=6, sheet_size=(160, 120))
     assert storyboard_duration(public, index) == pytest.approx(6.0, abs=0.1)  # the video's, from ICE's cues
 
 
-def test_a_sprite_storyboard_loads_through_the_public_base_url(public, sprite):
-    cloud, index = sprite
+def test_a_sprite_storyboard_loads_through_the_public_base_url(sprite):
+    public, _, index = sprite
     assert index["job"]["type"] == "Sprite" and index["player"]["vtt"]["key"].endswith("/sprite-player.vtt")
     check_player_files(public, index, tiles=5, sheet_size=(6 + 96 + 4 + 96 + 6, 6 + 72 + 4 + 72 + 6))
     assert storyboard_duration(public, index) == 5.0  # the last tile lasts one Interval
 
 
-def test_the_bucket_itself_refuses_what_the_relative_vtt_would_load(public, webvtt):
-    cloud, index = webvtt
+def test_the_bucket_itself_refuses_what_the_relative_vtt_would_load(webvtt):
+    _, cloud, index = webvtt
     unsigned = f"{cloud.describe()['oss_endpoint']}/{cloud.options.bucket}/{index['snapshots'][0]['key']}"
     assert get(unsigned)[0] == 403  # why ICE's relative references fail in a player on a private bucket
-
-
-def storyboard_duration(public: PublicBaseUrl, index: dict) -> float:
-    return float(player_files(public, index)[2]["duration"])
