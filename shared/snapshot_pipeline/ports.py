@@ -82,6 +82,11 @@ class Ice(Protocol):
 class ObjectStore(Protocol):
     """The object operations the pipeline makes. Missing objects are ``None``, not errors."""
 
+    def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str,
+                  headers: dict[str, str] | None = None) -> None:
+        """Write ``data`` in one PUT, with its Content-Type and any further headers (e.g. Cache-Control)."""
+        ...
+
     def put_json(self, bucket: str, key: str, doc: Any) -> None:
         """Write a JSON document in one PUT: a reader sees the old or the new document, never half."""
         ...

@@ -35,6 +35,7 @@ from .log import log
 from .pending import PendingMarkers
 from .ports import Ice, ObjectStore
 from .settings import Settings
+from .storyboards import write_player_files
 
 #: How many times a publisher follows a source that changed under it before leaving it to the next writer.
 MAX_REPAIRS = 3
@@ -180,6 +181,7 @@ class Publisher:
             return self._superseded(upload, job.job_id, f"the source is now version {current.version}")
         doc = build_index(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
                           source_size=current.size, read=self.store.get_head_bytes)
+        doc.update(write_player_files(self.store, job, doc, public_base_url=self.settings.public_base_url))
         return self._write_forward(upload, doc, repairs=repairs, job_id=job.job_id, index_now=index_now)
 
     def _urls(self, job: SnapshotJob) -> Any:

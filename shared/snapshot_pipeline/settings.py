@@ -149,6 +149,13 @@ def _http_url(raw: str) -> str:
     return raw
 
 
+def _public_base_url(raw: str) -> str:
+    """A base URL the output bucket's keys are appended to: http(s), no query or fragment, ending in ``/``."""
+    if not raw.startswith(("http://", "https://")) or "?" in raw or "#" in raw:
+        raise ValueError(f"must be an http(s) URL without query or fragment, not {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
 def region_of(env: Mapping[str, str]) -> str | None:
     """The region: ``REGION``, else the one Function Compute or the credentials tooling sets."""
     for name in ("REGION", "FC_REGION", "ALIBABA_CLOUD_REGION_ID"):
@@ -176,6 +183,8 @@ class Settings:
     video_suffixes: tuple[str, ...]
     url_timeout_s: int
     reconcile_window_s: int
+    #: A CDN or custom domain serving the output bucket: the player files' image URLs (storyboards.py).
+    public_base_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -200,6 +209,7 @@ class Settings:
             video_suffixes=e.parsed("VIDEO_SUFFIXES", _suffixes, DEFAULT_VIDEO_SUFFIXES),
             url_timeout_s=e.parsed("SNAPSHOT_URL_TIMEOUT", _url_timeout, DEFAULT_URL_TIMEOUT_S),
             reconcile_window_s=e.parsed("RECONCILE_WINDOW_HOURS", _window_hours, DEFAULT_RECONCILE_WINDOW_S),
+            public_base_url=e.parsed("PUBLIC_BASE_URL", _public_base_url, None),
         )
         if e.problems:
             raise SettingsError("invalid configuration: " + "; ".join(e.problems))
