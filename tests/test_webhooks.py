@@ -1,0 +1,265 @@
+"""Webhooks through the local cloud: the app's receiver (the README's own code checks every
+signature) gets an event for an indexed, a failed and a deleted video, also when it fails twice
+first, deduplicated by id; a writer killed while sending still delivers through the reconciler's
+timer run; a receiver down for good ends as failed deliveries in `snapshots audit`; and the
+secret never reaches a log."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from localcloud.cloud import LocalCloud, LocalCloudOptions
+from snapshot_pipeline.domain import OssLocation
+from snapshot_pipeline.layout import index_key
+from snapshot_pipeline.outbox import MAX_ATTEMPTS, retry_delay
+from snapshot_pipeline.publish import Publisher
+from snapshot_pipeline.webhooks import ChangeKind, IndexChange
+from tests.conftest import ROOT
+from tests.support import cli_runner, upload, version_of, wait_until
+
+#: What the receiver answers the n-th delivery (from 0) of one (source key, type): a status, or
+#: "kill" (the callback function's instances are killed and no answer is written).
+Plan = Callable[[int], "int | str"]
+
+
+def readme_receiver_code() -> str:
+    """The Python block of README's "Webhooks" section."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Webhooks\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    assert section, "README.md has no '## Webhooks' section"
+    code = re.search(r"```python\n(.*?)```", section.group(1), re.DOTALL)
+    assert code, "README's Webhooks section has no Python receiver"
+    return code.group(1)
+
+
+class AppReceiver:
+    """The app's side: README's ``verified`` checks each request; the answers follow a plan per
+    (source key, type); every verified delivery is kept, duplicates included."""
+
+    def __init__(self) -> None:
+        self.verified: Callable[[str, bytes], bool] | None = None
+        self.kill: Callable[[], Any] = lambda: None
+        self.plans: dict[tuple[str, str], Plan] = {}
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.accepted: list[dict] = []
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/hooks/snapshots"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(self, header: str, body: bytes) -> int | str:
+        assert self.verified is not None
+        if not self.verified(header, body):
+            with self._lock:
+                self.refused += 1
+            return 400
+        event = json.loads(body)
+        what = (event["source"]["key"], event["type"])
+        with self._lock:
+            n = self.requests[what]
+            self.requests[what] += 1
+        action = self.plans.get(what, lambda n: 204)(n)
+        if action == 204:
+            with self._lock:
+                self.accepted.append(event)
+        return action
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                action = receiver.answer(self.headers.get("X-Snapshot-Signature", ""), body)
+                if action == "kill":
+                    receiver.kill()
+                    return  # no answer: the sender is dead anyway
+                self.send_response(int(action))
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def events_for(self, key: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self.accepted if e["source"]["key"] == key]
+
+
+def failing(times: int, status: int = 500) -> Plan:
+    return lambda n: status if n < times else 204
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    app = AppReceiver()
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def cloud(receiver):
+    options = LocalCloudOptions(bucket=f"webhooks-{uuid.uuid4().hex[:8]}", webhook_url=receiver.url)
+    with LocalCloud(options) as running:
+        with pytest.MonkeyPatch.context() as env:  # the README's receiver reads its secret from there
+            env.setenv("WEBHOOK_SECRET", running.webhook_secret)
+            namespace: dict[str, Any] = {"__name__": "readme_receiver"}
+            exec(readme_receiver_code(), namespace)
+        receiver.verified = namespace["verified"]
+        receiver.kill = lambda: running.fc.kill_instances("callback")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def video() -> bytes:
+    from localcloud.media import make_test_video
+
+    return make_test_video(duration_s=1.0, width=64, height=48)
+
+
+def event_id(cloud, key: str, version: str | None, kind: ChangeKind) -> str:
+    source = OssLocation(cloud.options.bucket, key)
+    profile = None if kind == ChangeKind.SOURCE_DELETED else "default"
+    return IndexChange(source.uri, version, kind, profile, index_key("snapshots/", source), None).event_id
+
+
+def outbox_record(cloud, event: str) -> dict | None:
+    return cloud.store().get_json(cloud.options.bucket, f"snapshots/_outbox/{event}.json")
+
+
+def retry_now(cloud, event: str) -> dict | None:
+    """Let the backoff of ``event``'s record pass (minutes to hours: it is made due now), then run the
+    reconciler's timer; the record after the run."""
+    record = outbox_record(cloud, event)
+    assert record is not None and record["state"] == "pending", record
+    assert record["next_attempt_at"] == pytest.approx(time.time() + retry_delay(record["attempts"]), abs=60)
+    cloud.store().put_json(cloud.options.bucket, f"snapshots/_outbox/{event}.json",
+                           dict(record, next_attempt_at=time.time() - 1))
+    report = json.loads(cloud.fc.fire_timer("reconcile"))
+    assert report["webhooks_delivered"] + report["webhooks_retrying"] >= 1, report
+    return outbox_record(cloud, event)
+
+
+def delivered(receiver: AppReceiver, key: str, kind: ChangeKind) -> dict:
+    return wait_until(lambda: next((e for e in receiver.events_for(key) if e["type"] == kind), None),
+                      f"a {kind} event for {key}", timeout=60)
+
+
+def test_indexed_failed_and_deleted_reach_a_receiver_that_fails_twice_verified_and_deduplicated(
+        cloud, receiver, video):
+    run = uuid.uuid4().hex[:8]
+    good, bad = f"uploads/ok-{run}.mp4", f"uploads/bad-{run}.mp4"
+    receiver.plans[(good, ChangeKind.PROFILE_INDEXED)] = failing(2)
+    upload(cloud, good, video)
+    good_version = version_of(cloud, good)
+    assert cloud.wait_for_index(good)["job"]["status"] == "Success"
+    wait_until(lambda: receiver.requests[(good, ChangeKind.PROFILE_INDEXED)] == 1, "the writer's own attempt")
+    cloud.set_faults(fail_jobs={"code": "InvalidInput.Unsupported", "message": "no such codec", "count": 1})
+    upload(cloud, bad, video)
+    failed = delivered(receiver, bad, ChangeKind.PROFILE_FAILED)
+    assert cloud.wait_for_index(bad)["job"]["error"]["code"] == "InvalidInput.Unsupported"
+    cloud.bucket().delete_object(good)
+    deleted = delivered(receiver, good, ChangeKind.SOURCE_DELETED)
+
+    pending = event_id(cloud, good, good_version, ChangeKind.PROFILE_INDEXED)
+    assert retry_now(cloud, pending)["attempts"] == 2  # the second 500
+    assert retry_now(cloud, pending) is None  # accepted: removed from the outbox
+    indexed = delivered(receiver, good, ChangeKind.PROFILE_INDEXED)
+    assert receiver.requests[(good, ChangeKind.PROFILE_INDEXED)] == 3
+
+    assert (indexed["id"], indexed["version"], indexed["profile"]) == (pending, good_version, "default")
+    assert indexed["index"] == {"bucket": cloud.options.bucket, "key": index_key(
+        "snapshots/", OssLocation(cloud.options.bucket, good)), "url": None}
+    assert (deleted["id"], deleted["profile"]) == (event_id(cloud, good, good_version, ChangeKind.SOURCE_DELETED),
+                                                   None)
+    assert failed["id"] == event_id(cloud, bad, version_of(cloud, bad), ChangeKind.PROFILE_FAILED)
+    assert all(outbox_record(cloud, e["id"]) is None for e in (indexed, failed, deleted))  # 2xx: removed
+
+    # The deletion recorded again (a redelivered event, an audit --fix): the same id comes again.
+    Publisher(cloud.settings(), cloud.ice_adapter(), cloud.store()).record_deletion(
+        OssLocation(cloud.options.bucket, good), deleted_at=time.time())
+    wait_until(lambda: len(receiver.events_for(good)) == 3, "the deletion's event again")
+    seen = {e["id"] for e in receiver.events_for(good) + receiver.events_for(bad)}
+    assert seen == {indexed["id"], failed["id"], deleted["id"]} and receiver.refused == 0
+
+
+def test_a_writer_killed_while_sending_delivers_through_the_reconcilers_timer_run(cloud, receiver, video):
+    key = f"uploads/killed-{uuid.uuid4().hex[:8]}.mp4"
+    receiver.plans[(key, ChangeKind.PROFILE_INDEXED)] = lambda n: "kill" if n == 0 else 204
+    upload(cloud, key, video)
+    wait_until(lambda: receiver.requests[(key, ChangeKind.PROFILE_INDEXED)] >= 1, "the killed writer's attempt")
+    assert cloud.wait_for_index(key)["job"]["status"] == "Success"
+    event = event_id(cloud, key, version_of(cloud, key), ChangeKind.PROFILE_INDEXED)
+    record = outbox_record(cloud, event)
+    assert record is not None and record["state"] == "pending" and not receiver.events_for(key)
+
+    cloud.fc.fire_timer("reconcile")
+    assert delivered(receiver, key, ChangeKind.PROFILE_INDEXED)["id"] == event
+    assert outbox_record(cloud, event) is None
+
+
+def test_a_receiver_down_for_good_ends_as_failed_deliveries_in_audit(cloud, receiver, video, tmp_path,
+                                                                     monkeypatch, capsys):
+    folder = f"uploads/down-{uuid.uuid4().hex[:8]}/"
+    key = folder + "v.mp4"
+    receiver.plans[(key, ChangeKind.PROFILE_INDEXED)] = lambda n: 503
+    upload(cloud, key, video)
+    cloud.wait_for_index(key)
+    event = event_id(cloud, key, version_of(cloud, key), ChangeKind.PROFILE_INDEXED)
+    wait_until(lambda: (outbox_record(cloud, event) or {}).get("attempts") == 1, "the writer's failed attempt")
+    for attempts in range(2, MAX_ATTEMPTS + 1):
+        record = retry_now(cloud, event)
+        assert record is not None and record["attempts"] == attempts
+    assert (record["state"], record["attempts"], record["last_status"]) == ("failed", MAX_ATTEMPTS, 503)
+    assert receiver.requests[(key, ChangeKind.PROFILE_INDEXED)] == MAX_ATTEMPTS
+
+    run = cli_runner(cloud, tmp_path / "state.json", monkeypatch, capsys)
+    code, out = run("--local", "--json", "audit", f"oss://{cloud.options.bucket}/{folder}")
+    webhooks = json.loads(out)["webhooks"]
+    assert code == 1 and (webhooks["failed"], webhooks["pending"]) == (1, 0)
+    (failure,) = webhooks["failed_deliveries"]
+    assert (failure["id"], failure["type"], failure["attempts"], failure["last_status"]) == \
+        (event, "profile.indexed", MAX_ATTEMPTS, 503)
+    code, out = run("--local", "audit", f"oss://{cloud.options.bucket}/{folder}")
+    assert code == 1 and event in out and "webhook deliveries" in out
+
+
+def test_webhook_test_sends_a_signed_sample_and_the_secret_is_never_in_a_log_or_the_output(
+        cloud, receiver, video, tmp_path, monkeypatch, capsys):
+    key = f"uploads/logged-{uuid.uuid4().hex[:8]}.mp4"
+    upload(cloud, key, video)
+    delivered(receiver, key, ChangeKind.PROFILE_INDEXED)
+    run = cli_runner(cloud, tmp_path / "state.json", monkeypatch, capsys)
+    code, out = run("--local", "--json", "webhook", "test")
+    answer = json.loads(out)
+    assert code == 0 and (answer["status"], answer["delivered"]) == (204, True)
+    assert any(e["id"] == answer["event_id"] and e["type"] == "webhook.test" for e in receiver.accepted)
+    with socket.socket() as unused:  # a port nobody listens on: the connection is refused
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    code, out = run("--local", "--json", "webhook", "test", "--url", f"http://127.0.0.1:{port}/")
+    refused = json.loads(out)
+    assert code == 1 and (refused["status"], refused["delivered"]) == (None, False) and refused["error"]
+    logs = [line for pool in cloud.fc.pools.values() for line in list(pool.logs)]
+    assert any('"webhook.sent"' in line for line in logs)
+    assert not [line for line in logs if cloud.webhook_secret in line]
+    assert cloud.webhook_secret not in out + capsys.readouterr().out
