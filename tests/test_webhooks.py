@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import oss2
 import pytest
 
 from localcloud.cloud import LocalCloud, LocalCloudOptions
@@ -40,6 +44,15 @@ def readme_receiver_code() -> str:
     code = re.search(r"```python\n(.*?)```", section.group(1), re.DOTALL)
     assert code, "README's Webhooks section has no Python receiver"
     return code.group(1)
+
+
+def readme_verifier(secret: str) -> Callable[[str, bytes], bool]:
+    """README's ``verified``, run as the README has it, with ``secret`` in its environment."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WEBHOOK_SECRET", secret)
+        namespace: dict[str, Any] = {"__name__": "readme_receiver"}
+        exec(readme_receiver_code(), namespace)
+    return namespace["verified"]
 
 
 class AppReceiver:
@@ -120,11 +133,7 @@ def receiver():
 def cloud(receiver):
     options = LocalCloudOptions(bucket=f"webhooks-{uuid.uuid4().hex[:8]}", webhook_url=receiver.url)
     with LocalCloud(options) as running:
-        with pytest.MonkeyPatch.context() as env:  # the README's receiver reads its secret from there
-            env.setenv("WEBHOOK_SECRET", running.webhook_secret)
-            namespace: dict[str, Any] = {"__name__": "readme_receiver"}
-            exec(readme_receiver_code(), namespace)
-        receiver.verified = namespace["verified"]
+        receiver.verified = readme_verifier(running.webhook_secret)
         receiver.kill = lambda: running.fc.kill_instances("callback")
         yield running
 
@@ -263,3 +272,29 @@ def test_webhook_test_sends_a_signed_sample_and_the_secret_is_never_in_a_log_or_
     assert any('"webhook.sent"' in line for line in logs)
     assert not [line for line in logs if cloud.webhook_secret in line]
     assert cloud.webhook_secret not in out + capsys.readouterr().out
+
+
+def test_up_with_a_webhook_url_prints_the_secret_and_the_functions_send_there(video, tmp_path):
+    app = AppReceiver()
+    proc = subprocess.Popen([sys.executable, "-m", "localcloud", "up", "--webhook-url", app.url], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                 "SNAPSHOTS_LOCAL_STATE": str(tmp_path / "state.json")})
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["webhook_url"] == app.url and info["webhook_secret"].startswith("whsec_")
+        app.verified = readme_verifier(info["webhook_secret"])
+        bucket = oss2.Bucket(oss2.Auth(info["access_key_id"], info["access_key_secret"]), info["oss_endpoint"],
+                             info["bucket"])
+        bucket.put_object("uploads/told.mp4", video)
+        delivered(app, "uploads/told.mp4", ChangeKind.PROFILE_INDEXED)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        finally:
+            app.close()
+    assert proc.returncode == 0 and info["webhook_secret"] not in err

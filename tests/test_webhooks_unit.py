@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import time
 
 import pytest
 
@@ -72,9 +73,9 @@ class ScriptedReceiver:
         return Delivery(status, None if status and status < 300 else f"HTTP {status}")
 
 
-def outbox(store: MemoryStore, time: VirtualTime, receiver: ScriptedReceiver) -> Outbox:
+def outbox(store: MemoryStore, virtual: VirtualTime, receiver: ScriptedReceiver) -> Outbox:
     return Outbox(store, "media", "snapshots/", WebhookSettings("https://app.example/hook", SECRET),
-                  clock=time.clock, post=receiver)
+                  clock=virtual.clock, post=receiver)
 
 
 # --- ids and signatures ------------------------------------------------------------------------------
@@ -136,8 +137,8 @@ def test_the_backoff_doubles_from_five_minutes_up_to_six_hours():
 
 
 def test_a_record_is_created_once_per_event_and_a_2xx_deletes_it():
-    store, time, receiver = MemoryStore(), VirtualTime(1_800_000_000), ScriptedReceiver()
-    box = outbox(store, time, receiver)
+    store, virtual, receiver = MemoryStore(), VirtualTime(1_800_000_000), ScriptedReceiver()
+    box = outbox(store, virtual, receiver)
     doc = box.record(CHANGE)
     assert doc is not None and box.record(CHANGE) is None  # a second writer keeps the first record
     assert store.keys("snapshots/_outbox/*") == [f"snapshots/_outbox/{CHANGE.event_id}.json"]
@@ -145,18 +146,18 @@ def test_a_record_is_created_once_per_event_and_a_2xx_deletes_it():
 
 
 def test_failed_attempts_are_recorded_with_backoff_until_the_record_is_dead():
-    store, time, receiver = MemoryStore(), VirtualTime(1_800_000_000), ScriptedReceiver(*[500] * MAX_ATTEMPTS)
-    box = outbox(store, time, receiver)
+    store, virtual, receiver = MemoryStore(), VirtualTime(1_800_000_000), ScriptedReceiver(*[500] * MAX_ATTEMPTS)
+    box = outbox(store, virtual, receiver)
     box.send(box.record(CHANGE), timeout_s=1)
     for attempt in range(2, MAX_ATTEMPTS + 1):
         assert box.deliver_due(lambda: True).waiting == 1  # not due before its backoff has passed
-        time.now += retry_delay(attempt - 1)
+        virtual.now += retry_delay(attempt - 1)
         run = box.deliver_due(lambda: True)
         assert (run.retrying, run.delivered) == (1, 0)
     (record,) = [doc for _, doc in box.records()]
     assert (record["state"], record["attempts"], record["last_status"], record["next_attempt_at"]) == \
         ("failed", MAX_ATTEMPTS, 500, None)
-    time.now += RETRY_CAP_S * 10
+    virtual.now += RETRY_CAP_S * 10
     assert box.deliver_due(lambda: True).failed == 1 and len(receiver.bodies) == MAX_ATTEMPTS  # sent no more
     report = delivery_report(box, OssLocation("media", "uploads/"))
     assert (report.failed, report.failed_deliveries[0]["id"]) == (1, CHANGE.event_id)
@@ -166,15 +167,68 @@ def test_failed_attempts_are_recorded_with_backoff_until_the_record_is_dead():
 
 
 def test_notify_records_before_sending_and_a_failed_send_never_raises():
-    store, time, receiver = MemoryStore(), VirtualTime(1_800_000_000), ScriptedReceiver(None)
+    store, virtual, receiver = MemoryStore(), VirtualTime(1_800_000_000), ScriptedReceiver(None)
     settings = Settings.from_env({"REGION": "cn-shanghai", "OUTPUT_BUCKET": "media",
                                   "WEBHOOK_URL": "https://app.example/hook", "WEBHOOK_SECRET": SECRET})
-    outbox_module.notify(settings, store, CHANGE, clock=time.clock, post=receiver)  # no answer: no exception
+    outbox_module.notify(settings, store, CHANGE, clock=virtual.clock, post=receiver)  # no answer: no exception
     (record,) = [doc for _, doc in Outbox(store, "media", "snapshots/").records()]
     assert (record["attempts"], record["last_status"], record["next_attempt_at"]) == \
-        (1, None, time.now + RETRY_BASE_S)
-    outbox_module.notify(settings, store, CHANGE, clock=time.clock, post=receiver)  # the same change again
+        (1, None, virtual.now + RETRY_BASE_S)
+    outbox_module.notify(settings, store, CHANGE, clock=virtual.clock, post=receiver)  # the same change again
     assert len(receiver.bodies) == 1  # left to the reconciler, with its backoff
     unconfigured = Settings.from_env({"REGION": "cn-shanghai", "OUTPUT_BUCKET": "media"})
-    outbox_module.notify(unconfigured, MemoryStore(), CHANGE, clock=time.clock, post=receiver)
+    outbox_module.notify(unconfigured, MemoryStore(), CHANGE, clock=virtual.clock, post=receiver)
     assert len(receiver.bodies) == 1
+
+
+# --- the POST itself, against a server on this machine ----------------------------------------------
+@pytest.fixture
+def server():
+    """A server answering each POST with the next of ``server.answers`` (a status, or "hang": no
+    answer within the sender's timeout); it keeps what it was sent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[tuple[str, bytes]] = []
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append((self.headers["X-Snapshot-Signature"], self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = httpd.answers.pop(0)
+            if answer == "hang":
+                release.wait(5)
+                return
+            self.send_response(answer)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.answers, httpd.got = [], got
+    httpd.url = f"http://127.0.0.1:{httpd.server_port}/hook"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd
+    release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_post_is_signed_and_only_a_2xx_delivers_a_redirect_is_not_followed(server):
+    from snapshot_pipeline.webhooks import post_event
+
+    server.answers = [200, 302, 500, "hang"]
+    event = event_of(CHANGE, "media", 1_800_000_000)
+    ok = post_event(server.url, SECRET, event, timeout_s=5)
+    header, body = server.got[0]
+    assert (ok.delivered, ok.answer) == (True, "ok") and json.loads(body) == event
+    assert verify_signature(SECRET, header, body, now=time.time()) is None
+    moved = post_event(server.url, SECRET, event, timeout_s=5)
+    assert (moved.status, moved.delivered, len(server.got)) == (302, False, 2)  # /elsewhere never asked
+    assert post_event(server.url, SECRET, event, timeout_s=5).error == "HTTP 500"
+    hung = post_event(server.url, SECRET, event, timeout_s=0.3)
+    assert (hung.status, hung.delivered) == (None, False) and "timed out" in hung.error

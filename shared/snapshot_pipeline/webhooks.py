@@ -17,10 +17,9 @@ import hashlib
 import hmac
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from .domain import OssLocation, StrEnum
@@ -123,25 +122,32 @@ class Delivery:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer (a failed delivery), never followed: it would drop or resend the body."""
+@cache
+def _opener() -> Any:
+    """urllib's opener without redirects: a redirect is an answer (a failed delivery), never followed,
+    as following it would drop or resend the body. Built on first use (a deployment without a
+    webhook never imports urllib.request)."""
+    import urllib.request
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-
-_opener = urllib.request.build_opener(_NoRedirects)
+    return urllib.request.build_opener(NoRedirects)
 
 
 def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float,
                clock: Callable[[], float] = time.time) -> Delivery:
     """POST ``event`` to ``url``, signed now; never raises for a failed delivery."""
+    import urllib.error
+    import urllib.request
+
     body = body_of(event)
     headers = {"Content-Type": "application/json", "User-Agent": "video-snapshot-pipeline-webhooks/1",
                SIGNATURE_HEADER: signature(secret, int(clock()), body)}
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with _opener.open(request, timeout=timeout_s) as answer:
+        with _opener().open(request, timeout=timeout_s) as answer:
             return Delivery(answer.status, answer=_excerpt(answer.read(ANSWER_EXCERPT)))
     except urllib.error.HTTPError as exc:
         return Delivery(exc.code, f"HTTP {exc.code}", _excerpt(exc.read(ANSWER_EXCERPT)))
