@@ -151,8 +151,9 @@ def event_id(cloud, key: str, version: str | None, kind: ChangeKind) -> str:
     return IndexChange(source.uri, version, kind, profile, index_key("snapshots/", source), None).event_id
 
 
-def outbox_record(cloud, event: str) -> dict | None:
-    return cloud.store().get_json(cloud.options.bucket, f"snapshots/_outbox/{event}.json")
+def outbox_record(cloud, event: str, *, failed: bool = False) -> dict | None:
+    folder = "snapshots/_outbox/failed/" if failed else "snapshots/_outbox/"
+    return cloud.store().get_json(cloud.options.bucket, f"{folder}{event}.json")
 
 
 def retry_now(cloud, event: str) -> dict | None:
@@ -164,7 +165,7 @@ def retry_now(cloud, event: str) -> dict | None:
     cloud.store().put_json(cloud.options.bucket, f"snapshots/_outbox/{event}.json",
                            dict(record, next_attempt_at=time.time() - 1))
     report = json.loads(cloud.fc.fire_timer("reconcile"))
-    assert report["webhooks_delivered"] + report["webhooks_retrying"] >= 1, report
+    assert report["webhooks_delivered"] + report["webhooks_retrying"] + report["webhooks_failed"] >= 1, report
     return outbox_record(cloud, event)
 
 
@@ -226,8 +227,8 @@ def test_a_writer_killed_while_sending_delivers_through_the_reconcilers_timer_ru
     assert outbox_record(cloud, event) is None
 
 
-def test_a_receiver_down_for_good_ends_as_failed_deliveries_in_audit(cloud, receiver, video, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_a_receiver_down_for_good_ends_as_failed_deliveries_in_audit_and_fix_sends_them_again(
+        cloud, receiver, video, tmp_path, monkeypatch, capsys):
     folder = f"uploads/down-{uuid.uuid4().hex[:8]}/"
     key = folder + "v.mp4"
     receiver.plans[(key, ChangeKind.PROFILE_INDEXED)] = lambda n: 503
@@ -235,9 +236,12 @@ def test_a_receiver_down_for_good_ends_as_failed_deliveries_in_audit(cloud, rece
     cloud.wait_for_index(key)
     event = event_id(cloud, key, version_of(cloud, key), ChangeKind.PROFILE_INDEXED)
     wait_until(lambda: (outbox_record(cloud, event) or {}).get("attempts") == 1, "the writer's failed attempt")
-    for attempts in range(2, MAX_ATTEMPTS + 1):
+    for attempts in range(2, MAX_ATTEMPTS):
         record = retry_now(cloud, event)
         assert record is not None and record["attempts"] == attempts
+    assert retry_now(cloud, event) is None  # the last attempt: moved to the failed ones
+    record = outbox_record(cloud, event, failed=True)
+    assert record is not None
     assert (record["state"], record["attempts"], record["last_status"]) == ("failed", MAX_ATTEMPTS, 503)
     assert receiver.requests[(key, ChangeKind.PROFILE_INDEXED)] == MAX_ATTEMPTS
 
@@ -250,6 +254,13 @@ def test_a_receiver_down_for_good_ends_as_failed_deliveries_in_audit(cloud, rece
         (event, "profile.indexed", MAX_ATTEMPTS, 503)
     code, out = run("--local", "audit", f"oss://{cloud.options.bucket}/{folder}")
     assert code == 1 and event in out and "webhook deliveries" in out
+
+    receiver.plans[(key, ChangeKind.PROFILE_INDEXED)] = lambda n: 204  # the receiver is fixed
+    code, out = run("--local", "--json", "audit", "--fix", f"oss://{cloud.options.bucket}/{folder}")
+    assert "failed webhook deliveries made due again: 1" in " ".join(json.loads(out)["notes"])
+    cloud.fc.fire_timer("reconcile")
+    assert delivered(receiver, key, ChangeKind.PROFILE_INDEXED)["id"] == event
+    assert run("--local", "audit", f"oss://{cloud.options.bucket}/{folder}")[0] == 0
 
 
 def test_webhook_test_sends_a_signed_sample_and_the_secret_is_never_in_a_log_or_the_output(

@@ -10,7 +10,15 @@ import pytest
 
 from snapshot_pipeline import outbox as outbox_module
 from snapshot_pipeline.domain import ObjectInfo, OssLocation
-from snapshot_pipeline.outbox import MAX_ATTEMPTS, RETRY_BASE_S, RETRY_CAP_S, Outbox, delivery_report, retry_delay
+from snapshot_pipeline.outbox import (
+    MAX_ATTEMPTS,
+    RETRY_BASE_S,
+    RETRY_CAP_S,
+    Outbox,
+    OutboxRun,
+    delivery_report,
+    retry_delay,
+)
 from snapshot_pipeline.settings import Settings, SettingsError, WebhookSettings
 from snapshot_pipeline.webhooks import (
     ChangeKind,
@@ -153,12 +161,14 @@ def test_failed_attempts_are_recorded_with_backoff_until_the_record_is_dead():
         assert box.deliver_due(lambda: True).waiting == 1  # not due before its backoff has passed
         virtual.now += retry_delay(attempt - 1)
         run = box.deliver_due(lambda: True)
-        assert (run.retrying, run.delivered) == (1, 0)
-    (record,) = [doc for _, doc in box.records()]
+        assert (run.retrying, run.failed, run.delivered) == ((0, 1, 0) if attempt == MAX_ATTEMPTS else (1, 0, 0))
+    assert list(box.records()) == []
+    ((key, record),) = box.records(failed=True)
+    assert key == f"snapshots/_outbox/failed/{CHANGE.event_id}.json"
     assert (record["state"], record["attempts"], record["last_status"], record["next_attempt_at"]) == \
         ("failed", MAX_ATTEMPTS, 500, None)
     virtual.now += RETRY_CAP_S * 10
-    assert box.deliver_due(lambda: True).failed == 1 and len(receiver.bodies) == MAX_ATTEMPTS  # sent no more
+    assert box.deliver_due(lambda: True) == OutboxRun() and len(receiver.bodies) == MAX_ATTEMPTS  # sent no more
     report = delivery_report(box, OssLocation("media", "uploads/"))
     assert (report.failed, report.failed_deliveries[0]["id"]) == (1, CHANGE.event_id)
     assert delivery_report(box, OssLocation("media", "elsewhere/")).failed == 0

@@ -15,9 +15,10 @@ holds the event and its delivery state. The rules:
    attempt: ``attempts``, ``last_attempt_at``, ``last_status``, ``last_error`` and the backoff
    ``next_attempt_at`` = now + ``RETRY_BASE_S * 2**(attempts-1)``, at most :data:`RETRY_CAP_S`.
 4. **The reconciler sends what is due** on every timer run (:data:`RECONCILE_TIMEOUT_S` each).
-5. **Dead after** :data:`MAX_ATTEMPTS` failed attempts: the record stays with ``state: failed``,
-   is sent no more and is listed by ``snapshots audit`` (delete it, or run ``audit --fix`` to make
-   it due again, once the receiver works).
+5. **Dead after** :data:`MAX_ATTEMPTS` failed attempts: the record moves to
+   ``_outbox/failed/<event id>.json`` with ``state: failed``, is sent no more (a reconciler run
+   reads only the pending ones) and is listed by ``snapshots audit``; ``audit --fix`` makes it due
+   again once the receiver works (or delete it).
 6. **At least once.** A crash after the 2xx and before the delete, or two senders at once, send an
    event twice: receivers deduplicate by its ``id``.
 """
@@ -37,6 +38,7 @@ from .settings import Settings, WebhookSettings
 from .webhooks import Delivery, IndexChange, event_of, post_event
 
 OUTBOX_DIR = "_outbox/"
+FAILED_DIR = "failed/"  # under OUTBOX_DIR
 RECORD_SCHEMA = "snapshot-webhook-outbox/1"
 #: A delivery attempt's timeout when the writer sends at once (inside ICE's 3 s callback budget).
 IMMEDIATE_TIMEOUT_S = 1.5
@@ -64,7 +66,7 @@ class OutboxRun:
     delivered: int = 0
     retrying: int = 0  # attempted and failed this pass; due again later
     waiting: int = 0  # not due yet
-    failed: int = 0  # dead: past MAX_ATTEMPTS
+    failed: int = 0  # attempted for the last time this pass: moved to the failed ones
     complete: bool = True
     errors: list[str] = field(default_factory=list)
 
@@ -81,8 +83,8 @@ class Outbox:
         self.clock = clock
         self.post = post
 
-    def key(self, event_id: str) -> str:
-        return f"{self.root}{event_id}.json"
+    def key(self, event_id: str, *, failed: bool = False) -> str:
+        return f"{self.root}{FAILED_DIR if failed else ''}{event_id}.json"
 
     def record(self, change: IndexChange) -> dict[str, Any] | None:
         """Record ``change``'s event, due now; the record, or None when one was there already."""
@@ -104,23 +106,29 @@ class Outbox:
         attempt = int(doc.get("attempts") or 0) + 1
         log("webhook.sent", event_id=event["id"], type=event["type"], host=urlsplit(self.webhook.url).hostname,
             attempt=attempt, status=delivery.status, delivered=delivery.delivered, error=delivery.error)
-        if delivery.delivered:
-            self.store.delete_many(self.bucket, [self.key(event["id"])])
+        if not delivery.delivered:
+            self._record_failure(doc, attempt, delivery)
         else:
-            self.store.put_json(self.bucket, self.key(event["id"]), self._after_failure(doc, attempt, delivery))
+            self.store.delete_many(self.bucket, [self.key(event["id"])])
         return delivery
 
-    def _after_failure(self, doc: dict[str, Any], attempt: int, delivery: Delivery) -> dict[str, Any]:
-        now = self.clock()
-        dead = attempt >= MAX_ATTEMPTS
-        return dict(doc, attempts=attempt, state=FAILED if dead else PENDING, last_attempt_at=iso(now),
-                    last_status=delivery.status, last_error=delivery.error,
-                    next_attempt_at=None if dead else now + retry_delay(attempt))
+    def _record_failure(self, doc: dict[str, Any], attempt: int, delivery: Delivery) -> None:
+        """The attempt goes in the record, with the next one's time; the last one moves it to the failed."""
+        now, dead, event_id = self.clock(), attempt >= MAX_ATTEMPTS, doc["event"]["id"]
+        failed = dict(doc, attempts=attempt, state=FAILED if dead else PENDING, last_attempt_at=iso(now),
+                      last_status=delivery.status, last_error=delivery.error,
+                      next_attempt_at=None if dead else now + retry_delay(attempt))
+        self.store.put_json(self.bucket, self.key(event_id, failed=dead), failed)
+        if dead:
+            self.store.delete_many(self.bucket, [self.key(event_id)])
+            log("webhook.failed", event_id=event_id, type=doc["event"]["type"], attempts=attempt)
 
-    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every record (key, document), in key order: one LIST page per 1000, one GET each."""
-        for obj in self.store.list(self.bucket, self.root):
-            if obj.key.endswith(".json") and "/" not in obj.key[len(self.root):]:
+    def records(self, *, failed: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The pending records (or the failed ones) as (key, document), in key order: one LIST page
+        per 1000, one GET each."""
+        root = self.root + (FAILED_DIR if failed else "")
+        for obj in self.store.list(self.bucket, root):
+            if obj.key.endswith(".json") and "/" not in obj.key[len(root):]:
                 doc = self.store.get_json(self.bucket, obj.key)
                 if isinstance(doc, dict) and isinstance(doc.get("event"), dict):
                     yield obj.key, doc
@@ -129,9 +137,7 @@ class Outbox:
         """Send every record whose next attempt is due, while ``time_left()``."""
         run = OutboxRun()
         for key, doc in self.records():
-            if doc.get("state") == FAILED:
-                run.failed += 1
-            elif float(doc.get("next_attempt_at") or 0) > self.clock():
+            if float(doc.get("next_attempt_at") or 0) > self.clock():
                 run.waiting += 1
             elif not time_left():
                 run.complete = False
@@ -142,17 +148,20 @@ class Outbox:
                 except ObjectStoreError as exc:  # the record stays as it was: due again next run
                     run.errors.append(f"outbox {key}: {exc}")
                     continue
+                last = int(doc.get("attempts") or 0) + 1 >= MAX_ATTEMPTS
                 run.delivered += delivered
-                run.retrying += not delivered
+                run.retrying += not delivered and not last
+                run.failed += not delivered and last
         return run
 
     def revive_failed(self, under: OssLocation) -> int:
         """Make the dead events of sources under ``under`` (a prefix) due again, with fresh attempts."""
         revived = 0
-        for key, doc in self.records():
-            if doc.get("state") == FAILED and _names_source_under(doc, under):
-                self.store.put_json(self.bucket, key, dict(doc, state=PENDING, attempts=0,
-                                                           next_attempt_at=self.clock()))
+        for key, doc in self.records(failed=True):
+            if _names_source_under(doc, under):
+                self.store.put_json(self.bucket, self.key(doc["event"]["id"]),
+                                    dict(doc, state=PENDING, attempts=0, next_attempt_at=self.clock()))
+                self.store.delete_many(self.bucket, [key])
                 revived += 1
         return revived
 
@@ -172,11 +181,9 @@ class DeliveryReport:
 def delivery_report(outbox: Outbox, under: OssLocation) -> DeliveryReport:
     """The pending and failed (dead) events of the sources under ``under``."""
     report = DeliveryReport()
-    for _, doc in outbox.records():
+    report.pending = sum(_names_source_under(doc, under) for _, doc in outbox.records())
+    for _, doc in outbox.records(failed=True):
         if not _names_source_under(doc, under):
-            continue
-        if doc.get("state") != FAILED:
-            report.pending += 1
             continue
         report.failed += 1
         event = doc["event"]
