@@ -296,10 +296,10 @@ class Reconciler:
     # --- webhooks ---------------------------------------------------------------------------------
     def deliver_webhooks(self, report: ReconcileReport) -> None:
         """Send the outbox's due events: their writer's send failed, or the writer died before it."""
-        sent = outbox_for(self.settings, self.store, self.config.output_bucket, clock=self.clock)
-        if sent is None:
+        outbox = outbox_for(self.settings, self.store, self.config.output_bucket, clock=self.clock)
+        if outbox is None:  # no WEBHOOK_URL
             return
-        run = sent.deliver_due(self._time_left)
+        run = outbox.deliver_due(self._time_left)
         report.webhooks_delivered += run.delivered
         report.webhooks_retrying += run.retrying
         report.webhooks_waiting += run.waiting
