@@ -1,8 +1,8 @@
 """Webhooks through the local cloud: the app's receiver (the README's own code checks every
 signature) gets an event for an indexed, a failed and a deleted video, also when it fails twice
-first, deduplicated by id; a writer killed while sending still delivers through the reconciler's
-timer run; a receiver down for good ends as failed deliveries in `snapshots audit`; and the
-secret never reaches a log."""
+first, deduplicated by id; a writer killed while sending, or between its index write and the
+outbox record, still delivers through the reconciler's timer run; a receiver down for good ends as
+failed deliveries in `snapshots audit`; and the secret never reaches a log."""
 from __future__ import annotations
 
 import json
@@ -29,7 +29,7 @@ from snapshot_pipeline.outbox import MAX_ATTEMPTS, retry_delay
 from snapshot_pipeline.publish import Publisher
 from snapshot_pipeline.webhooks import ChangeKind, IndexChange
 from tests.conftest import ROOT
-from tests.support import cli_runner, upload, version_of, wait_until
+from tests.support import cli_runner, jobs_for, upload, version_of, wait_until
 
 #: What the receiver answers the n-th delivery (from 0) of one (source key, type): a status, or
 #: "kill" (the callback function's instances are killed and no answer is written).
@@ -225,6 +225,45 @@ def test_a_writer_killed_while_sending_delivers_through_the_reconcilers_timer_ru
     cloud.fc.fire_timer("reconcile")
     assert delivered(receiver, key, ChangeKind.PROFILE_INDEXED)["id"] == event
     assert outbox_record(cloud, event) is None
+
+
+class WriterDied(BaseException):
+    """The writer's instance was killed (not an error anything catches)."""
+
+
+class DiesBeforeTheOutbox:
+    """The store of a writer killed right after its index write: the outbox record is never made."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def create_json(self, bucket: str, key: str, doc) -> bool:
+        if "/_outbox/" in f"/{key}":
+            raise WriterDied(key)
+        return self._store.create_json(bucket, key, doc)
+
+
+def test_a_writer_killed_between_the_index_and_the_outbox_leaves_it_to_the_reconciler(cloud, receiver, video):
+    key = f"uploads/unrecorded-{uuid.uuid4().hex[:8]}.mp4"
+    cloud.ice.set_faults(callback_drop_rate=1.0)  # this writer is the only one, until the reconciler
+    try:
+        upload(cloud, key, video)
+        (job,) = wait_until(lambda: [j for j in jobs_for(cloud, key) if j.finished], f"the job of {key}")
+    finally:
+        cloud.ice.set_faults(callback_drop_rate=0.0)
+    publisher = Publisher(cloud.settings(), cloud.ice_adapter(), DiesBeforeTheOutbox(cloud.store()))
+    with pytest.raises(WriterDied):
+        publisher.publish(cloud.ice_adapter().get_snapshot_job(job.job_id))
+    assert cloud.wait_for_index(key, timeout=1)["job"]["id"] == job.job_id  # written, yet nobody told
+    event = event_id(cloud, key, version_of(cloud, key), ChangeKind.PROFILE_INDEXED)
+    assert outbox_record(cloud, event) is None and not receiver.events_for(key)
+
+    report = json.loads(cloud.fc.fire_timer("reconcile"))  # the upload is still pending: published again
+    assert report["pending_seen"] >= 1
+    assert delivered(receiver, key, ChangeKind.PROFILE_INDEXED)["id"] == event
 
 
 def test_a_receiver_down_for_good_ends_as_failed_deliveries_in_audit_and_fix_sends_them_again(
