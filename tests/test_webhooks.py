@@ -348,3 +348,11 @@ def test_up_with_a_webhook_url_prints_the_secret_and_the_functions_send_there(vi
         finally:
             app.close()
     assert proc.returncode == 0 and info["webhook_secret"] not in err
+
+
+def test_a_data_dir_keeps_the_webhook_secret_across_restarts(tmp_path):
+    options = LocalCloudOptions(bucket="kept", webhook_url="http://127.0.0.1:9/", data_dir=tmp_path / "data")
+    with LocalCloud(options) as first:
+        secret = first.describe()["webhook_secret"]
+    with LocalCloud(options) as second:
+        assert second.describe()["webhook_secret"] == secret == second.function_env()["WEBHOOK_SECRET"]
