@@ -80,11 +80,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(json.dumps(info), flush=True)  # after the state files: a client that read it can use --local
         print(f"local cloud up: upload videos to oss://{info['bucket']}/uploads/ (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
+    except KeyboardInterrupt:  # whenever it comes, even right after the JSON line
+        pass
     finally:
         for path in written:
             remove_local_state(path, os.getpid())
