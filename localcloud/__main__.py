@@ -1,8 +1,9 @@
 """``python -m localcloud up``: the local cloud in the foreground.
 ``python -m localcloud demo [--video PATH]``: the whole product once, end to end.
 
-``up`` prints one JSON line first (endpoints, bucket, credentials, callback URL and key:
-what a client needs to talk to it), then serves until Ctrl-C. It also records that state, with its
+``up`` prints one JSON line first (endpoints, bucket, credentials, callback URL and key, and with
+``--webhook-url`` the ``webhook_secret`` the events are signed with: what a client needs to talk to
+it), then serves until Ctrl-C. It also records that state, with its
 pid, in ``.localcloud/state.json`` and in ``$SNAPSHOTS_LOCAL_STATE`` (else a per-user file), where
 ``snapshots --local`` finds it (both sides use ``snapshot_pipeline.cli.local_state``).
 Ctrl-C (SIGINT) or SIGTERM, even while it is starting, stops it quietly and in order, exit status 0.
@@ -10,6 +11,7 @@ Ctrl-C (SIGINT) or SIGTERM, even while it is starting, stops it quietly and in o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -24,6 +26,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .cloud import LocalCloudOptions
+    from .webhook_receiver import WebhookReceiver
+
+#: How long the demo waits for the webhook event once the index is there (it is sent right after).
+DEMO_WEBHOOK_WAIT_S = 10.0
 
 
 def _options(args: argparse.Namespace) -> LocalCloudOptions:
@@ -31,7 +37,8 @@ def _options(args: argparse.Namespace) -> LocalCloudOptions:
 
     options = LocalCloudOptions(host=args.host, bucket=args.bucket, code=args.code, echo_logs=args.verbose,
                                 oss_port=args.oss_port, ice_port=args.ice_port, callback_port=args.callback_port,
-                                data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
+                                data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+                                webhook_url=getattr(args, "webhook_url", None))
     if args.template_config:
         options.template_config = json.loads(args.template_config)
     return options
@@ -116,6 +123,8 @@ def cmd_up(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         while not stop.wait(0.5):  # a timed wait: the signal handler runs at the latest every 0.5 s
             pass
+    except KeyboardInterrupt:  # whenever it comes, even right after the JSON line
+        pass
     finally:
         for path in written:
             remove_local_state(path, os.getpid())
@@ -128,12 +137,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .cloud import LocalCloud
+    from .webhook_receiver import WebhookReceiver
 
     out = Path(args.out)
     if args.video and not Path(args.video).is_file():
         print(f"demo: VIDEO={args.video!r} is not a file", file=sys.stderr)
         return 2
-    with LocalCloud(_options(args)) as cloud:
+    receiver = WebhookReceiver(args.host).start()
+    options = _options(args)
+    options.webhook_url = receiver.url
+    with LocalCloud(options) as cloud, contextlib.closing(receiver):
+        receiver.secret = cloud.webhook_secret
         if args.video:
             data, name = Path(args.video).read_bytes(), Path(args.video).name
         else:
@@ -155,11 +169,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps(index, indent=2, ensure_ascii=False))
         print(f"{len(index['snapshots'])} snapshots indexed {elapsed:.1f}s after upload; saved to {out}/",
               file=sys.stderr)
+        _show_webhook(receiver)
         expected = cloud.options.template_config.get("Count")
         if index["job"]["status"] != "Success" or (expected and not args.video and len(index["snapshots"]) != expected):
             print(f"demo failed: job {index['job']['status']}, {len(index['snapshots'])} snapshots", file=sys.stderr)
             return 1
     return 0
+
+
+def _show_webhook(receiver: WebhookReceiver) -> None:
+    event = receiver.wait_for_event(DEMO_WEBHOOK_WAIT_S)
+    if event is None:
+        print(f"no webhook event reached {receiver.url} within {DEMO_WEBHOOK_WAIT_S:g}s", file=sys.stderr)
+        return
+    print(f"webhook {receiver.url} got event {event['id']} ({event['type']}, signature verified): "
+          f"{json.dumps(event, ensure_ascii=False)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--callback-port", type=int, default=0)
         p.add_argument("-v", "--verbose", action="store_true", help="echo the functions' logs")
         if name == "up":
+            p.add_argument("--webhook-url", metavar="URL", help="POST the signed index-change events here "
+                           "(the functions' WEBHOOK_URL; the JSON line gives the webhook_secret)")
             p.add_argument("--data-dir", metavar="DIR", help="keep objects, ICE jobs and templates, and the "
                            "credentials in DIR across restarts (default: ephemeral)")
             faults = p.add_argument_group("faults of the local ICE (also: POST /__localcloud/faults on it)")

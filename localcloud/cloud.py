@@ -65,6 +65,11 @@ def _auth_key() -> str:
             return key
 
 
+def _webhook_secret() -> str:
+    """A webhook signing secret, prefixed as Stripe's are so it is recognised when pasted."""
+    return "whsec_" + secrets.token_urlsafe(24)
+
+
 @dataclass
 class LocalCloudOptions:
     host: str = "127.0.0.1"
@@ -86,6 +91,7 @@ class LocalCloudOptions:
     function_props: dict[str, dict[str, Any]] = field(default_factory=dict)
     async_retry_base_s: float = 0.5  # the pause before an async invocation's first retry (then doubling)
     data_dir: Path | None = None  # keep objects, ICE state and credentials here across restarts (data_dir.py)
+    webhook_url: str | None = None  # WEBHOOK_URL of the functions, signed with the generated webhook_secret
 
 
 class LocalCloud:
@@ -94,15 +100,18 @@ class LocalCloud:
         self.data_dir = DataDir(self.options.data_dir) if self.options.data_dir else None
         generated = Keyring.generate()
         keys = {"access_key_id": generated.access_key_id, "access_key_secret": generated.access_key_secret,
-                "callback_auth_key": _auth_key()}
+                "callback_auth_key": _auth_key(), "webhook_secret": _webhook_secret()}
         if self.data_dir is not None:  # a restarted cloud keeps its keys, so clients keep working
-            keys = self.data_dir.credentials(lambda: keys)
+            keys = dict(self.data_dir.credentials(lambda: keys))
+            keys.setdefault("webhook_secret", _webhook_secret())  # a data dir kept before webhooks
         #: The cloud's AccessKey pair and the STS credentials issued from it, for the OSS and the ICE alike.
         self.keyring = Keyring(keys["access_key_id"], keys["access_key_secret"])
         self.access_key_id = self.keyring.access_key_id
         self.access_key_secret = self.keyring.access_key_secret
         self.function_credentials: StsCredentials | None = None
         self.callback_auth_key = keys["callback_auth_key"]
+        #: What signs the webhook events (WEBHOOK_SECRET); a receiver verifies with it.
+        self.webhook_secret = keys["webhook_secret"]
         self.oss: LocalOss | None = None
         self.ice: LocalIce | None = None
         self.fc: LocalFc | None = None
@@ -180,6 +189,7 @@ class LocalCloud:
         return {"REGION": o.region, "INPUT_BUCKET": o.bucket, "OUTPUT_BUCKET": o.bucket,
                 "SNAPSHOT_TEMPLATE_ID": self.template_id or "", "SNAPSHOT_TYPE": o.snapshot_type,
                 "CALLBACK_URL": self.callback_url or "", "ICE_CALLBACK_AUTH_KEY": self.callback_auth_key,
+                "WEBHOOK_URL": o.webhook_url or "", "WEBHOOK_SECRET": self.webhook_secret if o.webhook_url else "",
                 **o.extra_env}
 
     def stop(self) -> None:
@@ -221,6 +231,7 @@ class LocalCloud:
             "access_key_id": self.access_key_id, "access_key_secret": self.access_key_secret,
             "callback_url": self.callback_url, "callback_auth_key": self.callback_auth_key,
             "template_id": self.template_id, "output_prefix": "snapshots/", "upload_prefix": "uploads/",
+            **({"webhook_url": o.webhook_url, "webhook_secret": self.webhook_secret} if o.webhook_url else {}),
         }
 
     def credentials(self) -> Credentials:

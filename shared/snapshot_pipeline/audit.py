@@ -26,6 +26,7 @@ from .claims import Claim, ClaimBusy, ClaimLost, ClaimState
 from .deadletters import DeadLetters
 from .domain import JobStatus, ObjectInfo, OssLocation, StrEnum, Upload, iso
 from .index import indexed_source, is_tombstone
+from .outbox import DeliveryReport, Outbox, delivery_report
 from .ports import Ice, IceError, ObjectStore, ObjectStoreError
 from .publish import Publisher, unwatched_reason
 from .retry import Deadline
@@ -194,6 +195,7 @@ class AuditReport:
     fixed: list[dict[str, Any]] = field(default_factory=list)  # what --fix did: key, state, action, outcome...
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    webhooks: DeliveryReport = field(default_factory=DeliveryReport)  # the outbox's events for these sources
 
     @property
     def settled(self) -> bool:
@@ -213,7 +215,7 @@ class AuditReport:
         return {"source": self.source, "listed": self.listed, "judged": self.judged,
                 "summary": {str(s): self.counts.get(s, 0) for s in State}, "skipped": dict(self.skipped),
                 "settled": self.settled, "interrupted": self.interrupted, "objects": self.objects,
-                "fixed": self.fixed, "notes": self.notes}
+                "fixed": self.fixed, "notes": self.notes, "webhooks": self.webhooks.to_dict()}
 
 
 class Fixer:
@@ -292,9 +294,19 @@ class Audit:
                 report.interrupted = True
         if self.fixer is not None and report.counts[State.DEAD_LETTERED] and not report.interrupted:
             report.notes.append(self.fixer.replay_dead_letters(out_bucket, self.settings.output_prefix))
+        if not report.interrupted:
+            self._webhook_deliveries(report, source, out_bucket)
         report.objects.sort(key=lambda o: o["key"])
         report.fixed.sort(key=lambda o: o["key"])
         return report
+
+    def _webhook_deliveries(self, report: AuditReport, source: OssLocation, out_bucket: str) -> None:
+        """The outbox's events for the sources under ``source``; with ``--fix`` the dead ones are due again."""
+        outbox = Outbox(self._paced()[1], out_bucket, self.settings.output_prefix, clock=self.clock)
+        report.webhooks = delivery_report(outbox, source)
+        if self.fixer is not None and report.webhooks.failed:
+            report.notes.append(f"failed webhook deliveries made due again: {outbox.revive_failed(source)} "
+                                "(the reconciler sends them)")
 
     def _videos(self, source: OssLocation, listed: set[str], report: AuditReport,
                 interrupt: GracefulInterrupt) -> Iterator[ObjectInfo]:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import layout
+from . import layout, outbox
 from .claims import MAX_JOB_ATTEMPTS, Claim, Claims, job_name, transient_failure
 from .domain import JobStatus, OssLocation, SnapshotJob, StrEnum, Upload
 from .index import build_index, failure_index, indexed_source, is_tombstone, tombstone_index
@@ -36,6 +36,7 @@ from .pending import PendingMarkers
 from .ports import Ice, ObjectStore
 from .settings import Settings
 from .storyboards import write_player_files
+from .webhooks import DEFAULT_PROFILE, ChangeKind, IndexChange
 
 #: How many times a publisher follows a source that changed under it before leaving it to the next writer.
 MAX_REPAIRS = 3
@@ -81,6 +82,15 @@ class Publisher:
         self.ice = ice
         self.store = store
         self.clock = clock
+
+    def on_index_written(self, change: IndexChange) -> None:
+        """Called after each index write, before it counts as done (before the pending marker is
+        settled): the change's webhook event goes in the outbox and is sent (:mod:`.outbox`)."""
+        outbox.notify(self.settings, self.store, change, clock=self.clock)
+
+    def _index_change(self, kind: ChangeKind, source: OssLocation, version: str | None) -> IndexChange:
+        profile = None if kind == ChangeKind.SOURCE_DELETED else DEFAULT_PROFILE
+        return IndexChange(source.uri, version or None, kind, profile, self.index_location(source).key, None)
 
     # --- where ------------------------------------------------------------------------------------
     def output_bucket(self, source: OssLocation) -> str:
@@ -182,7 +192,8 @@ class Publisher:
         doc = build_index(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
                           source_size=current.size, read=self.store.get_head_bytes)
         doc.update(write_player_files(self.store, job, doc, public_base_url=self.settings.public_base_url))
-        return self._write_forward(upload, doc, repairs=repairs, job_id=job.job_id, index_now=index_now)
+        kind = ChangeKind.PROFILE_INDEXED if job.status == JobStatus.SUCCESS else ChangeKind.PROFILE_FAILED
+        return self._write_forward(upload, doc, kind, repairs=repairs, job_id=job.job_id, index_now=index_now)
 
     def _urls(self, job: SnapshotJob) -> Any:
         if job.status != JobStatus.SUCCESS:
@@ -214,15 +225,17 @@ class Publisher:
         doc = failure_index(upload, code, message, template_id=template_id, now=self.clock())
         if upload.last_modified is None:
             self._put_index(upload.location, doc)
+            self.on_index_written(self._index_change(ChangeKind.PROFILE_FAILED, upload.location, upload.version))
         else:
             current = self.version_now(upload.location)
             if current is not None and current.same_version(upload):
-                self._write_forward(upload, dict(doc, source=dict(doc["source"], size=current.size)))
+                self._write_forward(upload, dict(doc, source=dict(doc["source"], size=current.size)),
+                                    ChangeKind.PROFILE_FAILED)
         closed = claims.record_failure(claim, code, message)
         self.pending(upload.location).settle(upload)
         return closed
 
-    def _write_forward(self, upload: Upload, doc: dict[str, Any], *, repairs: int = 0,
+    def _write_forward(self, upload: Upload, doc: dict[str, Any], kind: ChangeKind, *, repairs: int = 0,
                        job_id: str | None = None, index_now: Any = UNREAD) -> Publication:
         """Write ``doc`` as ``upload``'s index (its version was current just before), then make sure
         it still is: if not, follow the source to its current state."""
@@ -237,6 +250,7 @@ class Publisher:
             return Publication(Published.SUPERSEDED, location, upload,
                                f"the source became version {after.version} while indexing")
         self._remove_older_versions(upload, replaced)
+        self.on_index_written(self._index_change(kind, upload.location, upload.version))
         self.pending(upload.location).settle(upload)
         return Publication(Published.INDEXED, location, upload, doc=doc)
 
@@ -286,6 +300,7 @@ class Publisher:
         if after is not None:
             self._follow(after, 0)
             return Publication(Published.SUPERSEDED, self.index_location(source), after, "the object exists again")
+        self.on_index_written(self._index_change(ChangeKind.SOURCE_DELETED, source, upload.version))
         self._delete_versions(source, lambda version: _written_by(version, deleted_at))
         if known is not None:
             self.pending(source).settle(known)

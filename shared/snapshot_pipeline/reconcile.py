@@ -10,7 +10,8 @@ work since the last run), whatever the history (see :mod:`.pending`):
    marker covered has its index checked (one GET) and published if stale;
 3. the cursor moves to where the listing got to, so a run that ran out of time continues there;
 4. the **dead letters** (events Function Compute gave up on, :mod:`.deadletters`) are replayed
-   through the submit path.
+   through the submit path;
+5. the **webhook outbox**'s due events are sent (:mod:`.outbox`), whatever the steps before did.
 A **sweep** (``run(since=T)``, ``snapshots reconcile --since``, and the first run, which has no
 cursor) lists every job and every claim written in the window instead, as a repair after an
 outage or an upgrade. Work stops early when the invocation's time runs low.
@@ -29,6 +30,7 @@ from .deadletters import DeadLetters
 from .domain import JobStatus, OutcomeKind, SnapshotJob, Upload, iso
 from .index import deleted_at, indexed_source, is_tombstone
 from .log import current_request_id, log, request_context, seconds_since
+from .outbox import outbox_for
 from .pending import CURSOR_OVERLAP_S, Cursor, CursorStore, PendingMarkers, PendingUpload
 from .ports import Ice, ObjectStore
 from .publish import Published
@@ -60,6 +62,10 @@ class ReconcileReport:
     dead_letters_replayed: int = 0
     dead_letters_kept: int = 0
     dead_letters_expired: int = 0
+    webhooks_delivered: int = 0
+    webhooks_retrying: int = 0
+    webhooks_waiting: int = 0
+    webhooks_failed: int = 0
     complete: bool = True
     errors: list[str] = field(default_factory=list)
 
@@ -287,6 +293,20 @@ class Reconciler:
         report.errors += replay.errors
         report.complete = report.complete and replay.complete
 
+    # --- webhooks ---------------------------------------------------------------------------------
+    def deliver_webhooks(self, report: ReconcileReport) -> None:
+        """Send the outbox's due events: their writer's send failed, or the writer died before it."""
+        outbox = outbox_for(self.settings, self.store, self.config.output_bucket, clock=self.clock)
+        if outbox is None:  # no WEBHOOK_URL
+            return
+        run = outbox.deliver_due(self._time_left)
+        report.webhooks_delivered += run.delivered
+        report.webhooks_retrying += run.retrying
+        report.webhooks_waiting += run.waiting
+        report.webhooks_failed += run.failed
+        report.errors += run.errors
+        report.complete = report.complete and run.complete
+
     # --- runs ------------------------------------------------------------------------------------
     def _claims(self) -> Claims:
         return Claims(self.store, self.config.output_bucket, self.settings.output_prefix,
@@ -307,6 +327,7 @@ class Reconciler:
                                      save_cursor=since is None)
             if report.complete:
                 self.replay_dead_letters(report)
+            self.deliver_webhooks(report)
             log("reconcile", duration_s=seconds_since(started),
                 **{k: v for k, v in report.to_dict().items() if k != "errors"}, errors=len(report.errors))
             return report

@@ -55,6 +55,14 @@ class CallbackSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Where index changes are POSTed and the secret that signs them (README, "Webhooks")."""
+
+    url: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ReconcileSettings:
     """What the reconciler needs: the one output bucket it sweeps, and how to resubmit."""
 
@@ -185,6 +193,8 @@ class Settings:
     reconcile_window_s: int
     #: A CDN or custom domain serving the output bucket: the player files' image URLs (storyboards.py).
     public_base_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -210,7 +220,11 @@ class Settings:
             url_timeout_s=e.parsed("SNAPSHOT_URL_TIMEOUT", _url_timeout, DEFAULT_URL_TIMEOUT_S),
             reconcile_window_s=e.parsed("RECONCILE_WINDOW_HOURS", _window_hours, DEFAULT_RECONCILE_WINDOW_S),
             public_base_url=e.parsed("PUBLIC_BASE_URL", _public_base_url, None),
+            webhook_url=e.parsed("WEBHOOK_URL", _http_url, None),
+            webhook_secret=e.get("WEBHOOK_SECRET"),
         )
+        if settings.webhook_url and not settings.webhook_secret:
+            e.problems.append("WEBHOOK_SECRET is not set (WEBHOOK_URL is: every event is signed with it)")
         if e.problems:
             raise SettingsError("invalid configuration: " + "; ".join(e.problems))
         return settings
@@ -234,6 +248,13 @@ class Settings:
         """The settings the reconciler needs: OUTPUT_BUCKET (the bucket it sweeps) and a template."""
         bucket, _ = _required(("OUTPUT_BUCKET", self.output_bucket), ("SNAPSHOT_TEMPLATE_ID", self.template_id))
         return ReconcileSettings(output_bucket=bucket, window_s=self.reconcile_window_s, submit=self.submission())
+
+
+    def webhook(self) -> WebhookSettings | None:
+        """Where index changes are sent, signed; None when WEBHOOK_URL is not set (no events)."""
+        if not self.webhook_url or not self.webhook_secret:
+            return None
+        return WebhookSettings(self.webhook_url, self.webhook_secret)
 
 
 def _required(*settings: tuple[str, str | None]) -> list[str]:

@@ -35,11 +35,26 @@ def _summary(report: AuditReport, list_all: bool) -> list[Block]:
     counts = [(str(state), report.counts[state]) for state in State if report.counts[state]]
     counts += [(f"skipped: {reason}", n) for reason, n in sorted(report.skipped.items())]
     blocks.append(Fields([("listed", report.listed), *counts], title=f"audit {report.source}"))
+    blocks += _webhook_blocks(report)
     blocks += report.notes
     if report.interrupted:
         blocks.append("interrupted: the counts cover only the objects judged so far")
     elif report.settled:
         blocks.append("every video is indexed or failed with a recorded reason")
+    return blocks
+
+
+def _webhook_blocks(report: AuditReport) -> list[Block]:
+    """The webhook events still in the outbox: how many wait for a retry, and every dead one."""
+    webhooks = report.webhooks
+    if not webhooks.pending and not webhooks.failed:
+        return []
+    blocks: list[Block] = [Fields([("pending", webhooks.pending), ("failed", webhooks.failed)],
+                                  title="webhook deliveries")]
+    if webhooks.failed_deliveries:
+        blocks.append(Table(("EVENT", "TYPE", "SOURCE", "ATTEMPTS", "LAST ERROR"),
+                            [(d["id"], d["type"], d["source"], d["attempts"], d["last_error"])
+                             for d in webhooks.failed_deliveries]))
     return blocks
 
 
@@ -63,4 +78,4 @@ def cmd_audit(ctx: Context) -> int:
     ctx.out.emit(report.to_dict(), lambda: _summary(report, a.list))
     if report.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_OK if report.settled else EXIT_FAILED
+    return EXIT_OK if report.settled and not report.webhooks.failed else EXIT_FAILED

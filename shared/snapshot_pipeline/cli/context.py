@@ -150,5 +150,6 @@ def _local_cloud_env(state: Mapping[str, Any]) -> dict[str, str]:
             "OUTPUT_BUCKET": state["bucket"], "OUTPUT_PREFIX": state.get("output_prefix") or "",
             "SNAPSHOT_TEMPLATE_ID": state.get("template_id") or "",
             "CALLBACK_URL": state.get("callback_url") or "",
-            "ICE_CALLBACK_AUTH_KEY": state.get("callback_auth_key") or ""}
+            "ICE_CALLBACK_AUTH_KEY": state.get("callback_auth_key") or "",
+            "WEBHOOK_URL": state.get("webhook_url") or "", "WEBHOOK_SECRET": state.get("webhook_secret") or ""}
 

@@ -26,7 +26,7 @@ from rich.text import Text
 
 #: Never printed, whatever the output format.
 SECRET_FIELDS = frozenset({"AuthKey", "access_key_secret", "callback_auth_key", "security_token", "SecurityToken",
-                           "AccessKeySecret"})
+                           "AccessKeySecret", "webhook_secret"})
 
 
 def redact(value: Any) -> Any:

@@ -27,6 +27,7 @@ from .templates import (
     cmd_template_list,
     cmd_template_update,
 )
+from .webhook import cmd_webhook_test
 
 Handler = Callable[[Context], int]
 
@@ -162,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = leaf(commands, "audit", cmd_audit,
              "every video under a prefix with its state (indexed, failed, pending, dead-lettered, stale, missing, "
-             "deleted); exit 0 only when each is indexed or failed")
+             "deleted) and the failed webhook deliveries; exit 0 only when each video is indexed or failed and no "
+             "delivery failed")
     p.add_argument("source", type=argtypes.prefix_uri, metavar="oss://BUCKET/PREFIX")
     p.add_argument("--list", action="store_true", help="list every video, indexed ones too")
     p.add_argument("--concurrency", type=argtypes.positive_int, default=AUDIT_CONCURRENCY,
@@ -171,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"at most this many requests per second (default {AUDIT_RATE:g})")
     p.add_argument("--fix", action="store_true",
                    help="submit missing and stale videos (as a backfill does), record lost deletions, replay "
-                        "dead letters")
+                        "dead letters, make failed webhook deliveries due again")
     p.add_argument("-v", "--verbose", action="store_true", help="the library's log lines (of --fix) on stderr")
     _submission_options(p)
 
@@ -180,4 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs created since (default: the last $RECONCILE_WINDOW_HOURS, 24)")
     p.add_argument("--max-time", type=argtypes.positive_int, default=600, help="time budget in seconds (default 600)")
     p.add_argument("-v", "--verbose", action="store_true", help="the reconciler's log lines on stderr")
+
+    webhook = commands.add_parser("webhook", help="the webhook that is told of index changes")
+    webhook_actions = webhook.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = leaf(webhook_actions, "test", cmd_webhook_test,
+             "POST a signed sample event (type webhook.test) to the webhook URL and show the answer")
+    p.add_argument("--url", help="send it here instead of $WEBHOOK_URL (signed with $WEBHOOK_SECRET)")
+    p.add_argument("--timeout", type=argtypes.positive_int, default=10, help="seconds to wait for the answer")
     return parser
