@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote
 
 import oss2
 import pytest
@@ -31,6 +32,9 @@ from snapshot_pipeline.publish import Publisher
 from snapshot_pipeline.webhooks import ChangeKind, IndexChange
 from tests.conftest import ROOT
 from tests.support import cli_runner, jobs_for, upload, version_of, wait_until
+
+#: The CDN in front of the output bucket: events name the index's URL under it.
+PUBLIC_BASE_URL = "https://cdn.example.com/"
 
 #: What the receiver answers the n-th delivery (from 0) of one (source key, type): a status, or
 #: "kill" (the callback function's instances are killed and no answer is written).
@@ -132,7 +136,8 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def cloud(receiver):
-    options = LocalCloudOptions(bucket=f"webhooks-{uuid.uuid4().hex[:8]}", webhook_url=receiver.url)
+    options = LocalCloudOptions(bucket=f"webhooks-{uuid.uuid4().hex[:8]}", webhook_url=receiver.url,
+                                extra_env={"PUBLIC_BASE_URL": PUBLIC_BASE_URL})
     with LocalCloud(options) as running:
         receiver.verified = readme_verifier(running.webhook_secret)
         receiver.kill = lambda: running.fc.kill_instances("callback")
@@ -198,8 +203,8 @@ def test_indexed_failed_and_deleted_reach_a_receiver_that_fails_twice_verified_a
     assert receiver.requests[(good, ChangeKind.PROFILE_INDEXED)] == 3
 
     assert (indexed["id"], indexed["version"], indexed["profile"]) == (pending, good_version, "default")
-    assert indexed["index"] == {"bucket": cloud.options.bucket, "key": index_key(
-        "snapshots/", OssLocation(cloud.options.bucket, good)), "url": None}
+    key = index_key("snapshots/", OssLocation(cloud.options.bucket, good))
+    assert indexed["index"] == {"bucket": cloud.options.bucket, "key": key, "url": PUBLIC_BASE_URL + quote(key)}
     assert (deleted["id"], deleted["profile"]) == (event_id(cloud, good, good_version, ChangeKind.SOURCE_DELETED),
                                                    None)
     assert failed["id"] == event_id(cloud, bad, version_of(cloud, bad), ChangeKind.PROFILE_FAILED)

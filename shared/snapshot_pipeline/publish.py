@@ -35,7 +35,7 @@ from .log import log
 from .pending import PendingMarkers
 from .ports import Ice, ObjectStore
 from .settings import Settings
-from .storyboards import write_player_files
+from .storyboards import public_url, write_player_files
 from .webhooks import DEFAULT_PROFILE, ChangeKind, IndexChange
 
 #: How many times a publisher follows a source that changed under it before leaving it to the next writer.
@@ -90,7 +90,10 @@ class Publisher:
 
     def _index_change(self, kind: ChangeKind, source: OssLocation, version: str | None) -> IndexChange:
         profile = None if kind == ChangeKind.SOURCE_DELETED else DEFAULT_PROFILE
-        return IndexChange(source.uri, version or None, kind, profile, self.index_location(source).key, None)
+        index_key = self.index_location(source).key
+        base = self.settings.public_base_url  # where browsers (and the app) read the output bucket
+        return IndexChange(source.uri, version or None, kind, profile, index_key,
+                           public_url(base, index_key) if base else None)
 
     # --- where ------------------------------------------------------------------------------------
     def output_bucket(self, source: OssLocation) -> str:
