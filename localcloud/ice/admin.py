@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from localcloud.admin_json import json_object
 from localcloud.ice.callbacks import NothingToRedeliver
 
 if TYPE_CHECKING:
@@ -38,25 +39,16 @@ def _json_answer(status: int, payload: Any) -> Answer:
     return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body or b"{}")
-    except RecursionError:
-        raise ValueError("the body is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ValueError("the body must be a JSON object")
-    return value
-
 
 def _job_id(body: bytes) -> str:
-    job_id = _json_object(body).get("job_id")
+    job_id = json_object(body).get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise ValueError('the body must be {"job_id": "<job id>"}')
     return job_id
 
 
 def _set_faults(ice: LocalIce, body: bytes) -> Answer:
-    ice.set_faults(**_json_object(body))
+    ice.set_faults(**json_object(body))
     return _json_answer(200, ice.faults())
 
 
@@ -70,7 +62,7 @@ def _holds(ice: LocalIce) -> Answer:
 
 
 def _hold(ice: LocalIce, body: bytes) -> Answer:
-    hold = _json_object(body).get("hold")
+    hold = json_object(body).get("hold")
     if not isinstance(hold, bool):
         raise ValueError('the body must be {"hold": true} or {"hold": false}')
     ice.hold_jobs(hold)

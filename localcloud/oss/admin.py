@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wsgi import get_input_stream
 
+from localcloud.admin_json import json_object
 from localcloud.oss.faults import OssFaults
 from localcloud.oss.wire import Environ
 
@@ -53,17 +54,8 @@ class AdminApp:
             return 404, {"error": f"unknown admin call {method} {PREFIX}{name}"}
         if method == "POST":
             try:
-                self._faults.set_rates(**_json_object(get_input_stream(environ).read()))
+                self._faults.set_rates(**json_object(get_input_stream(environ).read()))
             except (ValueError, TypeError) as exc:
                 return 400, {"error": str(exc)}
         return 200, self._faults.rates()
 
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body or b"{}")
-    except RecursionError:
-        raise ValueError("the body is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ValueError("the body must be a JSON object")
-    return value
