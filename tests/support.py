@@ -18,7 +18,7 @@ T = TypeVar("T")
 # a wait that is met returns at once and only a broken pipeline ever waits this long.
 PIPELINE_TIMEOUT_S = 120.0
 
-INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-1.json").read_text())
+INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-2.json").read_text())
 
 
 def assert_valid_index(doc: dict) -> dict:

@@ -27,7 +27,7 @@ from typing import Any
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
 from .deadletters import DeadLetters
 from .domain import JobStatus, OutcomeKind, SnapshotJob, Upload, iso
-from .index import deleted_at, indexed_source, is_tombstone
+from .index import deleted_at, indexed_source, is_tombstone, profile_result
 from .log import current_request_id, log, request_context, seconds_since
 from .pending import CURSOR_OVERLAP_S, Cursor, CursorStore, PendingMarkers, PendingUpload
 from .ports import Ice, ObjectStore
@@ -68,11 +68,12 @@ class ReconcileReport:
 
 
 def index_is_current(job: SnapshotJob, upload: Upload, existing: Any) -> bool:
-    """Nothing to publish for ``job`` (of ``upload``): the index describes it in its final state, or a
-    newer version of the object (or the object's deletion after this version was written)."""
+    """Nothing to publish for ``job`` (of ``upload``, for its profile): the index shows it in its final
+    state as the profile's result, or a newer version of the object (or the object's deletion after
+    this version was written)."""
     if not isinstance(existing, dict):
         return False
-    indexed = existing.get("job") or {}
+    indexed = (profile_result(existing, upload.profile) or {}).get("job") or {}
     if indexed.get("id") == job.job_id:
         return bool(indexed.get("status") == job.status.value)
     if upload.last_modified is None:
