@@ -143,7 +143,7 @@ def snapshot_looks(cloud, index: dict) -> list[tuple[tuple[int, int], tuple[int,
     from PIL import Image
 
     looks = []
-    for snap in index["snapshots"]:
+    for snap in default_result(index)["snapshots"]:
         image = Image.open(io.BytesIO(cloud.bucket(snap["bucket"]).get_object(snap["key"]).read())).convert("RGB")
         mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0)
         looks.append((image.size, tuple(int(c) for c in mean)))
@@ -221,3 +221,8 @@ def cli_runner(cloud, state_file, monkeypatch, capsys) -> Callable[..., tuple[in
         return code, capsys.readouterr().out
 
     return run
+
+
+def default_result(index: dict) -> dict:
+    """What an index shows for the profile ``default`` (today's single-template settings)."""
+    return index["profiles"]["default"]

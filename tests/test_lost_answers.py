@@ -20,6 +20,7 @@ from snapshot_pipeline.submit import Submitter, job_name
 from tests.support import (
     PIPELINE_TIMEOUT_S,
     VirtualTime,
+    default_result,
     jobs_for,
     oss_event,
     submit_records,
@@ -60,7 +61,7 @@ def assert_one_job_indexed(cloud, key: str) -> str:
     """Exactly one job for ``key``, and the index of its current version names it; its JobId."""
     index = cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S)
     (job,) = jobs_for(cloud, key)
-    assert index["job"]["id"] == job.job_id and index["job"]["status"] == "Success"
+    assert default_result(index)["job"]["id"] == job.job_id and default_result(index)["job"]["status"] == "Success"
     assert index["source"]["version"] == version_of(cloud, key)
     return job.job_id
 
