@@ -54,7 +54,7 @@ def _history(cloud: Any, size: int) -> None:
     uploads = [Upload.of_object(bucket, info) for info in cloud.store().list(bucket, "history/")]
     specs = []
     for n, upload in enumerate(uploads):
-        output = layout.output_location(bucket, prefix, settings.snapshot_type, upload)
+        output = layout.output_location(bucket, prefix, settings.profiles[0].type, upload)
         specs.append({"Input": upload.location.uri, "Output": output.uri, "Name": job_name(upload),
                       "UserData": submitter.user_data(upload),
                       "CreateTime": (start + timedelta(seconds=HISTORY_SPAN_S * n / size)).replace(microsecond=0),

@@ -18,11 +18,13 @@ T = TypeVar("T")
 # a wait that is met returns at once and only a broken pipeline ever waits this long.
 PIPELINE_TIMEOUT_S = 120.0
 
-INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-2.json").read_text())
+INDEX_SCHEMAS = {f"snapshot-index/{n}": json.loads(
+    (ROOT / "shared" / "snapshot_pipeline" / "schemas" / f"snapshot-index-{n}.json").read_text()) for n in (1, 2)}
 
 
 def assert_valid_index(doc: dict) -> dict:
-    jsonschema.validate(doc, INDEX_SCHEMA)
+    """``doc`` against the schema its ``schema`` names (an index written before profiles is /1)."""
+    jsonschema.validate(doc, INDEX_SCHEMAS[doc["schema"]])
     return doc
 
 

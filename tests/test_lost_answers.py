@@ -179,9 +179,10 @@ def test_a_taker_adopts_the_job_a_crashed_attempt_submitted_without_recording(cl
                     clock=lambda: an_hour_ago)
     claims.acquire(the_upload, owner="crashed")
     submitter = Submitter(settings, cloud.ice_adapter(), cloud.store())
+    profile = submitter.profile(the_upload.profile)
     job_id = cloud.ice_adapter().submit_snapshot_job(  # as the crashed attempt did, and died before recording it
-        input=the_upload.location, output=submitter.output(the_upload), template_id=submitter.settings.template_id,
-        overwrite_params={"Type": submitter.settings.snapshot_type.value},
+        input=the_upload.location, output=submitter.output(the_upload), template_id=profile.template_id,
+        overwrite_params=profile.overwrite_params(None),
         user_data=submitter.user_data(the_upload), name=job_name(the_upload))
     if taken_over_by == "redelivery":
         (outcome,) = json.loads(cloud.fc.invoke("submit", oss_event(record)))
