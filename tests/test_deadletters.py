@@ -123,13 +123,13 @@ def test_retries_exhausted_then_replayed_once_ice_is_back_makes_one_job_each(clo
 class _Refusing:
     """A submitter whose every record must be retried (its cause is not gone)."""
 
-    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> Outcome:
+    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> list[Outcome]:
         raise RuntimeError("ICE is still down")
 
 
 class _Settling:
-    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> Outcome:
-        return Outcome(None, None, OutcomeKind.DUPLICATE)
+    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> list[Outcome]:
+        return [Outcome(None, None, OutcomeKind.DUPLICATE)]
 
 
 def _payload(request_id: str, key: str) -> dict:
