@@ -29,7 +29,21 @@ def _options(args: argparse.Namespace) -> LocalCloudOptions:
                                 data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
     if args.template_config:
         options.template_config = json.loads(args.template_config)
+    if getattr(args, "profiles", None):
+        options.profiles = _profiles_file(args.profiles)
     return options
+
+
+def _profiles_file(path: str) -> str:
+    """The profiles FILE declares, checked before anything starts (SystemExit naming every problem)."""
+    from snapshot_pipeline.profiles import parse_profiles
+
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+        parse_profiles(raw, require_template_ids=False)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"localcloud: error: --profiles {path}: {exc}") from None
+    return raw
 
 
 def _qps_limit(value: str) -> tuple[str, float]:
@@ -134,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--code", choices=("source", "build"), default="source",
                        help="run the functions from functions/ (default) or from the `make build` folders")
         p.add_argument("--template-config", help="TemplateConfig JSON of the snapshot template to create")
+        p.add_argument("--profiles", metavar="FILE",
+                       help="deploy the profiles in FILE (SNAPSHOT_PROFILES' JSON list; a profile may give "
+                            "template_config instead of template_id: that template is created at start)")
         p.add_argument("--oss-port", type=int, default=0)
         p.add_argument("--ice-port", type=int, default=0)
         p.add_argument("--callback-port", type=int, default=0)

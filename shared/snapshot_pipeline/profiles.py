@@ -100,7 +100,7 @@ def parse_profiles(raw: str, *, require_template_ids: bool = True) -> tuple[Prof
         raise ValueError("must be a non-empty JSON list of profiles")
     problems: list[str] = []
     profiles = [_profile(n, item, problems, require_template_ids) for n, item in enumerate(doc)]
-    names = [p.name for p in profiles if p is not None]
+    names = [item["name"] for item in doc if isinstance(item, dict) and isinstance(item.get("name"), str)]
     problems += [f"profile name {name!r} is used twice" for name in sorted({n for n in names if names.count(n) > 1})]
     if problems:
         raise ValueError("has problems: " + "; ".join(problems))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import socket
@@ -144,11 +145,14 @@ class Context:
 
 
 def _local_cloud_env(state: Mapping[str, Any]) -> dict[str, str]:
-    """The settings of the local cloud a state file describes, as environment variables."""
+    """The settings of the local cloud a state file describes, as environment variables (its profiles,
+    when it runs some, instead of its template)."""
+    profiles = state.get("profiles")
+    chosen = {"SNAPSHOT_PROFILES": json.dumps(profiles)} if profiles else \
+        {"SNAPSHOT_TEMPLATE_ID": state.get("template_id") or ""}
     return {"REGION": state["region"], "ICE_ENDPOINT": state["ice_endpoint"],
             "ICE_PROTOCOL": state.get("ice_protocol") or "http", "OSS_ENDPOINT": state["oss_endpoint"],
-            "OUTPUT_BUCKET": state["bucket"], "OUTPUT_PREFIX": state.get("output_prefix") or "",
-            "SNAPSHOT_TEMPLATE_ID": state.get("template_id") or "",
+            "OUTPUT_BUCKET": state["bucket"], "OUTPUT_PREFIX": state.get("output_prefix") or "", **chosen,
             "CALLBACK_URL": state.get("callback_url") or "",
             "ICE_CALLBACK_AUTH_KEY": state.get("callback_auth_key") or ""}
 
