@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -274,3 +275,39 @@ def test_a_burst_with_killed_instances_ends_with_every_profile_indexed_once(clou
     assert figures["duplicates"] == 0 and figures["jobs"] >= 3 * figures["objects"], figures
     assert figures["indexes"] == figures["objects"] and figures["lost"] == 0, figures
     assert figures["stale"] == figures["failed"] == figures["orphans"] == 0, figures
+
+
+def test_the_cli_submits_one_profile_shows_every_profile_and_audits_each(cloud, video, tmp_path, monkeypatch, capsys):
+    state = tmp_path / "state.json"
+    local_state.write_local_state(state, cloud.describe())
+    monkeypatch.setenv(local_state.LOCAL_STATE_ENV, str(state))
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main(["--local", *argv])
+        return code, capsys.readouterr().out
+
+    prefix = f"manual/profiles-{uuid.uuid4().hex[:8]}/"  # outside the trigger: the CLI submits
+    key = f"{prefix}cli.mp4"
+    cloud.bucket().put_object(key, video)
+    code, out = run("submit", f"oss://profiles-e2e/{key}", "--profile", "thumbs", "--json")
+    assert code == 0 and json.loads(out)["profile"] == "thumbs" and json.loads(out)["outcome"] == "submitted"
+    wait_for_profiles(cloud, key, ("thumbs",))
+    assert sorted(jobs_by_profile(cloud, key)) == ["thumbs"]
+
+    code, out = run("audit", f"oss://profiles-e2e/{prefix}", "--json")
+    states = {(o["key"], o["profile"]): o["state"] for o in json.loads(out)["objects"]}
+    assert code == 1 and states == {(key, "poster"): "missing"}  # thumbs indexed; storyboard does not apply
+    code, out = run("audit", f"oss://profiles-e2e/{prefix}", "--profile", "thumbs", "--json")
+    assert code == 0 and json.loads(out)["summary"]["indexed"] == 1
+
+    code, out = run("submit", f"oss://profiles-e2e/{key}", "--json")  # every profile that applies
+    assert code == 0 and sorted((j["profile"], j["outcome"]) for j in json.loads(out)["jobs"]) == [
+        ("poster", "submitted"), ("thumbs", "duplicate")]
+    wait_for_profiles(cloud, key, ("poster", "thumbs"))
+    code, out = run("index", f"oss://profiles-e2e/{key}")
+    assert code == 0 and "snapshot-index/2" in out
+    for name in ("poster", "thumbs"):
+        assert re.search(rf"^Profile:\s+{name}$", out, re.MULTILINE) and f"/{name}/00001.jpg" in out
+    code, out = run("audit", f"oss://profiles-e2e/{prefix}", "--json")
+    assert code == 0 and json.loads(out)["summary"]["indexed"] == 2
