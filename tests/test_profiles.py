@@ -22,6 +22,8 @@ from snapshot_pipeline import cli
 from snapshot_pipeline.claims import Claims
 from snapshot_pipeline.cli import local_state
 from snapshot_pipeline.publish import Publisher
+from snapshot_pipeline.reconcile import Reconciler
+from snapshot_pipeline.retry import Deadline
 from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, oss_event, upload, upload_of, wait_until
 
 FPS = 25
@@ -157,6 +159,18 @@ def test_a_profile_whose_attempt_crashed_is_taken_over_alone(cloud, video):
     assert {name: len(ids) for name, ids in jobs_by_profile(cloud, key).items()} == {"poster": 1, "thumbs": 1}
 
 
+def test_the_reconciler_takes_over_a_crashed_profile_alone(cloud, video):
+    key = f"manual/profiles-{uuid.uuid4().hex[:8]}/reconciled.mp4"
+    record = upload(cloud, key, video)
+    thumbs = upload_of(cloud, record).for_profile("thumbs")
+    Claims(cloud.store(), cloud.options.bucket, "snapshots/", lease_s=60).acquire(thumbs, owner="crashed")
+    report = Reconciler(cloud.settings(), cloud.ice_adapter(), cloud.store(), deadline=Deadline.after(120),
+                        clock=lambda: time.time() + burst_kills.PAST_THE_LEASES_S).run()
+    assert not report.errors and report.claims_resubmitted == 1, report.to_dict()
+    index = wait_for_profiles(cloud, key, ("thumbs",))  # its callback indexes it; nothing else was asked for
+    assert sorted(jobs_by_profile(cloud, key)) == ["thumbs"] and list(index["profiles"]) == ["thumbs"]
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations(NAMES)), ids="-".join)
 def test_every_completion_order_of_concurrent_callbacks_ends_with_every_result(cloud, video, order):
     key = unique_key("order.mp4")
@@ -272,6 +286,7 @@ def test_a_burst_with_killed_instances_ends_with_every_profile_indexed_once(clou
     figures = burst_kills.burst_with_kills(cloud, 12, prefix="uploads/profiles-kills/", submit_rounds=2, threads=6,
                                            timeout_s=PIPELINE_TIMEOUT_S)
     assert figures["kills"]["submit"] >= 2, figures
+    assert all(run["errors"] == 0 for run in figures["reconcile_runs"]), figures
     assert figures["duplicates"] == 0 and figures["jobs"] >= 3 * figures["objects"], figures
     assert figures["indexes"] == figures["objects"] and figures["lost"] == 0, figures
     assert figures["stale"] == figures["failed"] == figures["orphans"] == 0, figures

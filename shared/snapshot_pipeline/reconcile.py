@@ -192,7 +192,10 @@ class Reconciler:
             self._source_gone(claims, upload, owner, current)
             report.claims_source_gone += 1
             return
-        outcome = self.submitter.submit_upload(current, owner)
+        if upload.profile not in {p.name for p in self.submitter.settings.profiles}:
+            self._profile_gone(claims, upload, owner)
+            return
+        outcome = self.submitter.submit_upload(current.for_profile(upload.profile), owner)
         if outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED):
             report.claims_resubmitted += 1
         log("reconcile.claim", bucket=upload.bucket, key=upload.key, job_id=outcome.job_id,
@@ -212,6 +215,14 @@ class Reconciler:
             self.publisher.record_deletion(upload.location, deleted_at=self.clock(), known=upload)
             claims.record_failure(fresh, "SourceDeleted", "the uploaded object was deleted before it was processed")
         self.publisher.pending(upload.location).settle(upload)
+
+    def _profile_gone(self, claims: Claims, upload: Upload, owner: str) -> None:
+        """The upload's profile was removed from the deployment: close its claim instead of submitting."""
+        fresh = claims.acquire(upload, owner)
+        if not fresh.settled:
+            claims.record_failure(fresh, "ProfileRemoved", f"the profile {upload.profile!r} is no longer deployed")
+        self.publisher.pending(upload.location).settle(upload)
+        log("reconcile.profile_removed", bucket=upload.bucket, key=upload.key, profile=upload.profile)
 
     # --- pending markers ---------------------------------------------------------------------------
     def reconcile_pending(self, report: ReconcileReport) -> frozenset[str]:
