@@ -219,6 +219,8 @@ def test_a_final_failure_is_indexed_at_once_and_never_retried(cloud, small_video
     the_upload = put_video(cloud, key, make_garbage(50_000) if cause == "undecodable-video" else small_video)
     (job,) = finished_jobs(cloud, key, 1)
     index = index_of_job(cloud, key, job.job_id)
+    pending = f"{PREFIX}_pending/{the_upload.id}.json"  # the callback's publication is over once it settled
+    wait_until(lambda: not cloud.bucket().object_exists(pending), f"the pending marker of {key} settled")
     indexed_job = default_result(index)["job"]
     assert indexed_job["status"] == "Fail" and indexed_job["error"]["code"].startswith("InvalidInput")
     claim = latest_claim(cloud, the_upload)
