@@ -278,12 +278,26 @@ class LocalCloud:
                 raise TimeoutError(f"oss://{b.bucket_name}/{key} did not appear within {timeout:g}s")
             time.sleep(0.1)
 
-    def wait_for_index(self, source_key: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_for_index(self, source_key: str, timeout: float = 60, profiles: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The index of ``source_key`` once it exists and shows each of ``profiles``."""
         from snapshot_pipeline.domain import OssLocation
         from snapshot_pipeline.layout import index_key
 
         key = index_key("snapshots/", OssLocation(self.options.bucket, source_key))
-        return json.loads(self.wait_for_object(key, timeout))
+        deadline = time.monotonic() + timeout
+        while True:
+            index = json.loads(self.wait_for_object(key, max(deadline - time.monotonic(), 0)))
+            if set(profiles) <= set(index.get("profiles") or {}):
+                return index
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the index of {source_key} did not show {', '.join(profiles)} within {timeout:g}s")
+            time.sleep(0.1)
+
+    def profiles_for(self, source_key: str) -> tuple[str, ...]:
+        """The names of the deployed profiles that apply to uploads at ``source_key``."""
+        from snapshot_pipeline.settings import Settings
+
+        return tuple(p.name for p in Settings.from_env(self.function_env()).profiles if p.applies_to(source_key))
 
     def function_env(self, **overrides: str) -> dict[str, str]:
         """The environment the deployed functions see (all of them merged), as a mapping."""

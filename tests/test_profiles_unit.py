@@ -144,3 +144,17 @@ def test_a_snapshot_index_1_reads_as_the_profile_default():
 def test_a_tombstone_shows_no_profile():
     tombstone = assert_valid_index(tombstone_index(UPLOAD.for_profile("thumbs"), deleted_at=0, now=0))
     assert tombstone["profiles"] == {} and tombstone["deleted"] and "profile" not in tombstone["source"]
+
+
+def test_localcloud_up_checks_its_profiles_file_before_starting(tmp_path):
+    from localcloud.__main__ import _profiles_file
+
+    bad = tmp_path / "profiles.json"
+    bad.write_text(json.dumps([{"name": "Bad", "type": "Still"}, {"name": "ok", "type": "Normal",
+                                                                  "template_config": {"Type": "Normal"}}]))
+    with pytest.raises(SystemExit, match=r"--profiles .*profiles\.json: has problems: profile 'Bad': name must be"
+                                         r".*type must be one of"):
+        _profiles_file(str(bad))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(THREE[1:]))
+    assert json.loads(_profiles_file(str(good))) == THREE[1:]
