@@ -314,23 +314,28 @@ class Backfill:
         profiles = submitter.profiles_for(info.key) if reason is None else ()
         if reason is not None or not profiles:
             return [Examined(info, skipped=reason or "no profile applies to this key")]
+        try:
+            _, index = submitter.publisher.current_index(OssLocation(bucket, info.key))  # one read for every profile
+        except ObjectStoreError as exc:
+            return [Examined(info, error=exc)]
         examined = []
         for profile in profiles:
             try:
-                examined.append(self._examine(submitter, bucket, info, profile.name, gate, dry_run))
+                examined.append(self._examine(submitter, bucket, info, profile.name, index, gate, dry_run))
             except (IceError, ObjectStoreError, ClaimLost) as exc:
                 examined.append(Examined(info, profile.name, error=exc))
         return examined
 
-    def _already_handled(self, submitter: Submitter, upload: Upload) -> tuple[str | None, str | None]:
-        _, index = submitter.publisher.current_index(upload.location)
+    def _already_handled(self, submitter: Submitter, upload: Upload, index: Any) -> tuple[str | None, str | None]:
         claim = submitter.claims(upload).latest(upload)
         return already_handled(upload, index, claim, submitter.clock(), retry_failed=self.retry_failed)
 
-    def _examine(self, submitter: Submitter, bucket: str, info: ObjectInfo, profile: str, gate: SubmissionGate,
-                 dry_run: bool) -> Examined:
-        """One profile of one object (the skip rules passed): already handled, or submitted now."""
-        reason, supersede = self._already_handled(submitter, Upload.of_object(bucket, info).for_profile(profile))
+    def _examine(self, submitter: Submitter, bucket: str, info: ObjectInfo, profile: str, index: Any,
+                 gate: SubmissionGate, dry_run: bool) -> Examined:
+        """One profile of one object (the skip rules passed; ``index``: the object's): already handled, or
+        submitted now."""
+        listed = Upload.of_object(bucket, info).for_profile(profile)
+        reason, supersede = self._already_handled(submitter, listed, index)
         if reason is not None:
             return Examined(info, profile, skipped=reason)
         if dry_run:
