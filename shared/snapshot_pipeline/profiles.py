@@ -68,6 +68,11 @@ class Profile:
                 "suffixes": list(self.suffixes), "poster": self.poster}
 
 
+def is_profile_name(name: str) -> bool:
+    """Whether ``name`` may name a profile (and so its outputs' folder)."""
+    return _NAME.match(name) is not None
+
+
 def poster_time_ms(metadata: Mapping[str, str]) -> tuple[int | None, str | None]:
     """The poster time an upload's metadata asks for, in milliseconds (TemplateConfig's unit), and why
     a value that is set cannot be used (None, None when it is not set)."""
@@ -115,7 +120,7 @@ def _profile(n: int, item: Any, problems: list[str], require_template_ids: bool)
     name = raw_name if isinstance(raw_name, str) else ""
     where = f"profile {name!r}" if name else f"profile {n}"
     found: list[str] = []
-    if not _NAME.match(name):
+    if not is_profile_name(name):
         found.append("name must be 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit")
     found += [f"unknown field {key!r}" for key in sorted(set(item) - _FIELDS)]
     kind = _type(item.get("type"), found)

@@ -25,7 +25,6 @@ deletions), so one set of rules holds whatever order events arrive in:
 """
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ from .index import build_result, compose_index, failure_result, indexed_source, 
 from .log import log
 from .pending import PendingMarkers
 from .ports import Ice, ObjectStore
+from .profiles import is_profile_name
 from .settings import Settings
 
 #: How many times a publisher follows a source that changed under it before leaving it to the next writer.
@@ -47,8 +47,6 @@ MAX_REPAIRS = 3
 UNREAD: Any = object()
 #: The lease of the claims a publisher reads and schedules retries in (it never submits).
 _CLAIM_LEASE_S = 60.0
-#: A version folder's subfolders whose outputs go with it: its results, and its profiles' (by their names).
-_VERSION_SUBFOLDER = re.compile(r"^(_results|[a-z0-9][a-z0-9_-]{0,31})/$")
 
 
 class Published(StrEnum):
@@ -146,8 +144,8 @@ class Publisher:
 
     def upload_of_listed(self, job: SnapshotJob) -> Upload | None:
         """The upload a *listed* job (no UserData in ListSnapshotJobs) would be for, judged on its Input
-        and Output alone: the version and the profile are read from the Output's folders. None when it cannot be ours.
-        :meth:`upload_of` still judges the job in full before anything is written."""
+        and Output alone: the version and the profile are read from the Output's folders. None when it
+        cannot be ours. :meth:`upload_of` still judges the job in full before anything is written."""
         if job.input is None or job.output is None:
             return None
         folder = layout.object_dir(self.settings.output_prefix, job.input)
@@ -362,9 +360,10 @@ class Publisher:
 
 
 def _version_output(name: str) -> bool:
-    """Whether ``name`` (a key relative to a version folder) is one of that version's outputs."""
-    folder, slash, rest = name.rpartition("/")
-    return not slash or ("/" not in folder and _VERSION_SUBFOLDER.match(folder + "/") is not None)
+    """Whether ``name`` (a key relative to a version folder) is one of that version's outputs: a file in
+    it, or in its results' folder or a profile's (a profile name has no ``/``)."""
+    folder, slash, _ = name.rpartition("/")
+    return not slash or folder + "/" == layout.RESULTS_DIR or is_profile_name(folder)
 
 
 def _submitted_by(claim: Claim, job: SnapshotJob) -> bool:

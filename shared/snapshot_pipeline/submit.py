@@ -127,12 +127,10 @@ class Submitter:
         return Upload.of_object(event.bucket, replace(info, key=key)), None
 
     # --- submitting -----------------------------------------------------------------------------
-    def submit_version(self, upload: Upload, owner: str, *, profiles: tuple[Profile, ...] | None = None,
-                       abandoned_by: str | None = None) -> list[Outcome]:
-        """One job for each of ``profiles`` (default: those that apply to the key) for this version.
-        Every profile is tried; then the first error, if any, is raised (the settled ones are duplicates
-        when the platform retries)."""
-        chosen = self.profiles_for(upload.key) if profiles is None else profiles
+    def submit_version(self, upload: Upload, owner: str, *, abandoned_by: str | None = None) -> list[Outcome]:
+        """One job for each profile that applies to the key, for this version. Every profile is tried;
+        then the first error, if any, is raised (the settled ones are duplicates when the platform retries)."""
+        chosen = self.profiles_for(upload.key)
         if not chosen:
             return [Outcome(upload.bucket, upload.key, OutcomeKind.SKIPPED, reason="no profile applies to this key")]
         outcomes, errors = [], []
