@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import credentials as creds
 from ..claims import Claim, Claims
-from ..domain import ObjectInfo, OssLocation, Outcome, Upload
+from ..domain import DEFAULT_PROFILE, ObjectInfo, OssLocation, Outcome, Upload
 from ..ice import IceClient
 from ..layout import output_bucket
 from ..publish import Publisher
@@ -135,13 +135,16 @@ class Context:
         indexes written before versioned outputs included."""
         return Publisher(self.settings(), self.ice, self.store).current_index(source)
 
-    def latest_claim(self, source: OssLocation, info: ObjectInfo) -> Claim | None:
-        """The latest claim on this version of the video ``source``, if any attempt ever took one."""
+    def latest_claims(self, source: OssLocation, info: ObjectInfo) -> dict[str, Claim | None]:
+        """The latest claim on this version of the video ``source`` of each profile that applies to it
+        (``default`` when none is configured), None where no attempt ever took one."""
         settings = self.settings()
-        upload = Upload.of_object(source.bucket, info)
+        version = Upload.of_object(source.bucket, info)
         claims = Claims(self.store, output_bucket(settings.output_bucket, source.bucket), settings.output_prefix,
                         lease_s=CLAIM_LEASE_S)
-        return claims.latest(upload)
+        names = [p.name for p in settings.profiles if p.applies_to(source.key)] if settings.profiles \
+            else [DEFAULT_PROFILE]
+        return {name: claims.latest(version.for_profile(name)) for name in names}
 
 
 def _local_cloud_env(state: Mapping[str, Any]) -> dict[str, str]:

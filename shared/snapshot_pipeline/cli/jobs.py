@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..claims import Claim
 from ..domain import DEFAULT_PROFILE, OssLocation, SnapshotJob, iso
 from .context import PROG, Context
 from .errors import EXIT_OK, CliError
@@ -82,14 +83,18 @@ def _why_no_index(ctx: Context, source: OssLocation, index: OssLocation) -> CliE
     info = ctx.store.head(source.bucket, source.key)
     if info is None:
         return CliError(f"no index at {index.uri}, and no such object {source.uri}")
-    claim = ctx.latest_claim(source, info)
+    claims = ctx.latest_claims(source, info)
+    states = [_claim_state(source, claim) if len(claims) == 1 else f"{name}: {_claim_state(source, claim)}"
+              for name, claim in claims.items()]
+    return CliError(f"no index at {index.uri}: {'; '.join(states)}")
+
+
+def _claim_state(source: OssLocation, claim: Claim | None) -> str:
     if claim is None:
-        state = f"it was never submitted (`{PROG} submit {source.uri}`)"
-    elif claim.job_id:
-        state = f"job {claim.job_id} is not indexed yet (see `{PROG} job get {claim.job_id}`)"
-    else:
-        state = f"its claim is {claim.state} (by {claim.doc.get('owner')}), with no job yet"
-    return CliError(f"no index at {index.uri}: {state}")
+        return f"it was never submitted (`{PROG} submit {source.uri}`)"
+    if claim.job_id:
+        return f"job {claim.job_id} is not indexed yet (see `{PROG} job get {claim.job_id}`)"
+    return f"its claim is {claim.state} (by {claim.doc.get('owner')}), with no job yet"
 
 
 def _index_text(location: OssLocation, doc: dict[str, Any]) -> list[Block]:
