@@ -238,25 +238,28 @@ class Publisher:
         """Write ``result`` as ``upload.profile``'s result and compose the version's index from all its
         results (its version was current just before), then make sure it still is: if not, follow the
         source to its current state. The one place a profile's result is written."""
-        replaced = indexed_source(self.stable_index(upload.location)[1] if index_now is UNREAD else index_now)
         self.composer(upload.location).write_result(upload, result)
-        return replace(self._index_forward(upload, repairs, job_id, replaced, settles=upload), doc=result)
+        return replace(self._index_forward(upload, repairs, job_id, index_now, settles=upload), doc=result)
 
-    def _compose(self, upload: Upload) -> OssLocation:
-        """Write the version's index from its results until it shows every one there is (:mod:`.compose`)."""
+    def _compose(self, upload: Upload, index_now: Any) -> tuple[OssLocation, Upload | None]:
+        """Write the version's index from its results until it shows every one there is (:mod:`.compose`);
+        returns where, and the version the index showed before (read just before the first write, unless
+        the caller read it: ``index_now``), whose outputs go once this one is confirmed current."""
         composer = self.composer(upload.location)
+        composed = composer.compose(upload, upload.size, self.clock())
+        replaced = indexed_source(self.stable_index(upload.location)[1] if index_now is UNREAD else index_now)
         for attempt in range(MAX_COMPOSITIONS):
-            composed = composer.compose(upload, upload.size, self.clock())
             location = self._put_index(upload.location, composed.doc)
             if converged(composer, upload, composed, attempt):
                 break
-        return location
+            composed = composer.compose(upload, upload.size, self.clock())
+        return location, replaced
 
-    def _index_forward(self, upload: Upload, repairs: int, job_id: str | None, replaced: Upload | None, *,
+    def _index_forward(self, upload: Upload, repairs: int, job_id: str | None, index_now: Any, *,
                        settles: Upload | None) -> Publication:
         """Compose ``upload``'s version's index, then HEAD: follow the source if it changed meanwhile.
         ``settles``: the unit whose pending marker this write settles (None when only following)."""
-        location = self._compose(upload)
+        location, replaced = self._compose(upload, index_now)
         after = self.version_now(upload.location)
         if after is None:
             return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id, known=settles)
@@ -281,8 +284,7 @@ class Publisher:
             log("publish.repair_abandoned", bucket=current.bucket, key=current.key, version=current.version)
             return
         if self.composer(current.location).listing(current):
-            index_now = self.stable_index(current.location)[1]
-            self._index_forward(current, repairs + 1, None, indexed_source(index_now), settles=None)
+            self._index_forward(current, repairs + 1, None, UNREAD, settles=None)
 
     def _superseded(self, upload: Upload, job_id: str, reason: str) -> Publication:
         """A job whose version (or attempt) is not the current one: log it and remove its outputs,
