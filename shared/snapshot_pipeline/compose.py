@@ -7,7 +7,9 @@ lists the results again and composes once more if the set it sees (keys and ETag
 wrote. So the index converges: take the last index write; its writer's second listing came after
 it and matched what it composed; any result written before that listing is in it, and a result
 written after it would have been followed by its own writer's later index write, which contradicts
-"last". (OSS LIST and GET are strongly consistent, which this relies on.)
+"last". A writer that dies between its result and its index write keeps its pending marker (settled
+only after the index), so the reconciler publishes that job again. (OSS LIST and GET are strongly
+consistent, which this relies on.)
 """
 from __future__ import annotations
 
