@@ -130,7 +130,8 @@ def audit_key(store, bucket: str, prefix: str, key: str) -> Counter:
     else:
         found["indexes"] += 1
         found["stale"] += info is None or indexed != Upload.of_object(bucket, info).version
-        found["failed"] += (index.get("job") or {}).get("status") != "Success"
+        results = (index.get("profiles") or {}).values()
+        found["failed"] += not results or any((r.get("job") or {}).get("status") != "Success" for r in results)
     found["orphans"] += sum(1 for o in store.list(bucket, folder) if o.key != folder + layout.INDEX_FILE
                             and layout.version_of_dir_entry(folder, o.key) != indexed)
     return found

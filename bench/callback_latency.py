@@ -134,14 +134,16 @@ def start_worker(cloud):
 def check_indexes(cloud, jobs: dict[int, str]) -> None:
     """Each job's index lists all its snapshots, so the timed callbacks do the whole work."""
     from snapshot_pipeline import layout
+    from snapshot_pipeline.index import profile_result
 
     ice = cloud.ice_adapter()
     for n, job_id in jobs.items():
         job = ice.get_snapshot_job(job_id)
         key = layout.index_key("snapshots/", job.input)
-        doc = json.loads(cloud.bucket().get_object(key).read())
-        if len(doc["snapshots"]) != n:
-            raise RuntimeError(f"the index of the {n}-snapshot job lists {len(doc['snapshots'])} snapshots")
+        snapshots = (profile_result(json.loads(cloud.bucket().get_object(key).read()), "default") or {}).get(
+            "snapshots") or []
+        if len(snapshots) != n:
+            raise RuntimeError(f"the index of the {n}-snapshot job lists {len(snapshots)} snapshots")
 
 
 def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> Section:

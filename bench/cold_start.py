@@ -148,8 +148,8 @@ def prepare_job(cloud) -> str:
 
     key = f"uploads/cold-{uuid.uuid4().hex[:8]}.mp4"
     cloud.bucket().put_object(key, make_test_video(duration_s=2.0, fps=10, width=160, height=120, gop_s=1.0))
-    index = cloud.wait_for_index(key, timeout=120)
-    return index["job"]["id"]
+    index = cloud.wait_for_index(key, timeout=120, profiles=("default",))
+    return index["profiles"]["default"]["job"]["id"]
 
 
 def function_context(cloud) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def _history(cloud: Any, size: int) -> None:
     uploads = [Upload.of_object(bucket, info) for info in cloud.store().list(bucket, "history/")]
     specs = []
     for n, upload in enumerate(uploads):
-        output = layout.output_location(bucket, prefix, settings.snapshot_type, upload)
+        output = layout.output_location(bucket, prefix, settings.profiles[0].type, upload)
         specs.append({"Input": upload.location.uri, "Output": output.uri, "Name": job_name(upload),
                       "UserData": submitter.user_data(upload),
                       "CreateTime": (start + timedelta(seconds=HISTORY_SPAN_S * n / size)).replace(microsecond=0),
@@ -134,12 +134,13 @@ def _upload_new(cloud: Any, count: int) -> list[str]:
 def _indexed(cloud: Any, keys: list[str]) -> int:
     from snapshot_pipeline import layout
     from snapshot_pipeline.domain import OssLocation
+    from snapshot_pipeline.index import profile_result
 
     store = cloud.store()
     return sum(1 for key in keys
                if (doc := store.get_json(cloud.options.bucket,
                                          layout.index_key("snapshots/", OssLocation(cloud.options.bucket, key))))
-               and (doc.get("job") or {}).get("id"))
+               and ((profile_result(doc, "default") or {}).get("job") or {}).get("id"))
 
 
 def measure(size: int, new: int) -> dict[str, Any]:

@@ -41,7 +41,21 @@ def _options(args: argparse.Namespace) -> LocalCloudOptions:
                                 webhook_url=getattr(args, "webhook_url", None))
     if args.template_config:
         options.template_config = json.loads(args.template_config)
+    if getattr(args, "profiles", None):
+        options.profiles = _profiles_file(args.profiles)
     return options
+
+
+def _profiles_file(path: str) -> str:
+    """The profiles FILE declares, checked before anything starts (SystemExit naming every problem)."""
+    from snapshot_pipeline.profiles import parse_profiles
+
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+        parse_profiles(raw, require_template_ids=False)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"localcloud: error: --profiles {path}: {exc}") from None
+    return raw
 
 
 def _qps_limit(value: str) -> tuple[str, float]:
@@ -158,21 +172,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         started = time.monotonic()
         cloud.bucket().put_object(key, data)
         print(f"uploaded {len(data)} bytes to oss://{cloud.options.bucket}/{key}", file=sys.stderr)
-        index = cloud.wait_for_index(key, timeout=args.timeout)
+        index = cloud.wait_for_index(key, timeout=args.timeout, profiles=cloud.profiles_for(key))
         elapsed = time.monotonic() - started
-        out.mkdir(parents=True, exist_ok=True)
-        for snap in index["snapshots"]:
-            body = cloud.bucket(snap["bucket"]).get_object(snap["key"]).read()
-            Image.open(io.BytesIO(body)).verify()  # every snapshot decodes
-            (out / Path(snap["key"]).name).write_bytes(body)
+        saved = 0
+        for name, result in index["profiles"].items():  # each profile's snapshots in a folder of its own
+            (out / name).mkdir(parents=True, exist_ok=True)
+            for snap in result["snapshots"]:
+                body = cloud.bucket(snap["bucket"]).get_object(snap["key"]).read()
+                Image.open(io.BytesIO(body)).verify()  # every snapshot decodes
+                (out / name / Path(snap["key"]).name).write_bytes(body)
+                saved += 1
         (out / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
         print(json.dumps(index, indent=2, ensure_ascii=False))
-        print(f"{len(index['snapshots'])} snapshots indexed {elapsed:.1f}s after upload; saved to {out}/",
-              file=sys.stderr)
+        print(f"{saved} snapshots of {len(index['profiles'])} profile(s) indexed {elapsed:.1f}s after upload; "
+              f"saved to {out}/", file=sys.stderr)
         _show_webhook(receiver)
-        expected = cloud.options.template_config.get("Count")
-        if index["job"]["status"] != "Success" or (expected and not args.video and len(index["snapshots"]) != expected):
-            print(f"demo failed: job {index['job']['status']}, {len(index['snapshots'])} snapshots", file=sys.stderr)
+        failed = [f"{name}: job {result['job']['status']}" for name, result in index["profiles"].items()
+                  if result["job"]["status"] != "Success"]
+        expected = None if args.video or cloud.profiles is not None else cloud.options.template_config.get("Count")
+        if failed or (expected and saved != expected):
+            print(f"demo failed: {', '.join(failed) or f'{saved} snapshots'}", file=sys.stderr)
             return 1
     return 0
 
@@ -198,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--code", choices=("source", "build"), default="source",
                        help="run the functions from functions/ (default) or from the `make build` folders")
         p.add_argument("--template-config", help="TemplateConfig JSON of the snapshot template to create")
+        p.add_argument("--profiles", metavar="FILE",
+                       help="deploy the profiles in FILE (SNAPSHOT_PROFILES' JSON list; a profile may give "
+                            "template_config instead of template_id: that template is created at start)")
         p.add_argument("--oss-port", type=int, default=0)
         p.add_argument("--ice-port", type=int, default=0)
         p.add_argument("--callback-port", type=int, default=0)

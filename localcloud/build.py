@@ -108,6 +108,8 @@ def build(out: Path, *, runtime_python: str | None, log: Callable[[str], object]
         shutil.copy2(ROOT / "functions" / function / "index.py", folder / "index.py")
         shutil.copytree(ROOT / "shared" / "snapshot_pipeline", folder / "snapshot_pipeline",
                         ignore=shutil.ignore_patterns("__pycache__", "cli"))  # the CLI (and rich) is never deployed
+        if (ROOT / "shared" / "profiles.json").is_file():  # a deployment's profiles file, beside the library
+            shutil.copy2(ROOT / "shared" / "profiles.json", folder / "profiles.json")
         if runtime_python:
             subprocess.run([runtime_python, "-m", "compileall", "-q", "-j", "0",
                             "--invalidation-mode", "unchecked-hash", str(folder)], check=True)

@@ -38,6 +38,10 @@ DEFAULT_TEMPLATE = {"Type": "Normal", "FrameType": "intra", "Time": 0, "Count": 
 #: (https://help.aliyun.com/zh/functioncompute/fc-3-0/user-guide/context). Issued once per start.
 FUNCTION_CREDENTIALS_TTL_S = 36 * 3600
 DEFAULT_TEMPLATE_NAME = "localcloud-default"
+#: Templates made of a profile's ``template_config`` are named after the profile.
+PROFILE_TEMPLATE_PREFIX = "localcloud-profile-"
+#: CreateCustomTemplate's Subtype of each snapshot type.
+TEMPLATE_SUBTYPE = {"Normal": 1, "Sprite": 2, "WebVtt": 3}
 
 _Part = TypeVar("_Part", LocalOss, LocalIce, LocalFc)
 
@@ -92,6 +96,9 @@ class LocalCloudOptions:
     async_retry_base_s: float = 0.5  # the pause before an async invocation's first retry (then doubling)
     data_dir: Path | None = None  # keep objects, ICE state and credentials here across restarts (data_dir.py)
     webhook_url: str | None = None  # WEBHOOK_URL of the functions, signed with the generated webhook_secret
+    #: SNAPSHOT_PROFILES' JSON list for the functions (``up --profiles FILE``): a profile may give a
+    #: ``template_config`` instead of a ``template_id``; that template is created at start.
+    profiles: str | None = None
 
 
 class LocalCloud:
@@ -116,6 +123,7 @@ class LocalCloud:
         self.ice: LocalIce | None = None
         self.fc: LocalFc | None = None
         self.template_id: str | None = None
+        self.profiles: list[dict[str, Any]] | None = None  # the profiles deployed, with their template ids
         self.callback_url: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -137,6 +145,8 @@ class LocalCloud:
                 self.data_dir.keep_ice(ice.model)
             ice.start()
             self.template_id = self._default_template(ice)
+            if o.profiles is not None:
+                self.profiles = self._profile_templates(ice, o.profiles)
             fc = self.fc = self._start_functions(oss, ice)
             ice.set_event_callback(fc.url("callback"), self.callback_auth_key)
             if self.data_dir is not None:
@@ -157,6 +167,22 @@ class LocalCloud:
         o = self.options
         return str(self.ice_adapter().create_snapshot_template(
             DEFAULT_TEMPLATE_NAME, o.template_config, o.template_subtype)["TemplateId"])
+
+    def _profile_templates(self, ice: LocalIce, raw: str) -> list[dict[str, Any]]:
+        """The profiles of ``raw`` (validated as the functions will), each ``template_config`` replaced by
+        the id of the template made of it: the one a data dir kept under the profile's name, else a new one."""
+        from snapshot_pipeline.profiles import parse_profiles
+
+        profiles = []
+        for profile in parse_profiles(raw, require_template_ids=False):
+            doc = profile.to_doc()
+            if profile.template_config is not None:
+                name = f"{PROFILE_TEMPLATE_PREFIX}{profile.name}"
+                kept, _ = ice.model.list_templates(type=2, name=name)
+                doc["template_id"] = kept[0].template_id if kept else str(self.ice_adapter().create_snapshot_template(
+                    name, dict(profile.template_config), TEMPLATE_SUBTYPE[profile.type.value])["TemplateId"])
+            profiles.append(doc)
+        return profiles
 
     def _start_functions(self, oss: LocalOss, ice: LocalIce) -> LocalFc:
         """Deploy s.yaml's functions; the callback's HTTP trigger binds first, so its URL is the real one.
@@ -186,8 +212,11 @@ class LocalCloud:
     def deploy_env(self) -> dict[str, str]:
         """What a user exports before ``s deploy`` (see README, "Deploying")."""
         o = self.options
-        return {"REGION": o.region, "INPUT_BUCKET": o.bucket, "OUTPUT_BUCKET": o.bucket,
-                "SNAPSHOT_TEMPLATE_ID": self.template_id or "", "SNAPSHOT_TYPE": o.snapshot_type,
+        if self.profiles is not None:  # the profiles say every template and type
+            chosen = {"SNAPSHOT_PROFILES": json.dumps(self.profiles), "SNAPSHOT_TEMPLATE_ID": ""}
+        else:
+            chosen = {"SNAPSHOT_TEMPLATE_ID": self.template_id or "", "SNAPSHOT_TYPE": o.snapshot_type}
+        return {"REGION": o.region, "INPUT_BUCKET": o.bucket, "OUTPUT_BUCKET": o.bucket, **chosen,
                 "CALLBACK_URL": self.callback_url or "", "ICE_CALLBACK_AUTH_KEY": self.callback_auth_key,
                 "WEBHOOK_URL": o.webhook_url or "", "WEBHOOK_SECRET": self.webhook_secret if o.webhook_url else "",
                 **o.extra_env}
@@ -232,6 +261,7 @@ class LocalCloud:
             "callback_url": self.callback_url, "callback_auth_key": self.callback_auth_key,
             "template_id": self.template_id, "output_prefix": "snapshots/", "upload_prefix": "uploads/",
             **({"webhook_url": o.webhook_url, "webhook_secret": self.webhook_secret} if o.webhook_url else {}),
+            **({"profiles": self.profiles} if self.profiles is not None else {}),
         }
 
     def credentials(self) -> Credentials:
@@ -264,12 +294,26 @@ class LocalCloud:
                 raise TimeoutError(f"oss://{b.bucket_name}/{key} did not appear within {timeout:g}s")
             time.sleep(0.1)
 
-    def wait_for_index(self, source_key: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_for_index(self, source_key: str, timeout: float = 60, profiles: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The index of ``source_key`` once it exists and shows each of ``profiles``."""
         from snapshot_pipeline.domain import OssLocation
         from snapshot_pipeline.layout import index_key
 
         key = index_key("snapshots/", OssLocation(self.options.bucket, source_key))
-        return json.loads(self.wait_for_object(key, timeout))
+        deadline = time.monotonic() + timeout
+        while True:
+            index = json.loads(self.wait_for_object(key, max(deadline - time.monotonic(), 0)))
+            if set(profiles) <= set(index.get("profiles") or {}):
+                return index
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the index of {source_key} did not show {', '.join(profiles)} within {timeout:g}s")
+            time.sleep(0.1)
+
+    def profiles_for(self, source_key: str) -> tuple[str, ...]:
+        """The names of the deployed profiles that apply to uploads at ``source_key``."""
+        from snapshot_pipeline.settings import Settings
+
+        return tuple(p.name for p in Settings.from_env(self.function_env()).profiles if p.applies_to(source_key))
 
     def function_env(self, **overrides: str) -> dict[str, str]:
         """The environment the deployed functions see (all of them merged), as a mapping."""

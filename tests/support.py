@@ -18,11 +18,13 @@ T = TypeVar("T")
 # a wait that is met returns at once and only a broken pipeline ever waits this long.
 PIPELINE_TIMEOUT_S = 120.0
 
-INDEX_SCHEMA = json.loads((ROOT / "shared" / "snapshot_pipeline" / "schemas" / "snapshot-index-1.json").read_text())
+INDEX_SCHEMAS = {f"snapshot-index/{n}": json.loads(
+    (ROOT / "shared" / "snapshot_pipeline" / "schemas" / f"snapshot-index-{n}.json").read_text()) for n in (1, 2)}
 
 
 def assert_valid_index(doc: dict) -> dict:
-    jsonschema.validate(doc, INDEX_SCHEMA)
+    """``doc`` against the schema its ``schema`` names (an index written before profiles is /1)."""
+    jsonschema.validate(doc, INDEX_SCHEMAS[doc["schema"]])
     return doc
 
 
@@ -143,7 +145,7 @@ def snapshot_looks(cloud, index: dict) -> list[tuple[tuple[int, int], tuple[int,
     from PIL import Image
 
     looks = []
-    for snap in index["snapshots"]:
+    for snap in default_result(index)["snapshots"]:
         image = Image.open(io.BytesIO(cloud.bucket(snap["bucket"]).get_object(snap["key"]).read())).convert("RGB")
         mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0)
         looks.append((image.size, tuple(int(c) for c in mean)))
@@ -221,3 +223,8 @@ def cli_runner(cloud, state_file, monkeypatch, capsys) -> Callable[..., tuple[in
         return code, capsys.readouterr().out
 
     return run
+
+
+def default_result(index: dict) -> dict:
+    """What an index shows for the profile ``default`` (today's single-template settings)."""
+    return index["profiles"]["default"]

@@ -189,7 +189,7 @@ def test_audit_reports_every_state_and_fix_settles_them(cloud, tmp_path, monkeyp
         assert letter in by_key[keys["dead"]]["reason"] and by_key[keys["missing"]]["reason"].startswith("no index")
 
         code, out = run("--local", "audit", source, "--list")
-        assert code == 1 and re.search(rf"^{re.escape(keys['indexed'])}\tindexed\t", out, re.M), out
+        assert code == 1 and re.search(rf"^{re.escape(keys['indexed'])}\tdefault\tindexed\t", out, re.M), out
         assert re.search(r"^  missing +1$", out, re.M) and re.search(r"^  stale +1$", out, re.M), out
 
         cloud.ice.release_all()

@@ -13,7 +13,7 @@ from localcloud.media import make_garbage
 from snapshot_pipeline.callback import MAX_BODY_BYTES, MAX_SKEW_S, signature
 from snapshot_pipeline.domain import OssLocation
 from snapshot_pipeline.layout import index_key
-from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, wait_until
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, default_result, jobs_for, wait_until
 
 OLD_KEY = "OldKey2025abc"
 # Far outside the accepted clock skew, so no slowness of the machine brings a timestamp back inside.
@@ -82,7 +82,7 @@ def test_previous_key_is_accepted_during_rotation(cloud, small_video):
     job = finished_job_without_index(cloud, "uploads/rotated.mp4", small_video)
     status, _ = post(cloud, job.job_id, key=OLD_KEY)
     assert status == 200
-    assert cloud.wait_for_index("uploads/rotated.mp4", timeout=5)["job"]["id"] == job.job_id
+    assert default_result(cloud.wait_for_index("uploads/rotated.mp4", timeout=5))["job"]["id"] == job.job_id
 
 
 def test_job_still_running_is_202_and_nothing_written(cloud, small_video):
@@ -94,16 +94,16 @@ def test_job_still_running_is_202_and_nothing_written(cloud, small_video):
     assert status == 202 and payload["status"] == "Init"
     assert not cloud.bucket().object_exists(index_key("snapshots/", OssLocation("callbacks", "uploads/slow-job.mp4")))
     index = cloud.wait_for_index("uploads/slow-job.mp4", timeout=JOB_DELAY_S + PIPELINE_TIMEOUT_S)
-    assert index["job"]["status"] == "Success"
+    assert default_result(index)["job"]["status"] == "Success"
 
 
 def test_failed_job_gets_an_index_with_its_code_and_message(cloud):
     cloud.bucket().put_object("uploads/broken.mp4", make_garbage(50_000))
     index = assert_valid_index(cloud.wait_for_index("uploads/broken.mp4", timeout=PIPELINE_TIMEOUT_S))
-    assert index["job"]["status"] == "Fail"
-    assert index["job"]["error"]["code"].startswith("InvalidInput")
-    assert index["job"]["error"]["message"]
-    assert index["snapshots"] == []
+    assert default_result(index)["job"]["status"] == "Fail"
+    assert default_result(index)["job"]["error"]["code"].startswith("InvalidInput")
+    assert default_result(index)["job"]["error"]["message"]
+    assert default_result(index)["snapshots"] == []
 
 
 def test_replayed_callback_rewrites_the_same_index(cloud, small_video):
@@ -116,7 +116,8 @@ def test_replayed_callback_rewrites_the_same_index(cloud, small_video):
     assert second["generated_at"] >= first["generated_at"]
 
     def lasting(doc: dict) -> tuple:
-        return doc["source"], doc["job"], [(s["index"], s["key"]) for s in doc["snapshots"]]
+        result = default_result(doc)
+        return doc["source"], result["job"], [(s["index"], s["key"]) for s in result["snapshots"]]
 
     assert lasting(first) == lasting(second)
 

@@ -18,7 +18,7 @@ from snapshot_pipeline.cli import jobs as jobs_command
 from snapshot_pipeline.cli import local_state
 from snapshot_pipeline.cli.errors import CliError
 from snapshot_pipeline.cli.output import Fields, Output, ProgressBar, Table
-from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, version_of, wait_until
+from tests.support import PIPELINE_TIMEOUT_S, VirtualTime, default_result, version_of, wait_until
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -437,16 +437,17 @@ def test_backfill_retry_failed_resubmits_only_the_latest_failure(cloud, run, tin
 
     code, out, _ = run("--local", "backfill", source, "--overwrite", '{"Count": -1}', "--json")
     assert code == 1 and json.loads(out)["rejected"] == 2  # a bad override: ICE refuses both
-    assert index_of(good)["job"]["error"]["stage"] == "submit"
+    assert default_result(index_of(good))["job"]["error"]["stage"] == "submit"
 
     code, out, _ = run("--local", "backfill", source, "--json")
     assert json.loads(out)["submitted"] == 0  # failures are final, unless the operator asks
 
     code, out, _ = run("--local", "backfill", source, "--retry-failed", "--json")
     assert code == 0 and json.loads(out)["submitted"] == 2
-    wait_until(lambda: index_of(good)["job"]["status"] == "Success" and index_of(broken)["job"]["id"],
+    wait_until(lambda: default_result(index_of(good))["job"]["status"] == "Success"
+               and default_result(index_of(broken))["job"]["id"],
                "both retried videos indexed with a job")
-    assert index_of(broken)["job"]["status"] == "Fail"
+    assert default_result(index_of(broken))["job"]["status"] == "Fail"
 
     cloud.ice.set_faults(job_delay_s=5.0)  # the retried job stays Init: its index still shows the old failure
     try:

@@ -16,7 +16,16 @@ from localcloud.slsyaml import FunctionSpec
 from snapshot_pipeline.deadletters import DEAD_LETTER_TTL_S, DeadLetters
 from snapshot_pipeline.domain import Outcome, OutcomeKind
 from snapshot_pipeline.retry import Deadline
-from tests.support import PIPELINE_TIMEOUT_S, cli_runner, function_log, jobs_for, oss_event, upload, wait_until
+from tests.support import (
+    PIPELINE_TIMEOUT_S,
+    cli_runner,
+    default_result,
+    function_log,
+    jobs_for,
+    oss_event,
+    upload,
+    wait_until,
+)
 
 SUBMIT_TIMEOUT_S = 8  # each failing attempt retries ICE for this long: short, so the retries run out soon
 
@@ -104,7 +113,7 @@ def test_retries_exhausted_then_replayed_once_ice_is_back_makes_one_job_each(clo
     assert report["dead_letters_replayed"] >= 1 and _letter_of(cloud, request_id) is None
     for record in records:
         key = record["oss"]["object"]["key"]
-        assert cloud.wait_for_index(key, PIPELINE_TIMEOUT_S)["job"]["status"] == "Success"
+        assert default_result(cloud.wait_for_index(key, PIPELINE_TIMEOUT_S))["job"]["status"] == "Success"
         assert len(jobs_for(cloud, key)) == 1
     code, out = run("--local", "reconcile", "--json")  # nothing left to replay
     assert code == 0 and json.loads(out)["dead_letters_replayed"] == 0
@@ -114,13 +123,13 @@ def test_retries_exhausted_then_replayed_once_ice_is_back_makes_one_job_each(clo
 class _Refusing:
     """A submitter whose every record must be retried (its cause is not gone)."""
 
-    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> Outcome:
+    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> list[Outcome]:
         raise RuntimeError("ICE is still down")
 
 
 class _Settling:
-    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> Outcome:
-        return Outcome(None, None, OutcomeKind.DUPLICATE)
+    def handle_record(self, raw_record, owner: str, *, abandoned_by: str | None = None) -> list[Outcome]:
+        return [Outcome(None, None, OutcomeKind.DUPLICATE)]
 
 
 def _payload(request_id: str, key: str) -> dict:

@@ -14,6 +14,7 @@ from tests.conftest import load_event
 from tests.support import (
     PIPELINE_TIMEOUT_S,
     assert_valid_index,
+    default_result,
     jobs_for,
     oss_event,
     oss_record,
@@ -83,8 +84,8 @@ def test_awkward_keys_end_with_an_index(cloud, small_video, key):
     assert len(key.encode()) <= 1023
     cloud.bucket().put_object(key, small_video)
     index = assert_valid_index(cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S))
-    assert index["source"]["key"] == key and index["job"]["status"] == "Success"
-    for snap in index["snapshots"]:
+    assert index["source"]["key"] == key and default_result(index)["job"]["status"] == "Success"
+    for snap in default_result(index)["snapshots"]:
         assert cloud.bucket().object_exists(snap["key"])
     if key == LONG_KEY:
         assert "_by-hash/" in index_key("snapshots/", OssLocation("events", key))
@@ -128,9 +129,10 @@ def test_a_job_ice_refuses_is_recorded_in_a_failure_index(cloud, small_video):
     outcome = submitter.submit_upload(the_upload, owner="t")
     assert outcome.outcome == "rejected" and "Count" in outcome.reason
     index = assert_valid_index(cloud.wait_for_index("manual/refused.mp4", timeout=5))
-    assert index["job"]["id"] is None and index["job"]["status"] == "Fail"
-    assert index["job"]["error"]["code"] == "InvalidParameter" and index["job"]["error"]["stage"] == "submit"
-    assert "Count" in index["job"]["error"]["message"]
+    job = default_result(index)["job"]
+    assert job["id"] is None and job["status"] == "Fail"
+    assert job["error"]["code"] == "InvalidParameter" and job["error"]["stage"] == "submit"
+    assert "Count" in job["error"]["message"]
     # A redelivery does not resubmit a refused upload.
     assert submitter.submit_upload(the_upload, owner="t2").outcome == "duplicate"
     assert jobs_for(cloud, "manual/refused.mp4") == []

@@ -20,6 +20,7 @@ from snapshot_pipeline.submit import Submitter, job_name
 from tests.support import (
     PIPELINE_TIMEOUT_S,
     VirtualTime,
+    default_result,
     jobs_for,
     oss_event,
     submit_records,
@@ -60,7 +61,7 @@ def assert_one_job_indexed(cloud, key: str) -> str:
     """Exactly one job for ``key``, and the index of its current version names it; its JobId."""
     index = cloud.wait_for_index(key, timeout=PIPELINE_TIMEOUT_S)
     (job,) = jobs_for(cloud, key)
-    assert index["job"]["id"] == job.job_id and index["job"]["status"] == "Success"
+    assert default_result(index)["job"]["id"] == job.job_id and default_result(index)["job"]["status"] == "Success"
     assert index["source"]["version"] == version_of(cloud, key)
     return job.job_id
 
@@ -178,9 +179,10 @@ def test_a_taker_adopts_the_job_a_crashed_attempt_submitted_without_recording(cl
                     clock=lambda: an_hour_ago)
     claims.acquire(the_upload, owner="crashed")
     submitter = Submitter(settings, cloud.ice_adapter(), cloud.store())
+    profile = submitter.profile(the_upload.profile)
     job_id = cloud.ice_adapter().submit_snapshot_job(  # as the crashed attempt did, and died before recording it
-        input=the_upload.location, output=submitter.output(the_upload), template_id=submitter.settings.template_id,
-        overwrite_params={"Type": submitter.settings.snapshot_type.value},
+        input=the_upload.location, output=submitter.output(the_upload), template_id=profile.template_id,
+        overwrite_params=profile.overwrite_params(None),
         user_data=submitter.user_data(the_upload), name=job_name(the_upload))
     if taken_over_by == "redelivery":
         (outcome,) = json.loads(cloud.fc.invoke("submit", oss_event(record)))

@@ -26,7 +26,15 @@ from snapshot_pipeline.domain import OssLocation
 from snapshot_pipeline.layout import index_key
 from snapshot_pipeline.pending import PENDING_DIR
 from tests.conftest import ROOT
-from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, jobs_for, submit_records, version_of, wait_until
+from tests.support import (
+    PIPELINE_TIMEOUT_S,
+    assert_valid_index,
+    default_result,
+    jobs_for,
+    submit_records,
+    version_of,
+    wait_until,
+)
 
 STOP_TIMEOUT_S = 60
 
@@ -175,18 +183,19 @@ def final_index(cloud, key: str) -> dict:
 
     def finished() -> dict | None:
         doc = store.get_json(cloud.options.bucket, where)
-        return doc if doc and doc.get("job", {}).get("status") in ("Success", "Fail") else None
+        result = (doc or {}).get("profiles", {}).get("default", {})
+        return doc if result.get("job", {}).get("status") in ("Success", "Fail") else None
 
     return wait_until(finished, f"a final index of {key}")
 
 
 def assert_one_job_and_a_correct_index(cloud, key: str, index: dict) -> None:
     (job,) = jobs_for(cloud, key)  # ListSnapshotJobs: one job for the upload, whatever was retried
-    assert_valid_index(index)
-    assert index["job"] == dict(index["job"], id=job.job_id, status="Success")
-    assert index["source"]["version"] == version_of(cloud, key) and len(index["snapshots"]) == 5
+    result = default_result(assert_valid_index(index))
+    assert result["job"] == dict(result["job"], id=job.job_id, status="Success")
+    assert index["source"]["version"] == version_of(cloud, key) and len(result["snapshots"]) == 5
     bucket = cloud.bucket()
-    assert all(bucket.object_exists(snap["key"]) for snap in index["snapshots"])
+    assert all(bucket.object_exists(snap["key"]) for snap in result["snapshots"])
 
 
 def test_the_pipelines_oss_retries_carry_uploads_through_errors_and_latency(cloud, small_video):
@@ -226,7 +235,8 @@ def test_lost_answers_still_make_one_job_and_one_index_per_version(cloud, small_
         records = submit_records(cloud, key)
         assert not [r for r in records if "claimed by attempt" in (r.get("reason") or "")], records
     uploads = {claim.upload.key: claim for claim in claims.all_latest() if claim.upload.key in indexes}
-    assert {key: uploads[key].job_id for key in keys} == {key: indexes[key]["job"]["id"] for key in keys}
+    indexed_jobs = {key: default_result(indexes[key])["job"]["id"] for key in keys}
+    assert {key: uploads[key].job_id for key in keys} == indexed_jobs
     pending = f"{settings.output_prefix}{PENDING_DIR}"
     wait_until(lambda: not list(cloud.store().list(cloud.options.bucket, pending)), "every pending marker settled",
                timeout=PIPELINE_TIMEOUT_S)

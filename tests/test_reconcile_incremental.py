@@ -12,7 +12,7 @@ from snapshot_pipeline.layout import index_key
 from snapshot_pipeline.pending import CURSOR_KEY, PENDING_DIR
 from snapshot_pipeline.reconcile import Reconciler
 from snapshot_pipeline.retry import Deadline
-from tests.support import PIPELINE_TIMEOUT_S, jobs_for, wait_until
+from tests.support import PIPELINE_TIMEOUT_S, default_result, jobs_for, wait_until
 
 BUCKET = "incremental"
 
@@ -44,7 +44,7 @@ def _upload_all(cloud, keys: list[str], video: bytes) -> None:
 def _indexed(cloud, key: str) -> bool:
     location = index_key("snapshots/", OssLocation(BUCKET, key))
     return cloud.bucket().object_exists(location) and \
-        json.loads(cloud.bucket().get_object(location).read())["job"]["status"] == "Success"
+        default_result(json.loads(cloud.bucket().get_object(location).read()))["job"]["status"] == "Success"
 
 
 def _reconciler(cloud) -> Reconciler:

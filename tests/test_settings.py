@@ -36,7 +36,7 @@ def test_typed_views_carry_the_required_values():
     s = Settings.from_env({"REGION": "cn-shanghai", "SNAPSHOT_TEMPLATE_ID": "tpl-1", "OUTPUT_BUCKET": "out",
                            "CALLBACK_URL": "https://cb.example.com/", "ICE_CALLBACK_AUTH_KEY": "Key1",
                            "ICE_CALLBACK_AUTH_KEY_PREVIOUS": "Key0"})
-    assert s.submission().template_id == "tpl-1"
+    assert [(p.name, p.template_id) for p in s.submission().profiles] == [("default", "tpl-1")]
     assert s.callback().auth_keys == ("Key1", "Key0")
     assert s.reconciliation().output_bucket == "out"
     assert "Key1" not in repr(s.callback())

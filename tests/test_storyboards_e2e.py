@@ -31,7 +31,7 @@ from tests.players import (
     videojs_style_for_time,
     videojs_vtt_thumbnails,
 )
-from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index
+from tests.support import PIPELINE_TIMEOUT_S, assert_valid_index, default_result
 
 FPS = 25
 KEY = "uploads/player/clip.mp4"
@@ -120,7 +120,8 @@ def indexed(video: bytes, bucket: str, snapshot_type: str, subtype: int,
         with LocalCloud(options) as cloud:
             public.cloud = cloud
             cloud.bucket().put_object(KEY, video)
-            yield public, cloud, assert_valid_index(cloud.wait_for_index(KEY, timeout=PIPELINE_TIMEOUT_S))
+            index = assert_valid_index(cloud.wait_for_index(KEY, timeout=PIPELINE_TIMEOUT_S))
+            yield public, cloud, default_result(index)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from snapshot_pipeline.domain import SnapshotJob, SnapshotUrls
-from snapshot_pipeline.index import build_index
+from snapshot_pipeline.index import build_result, compose_index
 from snapshot_pipeline.settings import Settings, SettingsError
 from snapshot_pipeline.storyboards import (
     CACHE_CONTROL,
@@ -81,7 +81,7 @@ def result_of(store: FakeStore, job: SnapshotJob, images: list[str], vtt: str | 
         store.objects[FOLDER + "storyboard.vtt"] = vtt.encode()
     urls = SnapshotUrls(len(images), tuple(signed(FOLDER + name) for name in images),
                         signed(FOLDER + "storyboard.vtt") if vtt is not None else None)
-    return build_index(job, urls, now=1_800_000_000, url_timeout_s=3600, source_size=1000,
+    return build_result(job, urls, now=1_800_000_000, url_timeout_s=3600, source_size=1000,
                        read=store.get_head_bytes)
 
 
@@ -146,7 +146,7 @@ def test_a_webvtt_storyboard_gets_absolute_urls_both_players_read_as_is(webvtt_s
         [(k, k + 1, k // 4, 80 * (k % 2), 60 * (k % 4 // 2)) for k in range(5)]
     assert store.put_headers[vtt_key] == {"Content-Type": "text/vtt; charset=utf-8", "Cache-Control": CACHE_CONTROL}
     assert store.put_headers[json_key]["Content-Type"] == "application/json; charset=utf-8"
-    assert_valid_index(dict(result, player=player))
+    assert_valid_index(compose_index(result["source"], {"default": dict(result, player=player)}, now=0))
 
 
 def test_without_a_public_base_url_references_are_relative_to_the_files(webvtt_sprites):
@@ -159,7 +159,7 @@ def test_without_a_public_base_url_references_are_relative_to_the_files(webvtt_s
     app = "https://app.example.com/storyboards/clip/"  # wherever an app serves (or signs) the folder
     by_videojs, by_plyr = tiles_by_players(vtt, app + "storyboard-player.vtt")
     assert by_videojs == by_plyr and by_plyr[0][0] == app + "storyboard-sprite-00001.jpg"
-    assert_valid_index(dict(result, player=player))
+    assert_valid_index(compose_index(result["source"], {"default": dict(result, player=player)}, now=0))
 
 
 def test_stills_of_a_webvtt_job_show_whole_in_every_cue():

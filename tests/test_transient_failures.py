@@ -26,6 +26,7 @@ from tests.support import (
     PIPELINE_TIMEOUT_S,
     assert_valid_index,
     cli_runner,
+    default_result,
     function_log,
     jobs_for,
     oss_event,
@@ -100,7 +101,7 @@ def index_of(cloud, key: str) -> dict | None:
 
 
 def index_of_job(cloud, key: str, job_id: str) -> dict:
-    index = wait_until(lambda: (doc := index_of(cloud, key)) and doc["job"]["id"] == job_id and doc,
+    index = wait_until(lambda: (doc := index_of(cloud, key)) and default_result(doc)["job"]["id"] == job_id and doc,
                        f"the index of {key} naming job {job_id}")
     return assert_valid_index(index)
 
@@ -116,8 +117,8 @@ def reconcile_an_hour_later(cloud) -> ReconcileReport:
 
 
 def assert_pictures(cloud, index: dict) -> None:
-    assert index["job"]["status"] == "Success" and len(index["snapshots"]) == 5
-    for snap in index["snapshots"]:
+    assert default_result(index)["job"]["status"] == "Success" and len(default_result(index)["snapshots"]) == 5
+    for snap in default_result(index)["snapshots"]:
         image = Image.open(io.BytesIO(cloud.bucket(snap["bucket"]).get_object(snap["key"]).read()))
         assert image.format == "JPEG" and image.size == (320, 240)
 
@@ -194,8 +195,9 @@ def test_a_failure_on_every_attempt_is_final_after_three_and_a_backfill_retries_
     jobs = finished_jobs(cloud, key, MAX_JOB_ATTEMPTS)
     assert [j.name for j in jobs] == [job_name(the_upload, n) for n in range(1, MAX_JOB_ATTEMPTS + 1)]
     index = index_of_job(cloud, key, jobs[-1].job_id)
-    assert index["job"]["status"] == "Fail" and index["job"]["error"]["code"] == "InternalError"
-    assert index["snapshots"] == []
+    result = default_result(index)
+    assert result["job"]["status"] == "Fail" and result["job"]["error"]["code"] == "InternalError"
+    assert result["snapshots"] == []
     reconcile_an_hour_later(cloud)
     assert len(jobs_for(cloud, key)) == MAX_JOB_ATTEMPTS  # no 4th job
 
@@ -217,7 +219,10 @@ def test_a_final_failure_is_indexed_at_once_and_never_retried(cloud, small_video
     the_upload = put_video(cloud, key, make_garbage(50_000) if cause == "undecodable-video" else small_video)
     (job,) = finished_jobs(cloud, key, 1)
     index = index_of_job(cloud, key, job.job_id)
-    assert index["job"]["status"] == "Fail" and index["job"]["error"]["code"].startswith("InvalidInput")
+    pending = f"{PREFIX}_pending/{the_upload.id}.json"  # the callback's publication is over once it settled
+    wait_until(lambda: not cloud.bucket().object_exists(pending), f"the pending marker of {key} settled")
+    indexed_job = default_result(index)["job"]
+    assert indexed_job["status"] == "Fail" and indexed_job["error"]["code"].startswith("InvalidInput")
     claim = latest_claim(cloud, the_upload)
     assert claim is not None and claim.generation == 1 and claim.attempt == 1 and claim.job_id == job.job_id
     reconcile_an_hour_later(cloud)
@@ -240,7 +245,7 @@ def test_a_backfill_refused_on_every_object_stops_after_a_few(cloud, run):
     untouched = [u for u in uploads if index_of(cloud, u.key) is None]
     assert len(refused) == MAX_CONSECUTIVE_ERRORS and len(untouched) == 3
     for upload in refused:
-        assert index_of(cloud, upload.key)["job"]["error"]["code"] == "InvalidParameter"
+        assert default_result(index_of(cloud, upload.key))["job"]["error"]["code"] == "InvalidParameter"
     for upload in untouched:  # not submitted: no index, no claim
         assert latest_claim(cloud, upload) is None
     assert [jobs_for(cloud, key) for key in keys] == [[]] * len(keys)

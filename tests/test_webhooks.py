@@ -31,7 +31,7 @@ from snapshot_pipeline.outbox import MAX_ATTEMPTS, retry_delay
 from snapshot_pipeline.publish import Publisher
 from snapshot_pipeline.webhooks import ChangeKind, IndexChange
 from tests.conftest import ROOT
-from tests.support import cli_runner, jobs_for, upload, version_of, wait_until
+from tests.support import cli_runner, default_result, jobs_for, upload, version_of, wait_until
 
 #: The CDN in front of the output bucket: events name the index's URL under it.
 PUBLIC_BASE_URL = "https://cdn.example.com/"
@@ -187,12 +187,12 @@ def test_indexed_failed_and_deleted_reach_a_receiver_that_fails_twice_verified_a
     receiver.plans[(good, ChangeKind.PROFILE_INDEXED)] = failing(2)
     upload(cloud, good, video)
     good_version = version_of(cloud, good)
-    assert cloud.wait_for_index(good)["job"]["status"] == "Success"
+    assert default_result(cloud.wait_for_index(good))["job"]["status"] == "Success"
     wait_until(lambda: receiver.requests[(good, ChangeKind.PROFILE_INDEXED)] == 1, "the writer's own attempt")
     cloud.set_faults(fail_jobs={"code": "InvalidInput.Unsupported", "message": "no such codec", "count": 1})
     upload(cloud, bad, video)
     failed = delivered(receiver, bad, ChangeKind.PROFILE_FAILED)
-    assert cloud.wait_for_index(bad)["job"]["error"]["code"] == "InvalidInput.Unsupported"
+    assert default_result(cloud.wait_for_index(bad))["job"]["error"]["code"] == "InvalidInput.Unsupported"
     cloud.bucket().delete_object(good)
     deleted = delivered(receiver, good, ChangeKind.SOURCE_DELETED)
 
@@ -223,7 +223,7 @@ def test_a_writer_killed_while_sending_delivers_through_the_reconcilers_timer_ru
     receiver.plans[(key, ChangeKind.PROFILE_INDEXED)] = lambda n: "kill" if n == 0 else 204
     upload(cloud, key, video)
     wait_until(lambda: receiver.requests[(key, ChangeKind.PROFILE_INDEXED)] >= 1, "the killed writer's attempt")
-    assert cloud.wait_for_index(key)["job"]["status"] == "Success"
+    assert default_result(cloud.wait_for_index(key))["job"]["status"] == "Success"
     event = event_id(cloud, key, version_of(cloud, key), ChangeKind.PROFILE_INDEXED)
     record = outbox_record(cloud, event)
     assert record is not None and record["state"] == "pending" and not receiver.events_for(key)
@@ -263,7 +263,7 @@ def test_a_writer_killed_between_the_index_and_the_outbox_leaves_it_to_the_recon
     publisher = Publisher(cloud.settings(), cloud.ice_adapter(), DiesBeforeTheOutbox(cloud.store()))
     with pytest.raises(WriterDied):
         publisher.publish(cloud.ice_adapter().get_snapshot_job(job.job_id))
-    assert cloud.wait_for_index(key, timeout=1)["job"]["id"] == job.job_id  # written, yet nobody told
+    assert default_result(cloud.wait_for_index(key, timeout=1))["job"]["id"] == job.job_id  # written, yet nobody told
     event = event_id(cloud, key, version_of(cloud, key), ChangeKind.PROFILE_INDEXED)
     assert outbox_record(cloud, event) is None and not receiver.events_for(key)
 

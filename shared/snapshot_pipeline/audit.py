@@ -24,8 +24,8 @@ from . import layout
 from .backfill import GracefulInterrupt, RateLimiter
 from .claims import Claim, ClaimBusy, ClaimLost, ClaimState
 from .deadletters import DeadLetters
-from .domain import JobStatus, ObjectInfo, OssLocation, StrEnum, Upload, iso
-from .index import indexed_source, is_tombstone
+from .domain import DEFAULT_PROFILE, JobStatus, ObjectInfo, OssLocation, StrEnum, Upload, iso
+from .index import indexed_source, is_tombstone, profile_result
 from .outbox import DeliveryReport, Outbox, delivery_report
 from .ports import Ice, IceError, ObjectStore, ObjectStoreError
 from .publish import Publisher, unwatched_reason
@@ -83,8 +83,8 @@ class DeadLetterRef:
 
 
 def names_version(index: Any, upload: Upload) -> bool:
-    """Whether ``index`` describes ``upload`` (an index without an etag, written before etags were
-    recorded, counts, as for a backfill; a tombstone never does: the object was written again)."""
+    """Whether ``index`` describes ``upload``'s version (an index without an etag, written before etags
+    were recorded, counts, as for a backfill; a tombstone never does: the object was written again)."""
     shown = indexed_source(index)
     return shown is not None and not is_tombstone(index) and (not shown.etag or shown.same_version(upload))
 
@@ -93,9 +93,11 @@ def judge(upload: Upload, index: Any, claim: Callable[[], Claim | None], job_sta
           dead_letters: Sequence[DeadLetterRef], now: float) -> Verdict:
     """The state of ``upload`` (an object's current version) from what the pipeline wrote for it: the
     object's ``index``, its latest ``claim()`` and ``job_status(job_id)`` (looked up only when the
-    decision needs them: an indexed video costs its index alone), the dead letters naming the object."""
-    if names_version(index, upload):
-        return _indexed(index, claim, job_status, now)
+    decision needs them: an indexed video costs its index alone), the dead letters naming the object.
+    ``upload.profile`` says whose result is judged."""
+    result = profile_result(index, upload.profile)
+    if names_version(index, upload) and result is not None:
+        return _indexed(result, claim, job_status, now)
     latest = claim()
     under_way = _under_way(latest, job_status, now)
     if under_way is not None:
@@ -105,16 +107,20 @@ def judge(upload: Upload, index: Any, claim: Callable[[], Claim | None], job_sta
         return Verdict(State.DEAD_LETTERED, f"its upload event is in dead letter {letters[-1].key} "
                                             f"({letters[-1].error})")
     shown = indexed_source(index)
+    if shown is not None and names_version(index, upload):
+        return Verdict(State.MISSING, f"the index shows this version without profile {upload.profile}: "
+                                      + _missing_reason(latest))
     if shown is not None:
         what = "the deletion of version" if is_tombstone(index) else "version"
         return Verdict(State.STALE, f"the index shows {what} {shown.version}, not {upload.version}")
     return Verdict(State.MISSING, _missing_reason(latest))
 
 
-def _indexed(index: Mapping[str, Any], claim: Callable[[], Claim | None], job_status: Callable[[str], JobStatus],
+def _indexed(result: Mapping[str, Any], claim: Callable[[], Claim | None], job_status: Callable[[str], JobStatus],
              now: float) -> Verdict:
-    """The index describes this version: indexed, or failed unless a later attempt is under way."""
-    job = index.get("job") or {}
+    """The index shows the profile's result for this version: indexed, or failed unless a later attempt
+    is under way."""
+    job = result.get("job") or {}
     if job.get("status") == JobStatus.SUCCESS:
         return Verdict(State.INDEXED, job_id=job.get("id"))
     latest = claim()
@@ -228,8 +234,9 @@ class Fixer:
         self.owner = owner
         self.clock = clock
 
-    def fix(self, bucket: str, key: str, info: ObjectInfo | None, state: State) -> dict[str, Any] | None:
-        """What was done for the object ``key`` found in ``state`` (one of :data:`FIXABLE`)."""
+    def fix(self, bucket: str, key: str, info: ObjectInfo | None, state: State,
+            profile: str = DEFAULT_PROFILE) -> dict[str, Any] | None:
+        """What was done for ``profile`` of the object ``key`` found in ``state`` (one of :data:`FIXABLE`)."""
         done: dict[str, Any] = {"key": key, "state": str(state)}
         if state == State.ORPHANED:
             published = self.submitters().publisher.record_deletion(OssLocation(bucket, key),
@@ -241,8 +248,9 @@ class Fixer:
         upload, reason = submitter.resolve(existing_object_event(bucket, info))
         if upload is None:
             return dict(done, action="none", reason=reason)
+        done["profile"] = profile
         try:
-            outcome = submitter.submit_upload(upload, self.owner)
+            outcome = submitter.submit_upload(upload.for_profile(profile), self.owner)
         except (ClaimBusy, ClaimLost) as exc:
             return dict(done, action="none", reason=str(exc))
         return dict(done, action="submitted", outcome=str(outcome.outcome), job_id=outcome.job_id,
@@ -344,19 +352,34 @@ class Audit:
             if layout.index_key(prefix, OssLocation(source.bucket, key)) == obj.key:
                 yield key
 
+    def _profiles(self, key: str) -> list[str]:
+        """The profiles judged for ``key``: those that apply to it (``default`` without any configured)."""
+        return [p.name for p in self.settings.profiles if p.applies_to(key)] if self.settings.profiles \
+            else [DEFAULT_PROFILE]
+
     def _one(self, bucket: str, info: ObjectInfo, letters: Mapping[tuple[str, str], Sequence[DeadLetterRef]],
              report: AuditReport) -> None:
-        upload = Upload.of_object(bucket, info)
+        """Each profile of one video, judged from one read of its index."""
+        version = Upload.of_object(bucket, info)
         try:
             ice, store = self._paced()
             publisher = Publisher(self.settings, ice, store, self.clock)
-            _, index = publisher.current_index(upload.location)
-            verdict = judge(upload, index, cache(lambda: publisher.claims(upload.location).latest(upload)),
-                            lambda job_id: ice.get_snapshot_job(job_id).status,
-                            letters.get((bucket, info.key), ()), self.clock())
+            _, index = publisher.current_index(version.location)
         except Exception as exc:  # one object's trouble must not stop the audit, nor go unreported
-            verdict = _error(exc)
-        self._record(report, bucket, info.key, info, verdict, upload.version)
+            self._record(report, bucket, info.key, info, _error(exc), version.version)
+            return
+        for profile in self._profiles(info.key):
+            try:
+                verdict = self._judge(publisher, ice, version.for_profile(profile), index,
+                                      letters.get((bucket, info.key), ()))
+            except Exception as exc:
+                verdict = _error(exc)
+            self._record(report, bucket, info.key, info, verdict, version.version, profile)
+
+    def _judge(self, publisher: Publisher, ice: Ice, upload: Upload, index: Any,
+               letters: Sequence[DeadLetterRef]) -> Verdict:
+        return judge(upload, index, cache(lambda: publisher.claims(upload.location).latest(upload)),
+                     lambda job_id: ice.get_snapshot_job(job_id).status, letters, self.clock())
 
     def _one_unlisted(self, bucket: str, key: str, report: AuditReport) -> None:
         """An index folder whose object the listing did not show: deleted, orphaned, or (written since
@@ -377,25 +400,27 @@ class Audit:
         self._record(report, bucket, key, None, verdict, None)
 
     def _record(self, report: AuditReport, bucket: str, key: str, info: ObjectInfo | None, verdict: Verdict,
-                version: str | None) -> None:
-        fixed = self._fix(bucket, key, info, verdict)
+                version: str | None, profile: str | None = None) -> None:
+        """One judgement: of a video's profile (``profile``), or of an index whose video is gone."""
+        fixed = self._fix(bucket, key, info, verdict, profile or DEFAULT_PROFILE)
         with self._lock:
             report.judged += 1
             report.counts[verdict.state] += 1
             if verdict.state != State.INDEXED or self.list_all:
-                doc = {"key": key, "state": str(verdict.state), "version": version, "reason": verdict.reason,
-                       "code": verdict.code, "job_id": verdict.job_id}
+                doc = {"key": key, "profile": profile, "state": str(verdict.state), "version": version,
+                       "reason": verdict.reason, "code": verdict.code, "job_id": verdict.job_id}
                 report.objects.append({k: v for k, v in doc.items() if v is not None})
             if fixed is not None:
                 report.fixed.append(fixed)
             self.on_judged(report)
 
-    def _fix(self, bucket: str, key: str, info: ObjectInfo | None, verdict: Verdict) -> dict[str, Any] | None:
+    def _fix(self, bucket: str, key: str, info: ObjectInfo | None, verdict: Verdict,
+             profile: str) -> dict[str, Any] | None:
         if self.fixer is None or verdict.state not in FIXABLE:
             return None
         self.pacer.acquire()  # a fix is several requests of its own; it counts as one
         try:
-            return self.fixer.fix(bucket, key, info, verdict.state)
+            return self.fixer.fix(bucket, key, info, verdict.state, profile)
         except Exception as exc:
             return {"key": key, "state": str(verdict.state), "action": "failed", "reason": _error(exc).reason}
 

@@ -23,7 +23,7 @@ from typing import Any
 from .checkpoint import Checkpoint, SettledFrontier
 from .claims import Claim, ClaimBusy, ClaimLost
 from .domain import ClaimState, JobStatus, ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload
-from .index import indexed_source, is_tombstone
+from .index import indexed_source, is_tombstone, profile_result
 from .ports import IceError, ObjectStore, ObjectStoreError
 from .submit import Submitter, existing_object_event
 
@@ -104,15 +104,17 @@ def already_handled(upload: Upload, index: Any, claim: Claim | None, now: float,
     """Why ``upload`` needs no new job, or None; and, with ``retry_failed``, the failed claim to
     supersede (see :meth:`.claims.Claims.acquire`).
 
-    Handled: an index for this version (same version; an index without an etag, or without a
-    version but with this etag, counts; a tombstone does not: the object was written again), unless
+    Handled: an index for this version showing ``upload.profile``'s result (same version; an index
+    without an etag, or without a version but with this etag, counts; a tombstone does not: the object
+    was written again), unless
     ``retry_failed`` and the failure it records is the latest claim's; a settled claim (it has a job,
     or ICE refused it); a live claim. Not handled: no claim, or an expired one without a job (its
     owner crashed: :meth:`.submit.Submitter.submit_upload` takes over).
     """
-    shown = indexed_source(index)
-    if shown is not None and not is_tombstone(index) and (not shown.etag or shown.same_version(upload)):
-        if retry_failed and claim is not None and _records_latest_failure(index, claim):
+    shown, result = indexed_source(index), profile_result(index, upload.profile)
+    if shown is not None and result is not None and not is_tombstone(index) and \
+            (not shown.etag or shown.same_version(upload)):
+        if retry_failed and claim is not None and _records_latest_failure(result, claim):
             return None, claim.object_key
         return "already indexed", None
     if claim is None:
@@ -125,9 +127,9 @@ def already_handled(upload: Upload, index: Any, claim: Claim | None, now: float,
     return None, None
 
 
-def _records_latest_failure(index: Mapping[str, Any], claim: Claim) -> bool:
-    """The index records a failure, and it is the latest claim's: its failed job, or ICE's refusal."""
-    job = index.get("job") or {}
+def _records_latest_failure(result: Mapping[str, Any], claim: Claim) -> bool:
+    """The profile's result records a failure, and it is the latest claim's: its failed job, or ICE's refusal."""
+    job = result.get("job") or {}
     if job.get("status") != JobStatus.FAIL:
         return False
     if claim.job_id:
@@ -243,6 +245,7 @@ class Examined:
     or the error that stopped it. ``stopped``: the backfill stopped before it was submitted."""
 
     info: ObjectInfo
+    profile: str | None = None
     skipped: str | None = None
     would_submit: bool = False
     upload: Upload | None = None
@@ -302,44 +305,57 @@ class Backfill:
                 pool.shutdown(wait=not report.interrupted, cancel_futures=True)
         return report
 
-    def examine(self, bucket: str, info: ObjectInfo, gate: SubmissionGate, dry_run: bool) -> Examined:
-        """One object, in a worker thread: the skip rules, then (unless a dry run) its submission."""
+    def examine(self, bucket: str, info: ObjectInfo, gate: SubmissionGate, dry_run: bool) -> list[Examined]:
+        """One object, in a worker thread: the skip rules, then (unless a dry run) its submission, for
+        each profile that applies to it (the submitter's: one, with ``--profile``)."""
+        submitter = self.submitters()
+        event = existing_object_event(bucket, info)
+        reason = submitter.skip_reason(event)
+        profiles = submitter.profiles_for(info.key) if reason is None else ()
+        if reason is not None or not profiles:
+            return [Examined(info, skipped=reason or "no profile applies to this key")]
         try:
-            return self._examine(self.submitters(), bucket, info, gate, dry_run)
-        except (IceError, ObjectStoreError, ClaimLost) as exc:
-            return Examined(info, error=exc)
+            _, index = submitter.publisher.current_index(OssLocation(bucket, info.key))  # one read for every profile
+        except ObjectStoreError as exc:
+            return [Examined(info, error=exc)]
+        examined = []
+        for profile in profiles:
+            try:
+                examined.append(self._examine(submitter, bucket, info, profile.name, index, gate, dry_run))
+            except (IceError, ObjectStoreError, ClaimLost) as exc:
+                examined.append(Examined(info, profile.name, error=exc))
+        return examined
 
-    def _already_handled(self, submitter: Submitter, upload: Upload) -> tuple[str | None, str | None]:
-        _, index = submitter.publisher.current_index(upload.location)
+    def _already_handled(self, submitter: Submitter, upload: Upload, index: Any) -> tuple[str | None, str | None]:
         claim = submitter.claims(upload).latest(upload)
         return already_handled(upload, index, claim, submitter.clock(), retry_failed=self.retry_failed)
 
-    def _examine(self, submitter: Submitter, bucket: str, info: ObjectInfo, gate: SubmissionGate,
-                 dry_run: bool) -> Examined:
-        event = existing_object_event(bucket, info)
-        reason, supersede = submitter.skip_reason(event), None
-        if reason is None:
-            reason, supersede = self._already_handled(submitter, Upload.of_object(bucket, info))
+    def _examine(self, submitter: Submitter, bucket: str, info: ObjectInfo, profile: str, index: Any,
+                 gate: SubmissionGate, dry_run: bool) -> Examined:
+        """One profile of one object (the skip rules passed; ``index``: the object's): already handled, or
+        submitted now."""
+        listed = Upload.of_object(bucket, info).for_profile(profile)
+        reason, supersede = self._already_handled(submitter, listed, index)
         if reason is not None:
-            return Examined(info, skipped=reason)
+            return Examined(info, profile, skipped=reason)
         if dry_run:
-            return Examined(info, would_submit=True)
-        upload, reason = submitter.resolve(event)
+            return Examined(info, profile, would_submit=True)
+        upload, reason = submitter.resolve(existing_object_event(bucket, info))
         if upload is None:
-            return Examined(info, skipped=reason or "not found")
+            return Examined(info, profile, skipped=reason or "not found")
         if not gate.enter():
-            return Examined(info, stopped=True)
+            return Examined(info, profile, stopped=True)
         try:
             self.limiter.acquire()
-            outcome = submitter.submit_upload(upload, self.owner, supersede=supersede)
+            outcome = submitter.submit_upload(upload.for_profile(profile), self.owner, supersede=supersede)
         except ClaimBusy:
             gate.leave(None)
-            return Examined(info, skipped="claimed by another attempt")
+            return Examined(info, profile, skipped="claimed by another attempt")
         except BaseException:
             gate.leave(None, failed=True)
             raise
         gate.leave(outcome)
-        return Examined(info, upload=upload, outcome=outcome)
+        return Examined(info, profile, upload=upload, outcome=outcome)
 
 
 class _Run:
@@ -361,7 +377,7 @@ class _Run:
         self.consecutive_errors = 0
 
     def each(self, pool: ThreadPoolExecutor, objects: Iterator[ObjectInfo], interrupt: GracefulInterrupt) -> None:
-        in_hand: set[Future[Examined]] = set()
+        in_hand: set[Future[list[Examined]]] = set()
         while True:
             stopping = interrupt.requested or self.report.aborted is not None
             while not stopping and not self.listed_all and len(in_hand) < self.backfill.concurrency:
@@ -376,14 +392,19 @@ class _Run:
                 break
             done, in_hand = wait(in_hand, timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
-                self._fold(future.result())
+                self._fold_object(future.result())
             self.keep_checkpoint(final=False)
         self.report.interrupted = self.report.interrupted or interrupt.requested
         self.keep_checkpoint(final=True)
 
+    def _fold_object(self, examined: list[Examined]) -> None:
+        """What the workers found for one object: settled once every profile of it is."""
+        self.frontier.finish(examined[0].info.key, settled=all(e.settled for e in examined))
+        for each in examined:
+            self._fold(each)
+
     def _fold(self, examined: Examined) -> None:
         report = self.report
-        self.frontier.finish(examined.info.key, settled=examined.settled)
         if examined.stopped:
             return
         if examined.error is not None:
@@ -426,7 +447,7 @@ def _count(report: BackfillReport, examined: Examined) -> None:
         return
     elif outcome.outcome == OutcomeKind.SUBMITTED:
         report.submitted += 1
-        report.jobs.append({"key": upload.key, "job_id": outcome.job_id})
+        report.jobs.append({"key": upload.key, "profile": examined.profile, "job_id": outcome.job_id})
     elif outcome.outcome == OutcomeKind.DUPLICATE:
         report.already_submitted += 1
     else:

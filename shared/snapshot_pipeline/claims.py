@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .domain import ClaimState, Upload, iso
+from .domain import DEFAULT_PROFILE, ClaimState, Upload, iso
 from .pending import PendingMarkers
 from .ports import ObjectStore
 
@@ -57,8 +57,12 @@ def transient_failure(code: str | None) -> bool:
 def job_name(upload: Upload, attempt: int = 1) -> str:
     """A short deterministic name: the same upload (and attempt) always yields the same job name, so
     the job a lost answer created can be found again (:meth:`.submit.Submitter.find_submitted_job`),
-    and a callback that comes before the claim records the JobId still knows whose job it is."""
-    digest = hashlib.sha1(f"{upload.bucket}/{upload.key}/{upload.etag}/{upload.version}".encode()).hexdigest()[:20]
+    and a callback that comes before the claim records the JobId still knows whose job it is. Each
+    profile's job has its own name (the profile ``default`` keeps the name jobs had before profiles)."""
+    identity = f"{upload.bucket}/{upload.key}/{upload.etag}/{upload.version}"
+    if upload.profile != DEFAULT_PROFILE:
+        identity += f"/{upload.profile}"
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:20]
     return f"snap-{digest}" + (f"-{attempt}" if attempt > 1 else "")
 
 

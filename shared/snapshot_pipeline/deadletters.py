@@ -46,7 +46,7 @@ RecordRef = tuple[str, str, str, str]  # (bucket, key, etag, event_name)
 class RecordHandler(Protocol):
     """What replay needs of :class:`.submit.Submitter`: one raw OSS record through the claim protocol."""
 
-    def handle_record(self, raw_record: Any, owner: str, *, abandoned_by: str | None = None) -> Outcome: ...
+    def handle_record(self, raw_record: Any, owner: str, *, abandoned_by: str | None = None) -> list[Outcome]: ...
 
 
 @dataclass(frozen=True)
@@ -233,13 +233,13 @@ class DeadLetters:
         settled = True
         for raw in raw_records:
             try:
-                outcome = submitter.handle_record(raw, owner, abandoned_by=letter.request_id)
+                outcomes = submitter.handle_record(raw, owner, abandoned_by=letter.request_id)
             except Exception as exc:  # retried by a later replay; the other records go on
                 report.errors.append(f"{letter.key}: {type(exc).__name__}: {exc}")
                 settled = False
                 continue
-            report.outcomes.append(outcome)
-            settled = settled and outcome.outcome != OutcomeKind.RETRY
+            report.outcomes += outcomes
+            settled = settled and all(outcome.outcome != OutcomeKind.RETRY for outcome in outcomes)
         log("deadletter.replayed", key=letter.key, settled=settled, records=len(raw_records))
         return settled
 

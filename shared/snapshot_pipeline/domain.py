@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -122,16 +122,24 @@ class ObjectInfo:
     size: int
     etag: str
     last_modified: float  # epoch seconds
+    #: ``x-oss-meta-*`` as HEAD reports them (names without the prefix, lower case); empty from a listing.
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+#: The profile today's single-template settings are (see :mod:`.profiles`); it keeps the single-job names.
+DEFAULT_PROFILE = "default"
 
 
 @dataclass(frozen=True)
 class Upload:
-    """One uploaded version of a video: the unit that gets exactly one job.
+    """One uploaded version of a video, for one profile: the unit that gets exactly one job.
 
     A version is what HEAD says of the object: its ETag and its Last-Modified second. The same bytes
     written again (after a deletion, or copied over the key) are a new version with fresh snapshots.
     ``etag`` is empty and ``last_modified`` None when a job's UserData did not carry them (a source
-    key too long for UserData; a job submitted before versions were recorded).
+    key too long for UserData; a job submitted before versions were recorded). ``profile`` names the
+    output (:mod:`.profiles`) the job is for: it is part of the id (claims, pending markers) but not of
+    the version (:meth:`same_version`); HEAD describes a version for the profile ``default``.
     """
 
     bucket: str
@@ -139,6 +147,8 @@ class Upload:
     etag: str
     size: int | None = None
     last_modified: float | None = None  # epoch seconds, whole
+    profile: str = DEFAULT_PROFILE
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def version(self) -> str:
@@ -153,11 +163,17 @@ class Upload:
         identity = f"{self.bucket}\n{self.key}\n{self.etag}"
         if self.last_modified is not None:
             identity += f"\n{int(self.last_modified)}"
+        if self.profile != DEFAULT_PROFILE:  # the default profile keeps the ids claims had before profiles
+            identity += f"\nprofile={self.profile}"
         return hashlib.sha256(identity.encode()).hexdigest()
 
     @property
     def location(self) -> OssLocation:
         return OssLocation(self.bucket, self.key)
+
+    def for_profile(self, profile: str) -> Upload:
+        """This version, as the unit of ``profile``'s job."""
+        return replace(self, profile=profile)
 
     def same_version(self, other: Upload) -> bool:
         """Whether ``other`` is this version; a side that does not know its time compares by ETag only."""
@@ -171,6 +187,8 @@ class Upload:
         if self.last_modified is not None:
             doc["version"] = self.version
             doc["last_modified"] = iso(self.last_modified)
+        if self.profile != DEFAULT_PROFILE:
+            doc["profile"] = self.profile
         return doc
 
     @classmethod
@@ -182,12 +200,13 @@ class Upload:
         if not bucket or not key:
             return None
         etag = doc["etag"] if isinstance(doc.get("etag"), str) else ""
-        return cls(bucket, key, etag, last_modified=_version_time(doc.get("version")))
+        profile = doc["profile"] if isinstance(doc.get("profile"), str) and doc["profile"] else DEFAULT_PROFILE
+        return cls(bucket, key, etag, last_modified=_version_time(doc.get("version")), profile=profile)
 
     @classmethod
     def of_object(cls, bucket: str, info: ObjectInfo) -> Upload:
         """The version of ``bucket``'s object that HEAD or a listing describes."""
-        return cls(bucket, info.key, info.etag, info.size, float(int(info.last_modified)))
+        return cls(bucket, info.key, info.etag, info.size, float(int(info.last_modified)), metadata=info.metadata)
 
 
 VERSION_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -305,6 +324,7 @@ class Outcome:
     outcome: OutcomeKind
     job_id: str | None = None
     reason: str | None = None
+    profile: str | None = None  # the profile whose job this is about (None: the record as a whole)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items() if v is not None}

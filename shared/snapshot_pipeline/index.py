@@ -1,7 +1,11 @@
-"""The index.json document: the durable record of a video's snapshots (``snapshot-index/1``).
+"""The index.json document: the durable record of a video's snapshots (``snapshot-index/2``).
 
-Object keys are the durable reference; the signed URLs are a convenience that expires
-(``url_expires_at``). Schema: ``schemas/snapshot-index-1.json``.
+One index per source object lists every profile's result of its current version under
+``profiles.<name>`` (``job``, ``snapshots``, ``sprite``/``webvtt``): each result is written once to its
+own object (``snapshot-result/1``) and the index is composed from them (:mod:`.compose`). Object keys
+are the durable reference; the signed URLs are a convenience that expires (``url_expires_at``).
+Schema: ``schemas/snapshot-index-2.json``. A ``snapshot-index/1`` document (one job, at the top
+level) is read as the result of the profile ``default`` (:func:`profile_result`).
 
 What ICE reports is only the list of image URLs, so the rest is derived and marked as such:
 - ``time`` of a snapshot: read from the WebVTT cues for WebVtt jobs; for stills and sprite
@@ -19,9 +23,11 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
-from .domain import JobStatus, SnapshotJob, SnapshotType, SnapshotUrls, Upload, iso
+from .domain import DEFAULT_PROFILE, JobStatus, SnapshotJob, SnapshotType, SnapshotUrls, Upload, iso
 
-SCHEMA = "snapshot-index/1"
+SCHEMA = "snapshot-index/2"
+LEGACY_SCHEMA = "snapshot-index/1"
+RESULT_SCHEMA = "snapshot-result/1"
 #: ``read(bucket, key, max_bytes)``: the first bytes of an object, or None when it does not exist.
 ReadHead = Callable[[str, str, int], "bytes | None"]
 
@@ -121,15 +127,22 @@ def sprite_geometry(config: Mapping[str, Any], measure_sheet: Callable[[], tuple
     return geometry
 
 
-def build_index(job: SnapshotJob, urls: SnapshotUrls | None, *, now: float, url_timeout_s: int,
-                source_size: int | None = None, read: ReadHead | None = None) -> dict[str, Any]:
-    """The index of a finished job. ``read`` fetches the start of an object (the WebVTT file, a
-    sprite sheet's header) when the index needs it."""
-    source = dict(job.source().to_doc(), size=source_size)
+def source_doc(upload: Upload, size: int | None) -> dict[str, Any]:
+    """The ``source`` of an index or a result: the version (whatever the profile) and its size."""
+    return dict(upload.for_profile(DEFAULT_PROFILE).to_doc(), size=size)
+
+
+def build_result(job: SnapshotJob, urls: SnapshotUrls | None, *, now: float, url_timeout_s: int,
+                 source_size: int | None = None, read: ReadHead | None = None) -> dict[str, Any]:
+    """The result of a finished job, for its profile. ``read`` fetches the start of an object (the
+    WebVTT file, a sprite sheet's header) when the result needs it."""
+    upload = job.source()
+    source = source_doc(upload, source_size)
     out_bucket = job.output.bucket if job.output else source["bucket"]
     snapshots = [_snapshot_doc(i, url, out_bucket, now=now, url_timeout_s=url_timeout_s)
                  for i, url in enumerate(urls.urls if urls else (), start=1)]
-    doc: dict[str, Any] = {"schema": SCHEMA, "source": source, "job": _job_doc(job), "snapshots": snapshots}
+    doc: dict[str, Any] = {"schema": RESULT_SCHEMA, "source": source, "profile": upload.profile,
+                           "job": _job_doc(job), "snapshots": snapshots}
     config = job.template_config or {}
     if job.type == SnapshotType.WEBVTT and urls and urls.webvtt_url:
         doc["webvtt"] = _webvtt_doc(urls.webvtt_url, out_bucket, snapshots, now=now, url_timeout_s=url_timeout_s,
@@ -195,23 +208,42 @@ def _job_doc(job: SnapshotJob) -> dict[str, Any]:
     return doc
 
 
-def failure_index(upload: Upload, code: str, message: str, *, template_id: str | None,
-                  now: float, stage: str = "submit") -> dict[str, Any]:
-    """The index of an upload that got no job (ICE refused it) or whose job failed for good."""
-    return {"schema": SCHEMA, "source": dict(upload.to_doc(), size=upload.size),
+def failure_result(upload: Upload, code: str, message: str, *, template_id: str | None,
+                   now: float, size: int | None = None) -> dict[str, Any]:
+    """The result of an upload's profile that got no job (ICE refused it)."""
+    return {"schema": RESULT_SCHEMA, "source": source_doc(upload, size), "profile": upload.profile,
             "job": {"id": None, "status": JobStatus.FAIL.value, "type": None, "template_id": template_id,
                     "created": None, "finished": None,
-                    "error": {"code": code, "message": message, "stage": stage}},
+                    "error": {"code": code, "message": message, "stage": "submit"}},
             "snapshots": [], "generated_at": iso(now)}
 
 
+#: The fields of a result that the index shows under ``profiles.<name>``.
+_RESULT_FIELDS = ("job", "snapshots", "sprite", "webvtt", "player", "generated_at")
+
+
+def compose_index(source: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]], *,
+                  now: float) -> dict[str, Any]:
+    """The index of a version from its profiles' results (name -> result document)."""
+    profiles = {name: {k: result[k] for k in _RESULT_FIELDS if k in result} for name, result in sorted(results.items())}
+    return {"schema": SCHEMA, "source": dict(source), "profiles": profiles, "generated_at": iso(now)}
+
+
 def tombstone_index(source: Upload, *, deleted_at: float, now: float) -> dict[str, Any]:
-    """The index of a deleted source: ``deleted`` says when; to a reader of the fields it does not know,
-    it reads as a failed job with no snapshots (``SourceDeleted``), so nobody shows stale pictures."""
-    doc = failure_index(source, "SourceDeleted", "the source object was deleted", template_id=None, now=now,
-                        stage="source")
-    doc["deleted"] = iso(deleted_at)
-    return doc
+    """The index of a deleted source: ``deleted`` says when, and no profile shows anything."""
+    return {"schema": SCHEMA, "source": source_doc(source, source.size), "profiles": {},
+            "deleted": iso(deleted_at), "generated_at": iso(now)}
+
+
+def profile_result(doc: Any, profile: str) -> Mapping[str, Any] | None:
+    """What an index shows for ``profile`` (``job``, ``snapshots``...), or None. A ``snapshot-index/1``
+    document is the profile ``default``'s result."""
+    if not isinstance(doc, Mapping):
+        return None
+    if doc.get("schema") == LEGACY_SCHEMA or "profiles" not in doc:
+        return doc if profile == DEFAULT_PROFILE and isinstance(doc.get("job"), Mapping) else None
+    result = (doc.get("profiles") or {}).get(profile)
+    return result if isinstance(result, Mapping) else None
 
 
 def indexed_source(doc: Any) -> Upload | None:
@@ -222,6 +254,7 @@ def indexed_source(doc: Any) -> Upload | None:
 
 
 def is_tombstone(doc: Any) -> bool:
+    """Whether ``doc`` is a deleted source's index (``deleted``, in either schema)."""
     return isinstance(doc, Mapping) and isinstance(doc.get("deleted"), str)
 
 

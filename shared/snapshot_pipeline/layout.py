@@ -5,7 +5,10 @@ Each source object ``oss://<bucket>/<key>`` has one folder, ``<OUTPUT_PREFIX><bu
 - ``index.json`` there is the object's current index: one stable path a reader can always find;
 - each uploaded version writes its snapshots under ``<version>/`` in that folder (see
   :attr:`.domain.Upload.version`: the time it was written and its ETag), so no two versions or
-  buckets ever share an object name, and an output URL never changes content.
+  buckets ever share an object name, and an output URL never changes content;
+- in a version's folder, each profile's outputs are under ``<profile>/`` (the profile ``default``'s
+  directly in it, as before profiles), and each profile's result under ``_results/<profile>.json``:
+  what the index is composed from (:mod:`.compose`).
 
 OSS keys are at most 1023 bytes: when the folder would not leave room for the version and the
 longest output name, or when the key has segments a URL client normalises away (``.``, ``..``,
@@ -19,15 +22,16 @@ from __future__ import annotations
 
 import hashlib
 
-from .domain import OssLocation, Upload
+from .domain import DEFAULT_PROFILE, OssLocation, Upload
 
 MAX_KEY_BYTES = 1023
 OUTPUT_FILE = {"Normal": "{Count}.jpg", "Sprite": "sprite-{TileCount}.jpg", "WebVtt": "storyboard.vtt"}
 INDEX_FILE = "index.json"
 HASHED_DIR = "_by-hash/"
+RESULTS_DIR = "_results/"
 #: Room for ``<version>/`` (a 16-byte time, an ETag of up to 32 hex digits plus a multipart suffix)
 #: and the longest file a job writes in it (engine names included).
-_LONGEST_SUFFIX = 64 + 40
+_LONGEST_SUFFIX = 64 + 40 + 33  # and a profile's folder
 _UNSAFE_SEGMENTS = ("", ".", "..")
 
 
@@ -64,9 +68,25 @@ def version_dir(output_prefix: str, upload: Upload) -> str:
     return object_dir(output_prefix, upload.location) + upload.version + "/"
 
 
+def profile_dir(output_prefix: str, upload: Upload) -> str:
+    """The folder of ``upload.profile``'s outputs in the version's folder (the version's own for ``default``)."""
+    own = "" if upload.profile == DEFAULT_PROFILE else upload.profile + "/"
+    return version_dir(output_prefix, upload) + own
+
+
 def output_location(output_bucket: str, output_prefix: str, snapshot_type: str, upload: Upload) -> OssLocation:
-    """The Output pattern of the job for ``upload``."""
-    return OssLocation(output_bucket, version_dir(output_prefix, upload) + OUTPUT_FILE[snapshot_type])
+    """The Output pattern of the job for ``upload`` (its version, its profile)."""
+    return OssLocation(output_bucket, profile_dir(output_prefix, upload) + OUTPUT_FILE[snapshot_type])
+
+
+def results_dir(output_prefix: str, upload: Upload) -> str:
+    """The folder of the profiles' results of ``upload``'s version (one LIST lists them all)."""
+    return version_dir(output_prefix, upload) + RESULTS_DIR
+
+
+def result_key(output_prefix: str, upload: Upload) -> str:
+    """Where ``upload.profile``'s result for ``upload``'s version is written."""
+    return results_dir(output_prefix, upload) + upload.profile + ".json"
 
 
 def version_of_dir_entry(object_folder: str, key: str) -> str | None:
@@ -74,6 +94,13 @@ def version_of_dir_entry(object_folder: str, key: str) -> str | None:
     rest = key[len(object_folder):]
     version, slash, _ = rest.partition("/")
     return version if slash else None
+
+
+def profile_of_output(object_folder: str, key: str) -> str:
+    """The profile whose output (pattern) ``key`` under ``object_folder`` is: the folder between the
+    version and the file, or ``default`` for a file directly in the version's folder."""
+    rest = key[len(object_folder):].split("/")
+    return rest[1] if len(rest) == 3 else DEFAULT_PROFILE
 
 
 def legacy_index_key(output_prefix: str, source: OssLocation) -> str:

@@ -18,25 +18,30 @@ deletions), so one set of rules holds whatever order events arrive in:
 - **Transient failures are retried** (:func:`.claims.transient_failure`): the next attempt is
   scheduled in the claim instead of indexing a failure; after :data:`.claims.MAX_JOB_ATTEMPTS`
   the failure is final and indexed.
+- **Profiles fill in, never lose one another.** Each job's result is written to its own object and
+  the index is composed from all results of the version (:mod:`.compose`), so concurrent callbacks
+  of a version's profiles converge on an index that shows all of them.
 - Once a version's index is written, the outputs of older versions are removed.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import layout, outbox
 from .claims import MAX_JOB_ATTEMPTS, Claim, Claims, job_name, transient_failure
+from .compose import MAX_COMPOSITIONS, IndexComposer, converged
 from .domain import JobStatus, OssLocation, SnapshotJob, StrEnum, Upload
-from .index import build_index, failure_index, indexed_source, is_tombstone, tombstone_index
+from .index import build_result, compose_index, failure_result, indexed_source, is_tombstone, tombstone_index
 from .log import log
 from .pending import PendingMarkers
 from .ports import Ice, ObjectStore
+from .profiles import is_profile_name
 from .settings import Settings
 from .storyboards import public_url, write_player_files
-from .webhooks import DEFAULT_PROFILE, ChangeKind, IndexChange
+from .webhooks import ChangeKind, IndexChange
 
 #: How many times a publisher follows a source that changed under it before leaving it to the next writer.
 MAX_REPAIRS = 3
@@ -62,7 +67,7 @@ class Publication:
     index: OssLocation | None = None
     upload: Upload | None = None
     reason: str | None = None
-    doc: dict[str, Any] | None = None
+    doc: dict[str, Any] | None = None  # the profile's result this publication wrote
 
 
 def unwatched_reason(key: str, output_prefix: str, video_suffixes: tuple[str, ...]) -> str | None:
@@ -88,8 +93,10 @@ class Publisher:
         settled): the change's webhook event goes in the outbox and is sent (:mod:`.outbox`)."""
         outbox.notify(self.settings, self.store, change, clock=self.clock)
 
-    def _index_change(self, kind: ChangeKind, source: OssLocation, version: str | None) -> IndexChange:
-        profile = None if kind == ChangeKind.SOURCE_DELETED else DEFAULT_PROFILE
+    def _index_change(self, kind: ChangeKind, unit: Upload) -> IndexChange:
+        """The change a write made to ``unit``'s index: its profile's result, or (a deletion) the source's."""
+        source, version = unit.location, unit.version
+        profile = None if kind == ChangeKind.SOURCE_DELETED else unit.profile
         index_key = self.index_location(source).key
         base = self.settings.public_base_url  # where browsers (and the app) read the output bucket
         return IndexChange(source.uri, version or None, kind, profile, index_key,
@@ -125,6 +132,9 @@ class Publisher:
     def pending(self, source: OssLocation) -> PendingMarkers:
         return PendingMarkers(self.store, self.output_bucket(source), self.settings.output_prefix, self.clock)
 
+    def composer(self, source: OssLocation) -> IndexComposer:
+        return IndexComposer(self.store, self.output_bucket(source), self.settings.output_prefix)
+
     def claims(self, source: OssLocation) -> Claims:
         return Claims(self.store, self.output_bucket(source), self.settings.output_prefix,
                       lease_s=_CLAIM_LEASE_S, clock=self.clock)
@@ -150,8 +160,8 @@ class Publisher:
 
     def upload_of_listed(self, job: SnapshotJob) -> Upload | None:
         """The upload a *listed* job (no UserData in ListSnapshotJobs) would be for, judged on its Input
-        and Output alone: the version is read from the Output's folder. None when it cannot be ours.
-        :meth:`upload_of` still judges the job in full before anything is written."""
+        and Output alone: the version and the profile are read from the Output's folders. None when it
+        cannot be ours. :meth:`upload_of` still judges the job in full before anything is written."""
         if job.input is None or job.output is None:
             return None
         folder = layout.object_dir(self.settings.output_prefix, job.input)
@@ -159,12 +169,13 @@ class Publisher:
             return None
         version = layout.version_of_dir_entry(folder, job.output.key)
         stamp, _, etag = (version or "").partition("-")
-        upload = Upload.from_doc({"etag": etag.upper(), "version": version}, bucket=job.input.bucket,
-                                 key=job.input.key)
+        profile = layout.profile_of_output(folder, job.output.key)
+        upload = Upload.from_doc({"etag": etag.upper(), "version": version, "profile": profile},
+                                 bucket=job.input.bucket, key=job.input.key)
         return upload if upload is not None and upload.last_modified is not None else None
 
     def discard(self, upload: Upload) -> None:
-        """Remove the outputs of a version that will never be published (a newer one is)."""
+        """Remove the outputs of a version (all its profiles') that will never be published (a newer one is)."""
         self._delete_versions(upload.location, lambda version: version == upload.version)
 
     def _expected_outputs(self, upload: Upload) -> list[OssLocation]:
@@ -192,11 +203,11 @@ class Publisher:
             return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job.job_id, known=upload)
         if not current.same_version(upload):
             return self._superseded(upload, job.job_id, f"the source is now version {current.version}")
-        doc = build_index(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
-                          source_size=current.size, read=self.store.get_head_bytes)
-        doc.update(write_player_files(self.store, job, doc, public_base_url=self.settings.public_base_url))
-        kind = ChangeKind.PROFILE_INDEXED if job.status == JobStatus.SUCCESS else ChangeKind.PROFILE_FAILED
-        return self._write_forward(upload, doc, kind, repairs=repairs, job_id=job.job_id, index_now=index_now)
+        result = build_result(job, self._urls(job), now=self.clock(), url_timeout_s=self.settings.url_timeout_s,
+                              source_size=current.size, read=self.store.get_head_bytes)
+        result.update(write_player_files(self.store, job, result, public_base_url=self.settings.public_base_url))
+        return self._write_forward(replace(upload, size=current.size), result, repairs=repairs, job_id=job.job_id,
+                                   index_now=index_now)
 
     def _urls(self, job: SnapshotJob) -> Any:
         if job.status != JobStatus.SUCCESS:
@@ -225,50 +236,78 @@ class Publisher:
         rule), then closes its claim (so a crash between the two leaves a claim that is retried, never
         a failure nobody can read)."""
         upload = claim.upload
-        doc = failure_index(upload, code, message, template_id=template_id, now=self.clock())
-        if upload.last_modified is None:
-            self._put_index(upload.location, doc)
-            self.on_index_written(self._index_change(ChangeKind.PROFILE_FAILED, upload.location, upload.version))
+        if upload.last_modified is None:  # no version folder to keep results in: the index alone
+            result = failure_result(upload, code, message, template_id=template_id, now=self.clock(), size=upload.size)
+            index = compose_index(result["source"], {upload.profile: result}, now=self.clock())
+            self._put_index(upload.location, index)
+            self.on_index_written(self._index_change(ChangeKind.PROFILE_FAILED, upload))
         else:
             current = self.version_now(upload.location)
             if current is not None and current.same_version(upload):
-                self._write_forward(upload, dict(doc, source=dict(doc["source"], size=current.size)),
-                                    ChangeKind.PROFILE_FAILED)
+                sized = replace(upload, size=current.size)
+                self._write_forward(sized, failure_result(sized, code, message, template_id=template_id,
+                                                          now=self.clock(), size=current.size))
         closed = claims.record_failure(claim, code, message)
         self.pending(upload.location).settle(upload)
         return closed
 
-    def _write_forward(self, upload: Upload, doc: dict[str, Any], kind: ChangeKind, *, repairs: int = 0,
+    def _write_forward(self, upload: Upload, result: dict[str, Any], *, repairs: int = 0,
                        job_id: str | None = None, index_now: Any = UNREAD) -> Publication:
-        """Write ``doc`` as ``upload``'s index (its version was current just before), then make sure
-        it still is: if not, follow the source to its current state."""
+        """Write ``result`` as ``upload.profile``'s result and compose the version's index from all its
+        results (its version was current just before), then make sure it still is: if not, follow the
+        source to its current state. The one place a profile's result is written."""
+        self.composer(upload.location).write_result(upload, result)
+        change = ChangeKind.PROFILE_FAILED if result["job"]["status"] == JobStatus.FAIL else ChangeKind.PROFILE_INDEXED
+        return replace(self._index_forward(upload, repairs, job_id, index_now, settles=upload, change=change),
+                       doc=result)
+
+    def _compose(self, upload: Upload, index_now: Any) -> tuple[OssLocation, Upload | None]:
+        """Write the version's index from its results until it shows every one there is (:mod:`.compose`);
+        returns where, and the version the index showed before (read just before the first write, unless
+        the caller read it: ``index_now``), whose outputs go once this one is confirmed current."""
+        composer = self.composer(upload.location)
+        composed = composer.compose(upload, upload.size, self.clock())
         replaced = indexed_source(self.stable_index(upload.location)[1] if index_now is UNREAD else index_now)
-        location = self._put_index(upload.location, doc)
+        for attempt in range(MAX_COMPOSITIONS):
+            location = self._put_index(upload.location, composed.doc)
+            if converged(composer, upload, composed, attempt):
+                break
+            composed = composer.compose(upload, upload.size, self.clock())
+        return location, replaced
+
+    def _index_forward(self, upload: Upload, repairs: int, job_id: str | None, index_now: Any, *,
+                       settles: Upload | None, change: ChangeKind | None = None) -> Publication:
+        """Compose ``upload``'s version's index, then HEAD: follow the source if it changed meanwhile.
+        ``settles``: the unit whose pending marker this write settles (None when only following);
+        ``change``: what its profile's result was, told (webhooks) before the marker is settled."""
+        location, replaced = self._compose(upload, index_now)
         after = self.version_now(upload.location)
         if after is None:
-            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id, known=upload)
+            return self.record_deletion(upload.location, deleted_at=self.clock(), job_id=job_id, known=settles)
         if not after.same_version(upload):
-            self.pending(upload.location).settle(upload)
+            self._settle(settles)
             self._follow(after, repairs)
             return Publication(Published.SUPERSEDED, location, upload,
                                f"the source became version {after.version} while indexing")
         self._remove_older_versions(upload, replaced)
-        self.on_index_written(self._index_change(kind, upload.location, upload.version))
-        self.pending(upload.location).settle(upload)
-        return Publication(Published.INDEXED, location, upload, doc=doc)
+        if change is not None:
+            self.on_index_written(self._index_change(change, upload))
+        self._settle(settles)
+        return Publication(Published.INDEXED, location, upload)
+
+    def _settle(self, unit: Upload | None) -> None:
+        if unit is not None:
+            self.pending(unit.location).settle(unit)
 
     def _follow(self, current: Upload, repairs: int) -> None:
-        """The source changed under a writer: publish the current version's job again if it has
-        finished (its own callback may have come and gone); if not, its callback is still to come."""
+        """The source changed under a writer: compose the current version's index again from the
+        results its profiles wrote (their writers may have come and gone); with none yet, its first
+        writer composes it."""
         if repairs >= MAX_REPAIRS:
             log("publish.repair_abandoned", bucket=current.bucket, key=current.key, version=current.version)
             return
-        claim = self.claims(current.location).latest(current)
-        if claim is None or claim.job_id is None:
-            return
-        job = self.ice.get_snapshot_job(claim.job_id)
-        if job.finished:
-            self.publish(job, repairs=repairs + 1)
+        if self.composer(current.location).listing(current):
+            self._index_forward(current, repairs + 1, None, UNREAD, settles=None)
 
     def _superseded(self, upload: Upload, job_id: str, reason: str) -> Publication:
         """A job whose version (or attempt) is not the current one: log it and remove its outputs,
@@ -303,7 +342,7 @@ class Publisher:
         if after is not None:
             self._follow(after, 0)
             return Publication(Published.SUPERSEDED, self.index_location(source), after, "the object exists again")
-        self.on_index_written(self._index_change(ChangeKind.SOURCE_DELETED, source, upload.version))
+        self.on_index_written(self._index_change(ChangeKind.SOURCE_DELETED, upload))
         self._delete_versions(source, lambda version: _written_by(version, deleted_at))
         if known is not None:
             self.pending(source).settle(known)
@@ -332,17 +371,25 @@ class Publisher:
                               lambda version: version == previous or _written_by(version, upload.last_modified, 1))
 
     def _delete_versions(self, source: OssLocation, doomed: Callable[[str], bool]) -> None:
-        """Delete the outputs (direct children of version folders) of the versions ``doomed`` names."""
+        """Delete the outputs of the versions ``doomed`` names: the direct children of their folders and of
+        their results' and profiles' subfolders (deeper keys may be another source's, nested under it)."""
         bucket, folder = self.output_bucket(source), layout.object_dir(self.settings.output_prefix, source)
         keys = []
         for version_folder in self.store.list_folders(bucket, folder):  # the versions, not their outputs
             version = version_folder[len(folder):].rstrip("/")
             if doomed(version):
                 keys += [obj.key for obj in self.store.list(bucket, version_folder)
-                         if "/" not in obj.key[len(version_folder):]]
+                         if _version_output(obj.key[len(version_folder):])]
         if keys:
             self.store.delete_many(bucket, keys)
             log("publish.outputs_removed", bucket=bucket, folder=folder, objects=len(keys))
+
+
+def _version_output(name: str) -> bool:
+    """Whether ``name`` (a key relative to a version folder) is one of that version's outputs: a file in
+    it, or in its results' folder or a profile's (a profile name has no ``/``)."""
+    folder, slash, _ = name.rpartition("/")
+    return not slash or folder + "/" == layout.RESULTS_DIR or is_profile_name(folder)
 
 
 def _submitted_by(claim: Claim, job: SnapshotJob) -> bool:

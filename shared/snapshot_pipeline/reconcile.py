@@ -28,7 +28,7 @@ from typing import Any
 from .claims import Claim, ClaimBusy, ClaimLost, Claims
 from .deadletters import DeadLetters
 from .domain import JobStatus, OutcomeKind, SnapshotJob, Upload, iso
-from .index import deleted_at, indexed_source, is_tombstone
+from .index import deleted_at, indexed_source, is_tombstone, profile_result
 from .log import current_request_id, log, request_context, seconds_since
 from .outbox import outbox_for
 from .pending import CURSOR_OVERLAP_S, Cursor, CursorStore, PendingMarkers, PendingUpload
@@ -74,11 +74,12 @@ class ReconcileReport:
 
 
 def index_is_current(job: SnapshotJob, upload: Upload, existing: Any) -> bool:
-    """Nothing to publish for ``job`` (of ``upload``): the index describes it in its final state, or a
-    newer version of the object (or the object's deletion after this version was written)."""
+    """Nothing to publish for ``job`` (of ``upload``, for its profile): the index shows it in its final
+    state as the profile's result, or a newer version of the object (or the object's deletion after
+    this version was written)."""
     if not isinstance(existing, dict):
         return False
-    indexed = existing.get("job") or {}
+    indexed = (profile_result(existing, upload.profile) or {}).get("job") or {}
     if indexed.get("id") == job.job_id:
         return bool(indexed.get("status") == job.status.value)
     if upload.last_modified is None:
@@ -197,7 +198,10 @@ class Reconciler:
             self._source_gone(claims, upload, owner, current)
             report.claims_source_gone += 1
             return
-        outcome = self.submitter.submit_upload(current, owner)
+        if upload.profile not in {p.name for p in self.submitter.settings.profiles}:
+            self._profile_gone(claims, upload, owner)
+            return
+        outcome = self.submitter.submit_upload(current.for_profile(upload.profile), owner)
         if outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.REJECTED):
             report.claims_resubmitted += 1
         log("reconcile.claim", bucket=upload.bucket, key=upload.key, job_id=outcome.job_id,
@@ -217,6 +221,14 @@ class Reconciler:
             self.publisher.record_deletion(upload.location, deleted_at=self.clock(), known=upload)
             claims.record_failure(fresh, "SourceDeleted", "the uploaded object was deleted before it was processed")
         self.publisher.pending(upload.location).settle(upload)
+
+    def _profile_gone(self, claims: Claims, upload: Upload, owner: str) -> None:
+        """The upload's profile was removed from the deployment: close its claim instead of submitting."""
+        fresh = claims.acquire(upload, owner)
+        if not fresh.settled:
+            claims.record_failure(fresh, "ProfileRemoved", f"the profile {upload.profile!r} is no longer deployed")
+        self.publisher.pending(upload.location).settle(upload)
+        log("reconcile.profile_removed", bucket=upload.bucket, key=upload.key, profile=upload.profile)
 
     # --- pending markers ---------------------------------------------------------------------------
     def reconcile_pending(self, report: ReconcileReport) -> frozenset[str]:

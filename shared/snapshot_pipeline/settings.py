@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .domain import SnapshotType
+from .profiles import Profile, parse_profiles, single_profile
 
 DEFAULT_VIDEO_SUFFIXES = (
     ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts", ".m2ts",
@@ -24,6 +26,9 @@ SNAPSHOT_TYPES = tuple(t.value for t in SnapshotType)
 DEFAULT_URL_TIMEOUT_S = 3600
 MAX_URL_TIMEOUT_S = 129600  # GetSnapshotUrls' maximum Timeout: 36 hours
 DEFAULT_RECONCILE_WINDOW_S = 86400
+#: The profiles file of a deployment that does not set SNAPSHOT_PROFILES: in the code folder, beside the
+#: ``snapshot_pipeline`` package (a build's root; ``shared/`` when run from the sources).
+PROFILES_FILE = Path(__file__).resolve().parent.parent / "profiles.json"
 
 T = TypeVar("T")
 
@@ -34,11 +39,9 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class SubmitSettings:
-    """What submitting a job needs; ``template_id`` is required."""
+    """What submitting jobs needs: at least one profile, each with its template id."""
 
-    template_id: str
-    snapshot_type: SnapshotType
-    overwrite_params: Mapping[str, object]
+    profiles: tuple[Profile, ...]
     output_bucket: str | None  # None: the source bucket
     output_prefix: str
     pipeline_id: str | None
@@ -195,9 +198,11 @@ class Settings:
     public_base_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    #: Every output the deployment makes (:mod:`.profiles`); empty when no template is configured.
+    profiles: tuple[Profile, ...] = ()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, profiles_file: Path = PROFILES_FILE) -> Settings:
         e = _Env(os.environ if env is None else env)
         region = region_of(e.env) or ""
         if not region:
@@ -223,6 +228,7 @@ class Settings:
             webhook_url=e.parsed("WEBHOOK_URL", _http_url, None),
             webhook_secret=e.get("WEBHOOK_SECRET"),
         )
+        settings = replace(settings, profiles=_profiles(e, settings, profiles_file))
         if settings.webhook_url and not settings.webhook_secret:
             e.problems.append("WEBHOOK_SECRET is not set (WEBHOOK_URL is: every event is signed with it)")
         if e.problems:
@@ -231,10 +237,14 @@ class Settings:
 
     # --- what each code path requires ------------------------------------------------------------
     def submission(self) -> SubmitSettings:
-        """The settings a submission needs; SettingsError names SNAPSHOT_TEMPLATE_ID when it is unset."""
-        template_id = _required(("SNAPSHOT_TEMPLATE_ID", self.template_id))[0]
-        return SubmitSettings(template_id=template_id, snapshot_type=self.snapshot_type,
-                              overwrite_params=self.overwrite_params, output_bucket=self.output_bucket,
+        """The settings a submission needs; SettingsError names SNAPSHOT_TEMPLATE_ID when it is unset
+        (or the profiles whose template is not created yet)."""
+        if not self.profiles:
+            _required(("SNAPSHOT_TEMPLATE_ID", None))
+        unresolved = [p.name for p in self.profiles if not p.template_id]
+        if unresolved:
+            raise SettingsError("profile(s) without a template_id: " + ", ".join(unresolved))
+        return SubmitSettings(profiles=self.profiles, output_bucket=self.output_bucket,
                               output_prefix=self.output_prefix, pipeline_id=self.pipeline_id,
                               callback_url=self.callback_url, video_suffixes=self.video_suffixes)
 
@@ -246,7 +256,8 @@ class Settings:
 
     def reconciliation(self) -> ReconcileSettings:
         """The settings the reconciler needs: OUTPUT_BUCKET (the bucket it sweeps) and a template."""
-        bucket, _ = _required(("OUTPUT_BUCKET", self.output_bucket), ("SNAPSHOT_TEMPLATE_ID", self.template_id))
+        bucket, *_ = _required(("OUTPUT_BUCKET", self.output_bucket),
+                               *([] if self.profiles else [("SNAPSHOT_TEMPLATE_ID", None)]))
         return ReconcileSettings(output_bucket=bucket, window_s=self.reconcile_window_s, submit=self.submission())
 
 
@@ -255,6 +266,32 @@ class Settings:
         if not self.webhook_url or not self.webhook_secret:
             return None
         return WebhookSettings(self.webhook_url, self.webhook_secret)
+
+
+def profile_named(profiles: tuple[Profile, ...], name: str) -> Profile:
+    """The profile called ``name``; SettingsError naming the ones there are."""
+    for profile in profiles:
+        if profile.name == name:
+            return profile
+    raise SettingsError(f"no profile {name!r} (profiles: {', '.join(p.name for p in profiles) or 'none'})")
+
+
+def _profiles(e: _Env, single: Settings, profiles_file: Path) -> tuple[Profile, ...]:
+    """SNAPSHOT_PROFILES, else the profiles file, else today's single template as the profile ``default``."""
+    raw, where = e.get("SNAPSHOT_PROFILES"), "SNAPSHOT_PROFILES"
+    if raw is None and profiles_file.is_file():
+        raw, where = profiles_file.read_text(encoding="utf-8"), f"{profiles_file.name} (in the code folder)"
+    if raw is None:
+        return (single_profile(single.template_id, single.snapshot_type, single.overwrite_params),) \
+            if single.template_id else ()
+    single_names = [n for n in ("SNAPSHOT_TEMPLATE_ID", "SNAPSHOT_OVERWRITE_PARAMS") if e.get(n)]
+    if single_names:
+        e.problems.append(f"{', '.join(single_names)} must not be set with {where}: a profile says it")
+    try:
+        return parse_profiles(raw)
+    except ValueError as exc:
+        e.problems.append(f"{where} {exc}")
+        return ()
 
 
 def _required(*settings: tuple[str, str | None]) -> list[str]:

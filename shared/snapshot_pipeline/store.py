@@ -19,6 +19,7 @@ from .retry import Deadline, RetryPolicy
 
 T = TypeVar("T")
 DELETE_BATCH = 1000  # DeleteMultipleObjects' limit
+_META = "x-oss-meta-"  # user metadata headers, as HEAD returns them
 
 
 class OssStore:
@@ -121,8 +122,10 @@ class OssStore:
             if exc.status == 404:
                 return None
             raise
+        metadata = {name.lower()[len(_META):]: value for name, value in (meta.headers or {}).items()
+                    if name.lower().startswith(_META)}
         return ObjectInfo(key, int(meta.content_length or 0), (meta.etag or "").strip('"').upper(),
-                          float(meta.last_modified or 0))
+                          float(meta.last_modified or 0), metadata)
 
     def delete_many(self, bucket: str, keys: Sequence[str]) -> None:
         """Delete ``keys`` with DeleteMultipleObjects, 1000 a request (missing keys are no error)."""

@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .domain import OssLocation, StrEnum
+from .domain import DEFAULT_PROFILE, OssLocation, StrEnum
 
 EVENT_SCHEMA = "snapshot-webhook-event/1"
 SIGNATURE_HEADER = "X-Snapshot-Signature"
 #: How far a receiver lets ``t`` be from its own clock (Stripe's default).
 DEFAULT_TOLERANCE_S = 300
-#: The profile of today's single job per upload.
-DEFAULT_PROFILE = "default"
 #: How much of an answer's body a delivery keeps (for the CLI and the outbox record).
 ANSWER_EXCERPT = 500
 

@@ -3,12 +3,14 @@ report: a summary by state, the videos not indexed with the reason, what ``--fix
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
 
 from ..audit import Audit, AuditReport, Fixer, State
 from ..backfill import RateLimiter
 from ..retry import Deadline
+from ..settings import profile_named
 from .context import OPERATION_BUDGET_S, Context
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .output import Block, Fields, ProgressBar, Table
@@ -24,14 +26,15 @@ def _summary(report: AuditReport, list_all: bool) -> list[Block]:
     blocks: list[Block] = []
     shown = report.objects if list_all else report.objects[:OBJECTS_SHOWN]
     if shown:
-        blocks += [Table(("KEY", "STATE", "REASON"), [(o["key"], _state_text(o), o.get("reason")) for o in shown])]
+        blocks += [Table(("KEY", "PROFILE", "STATE", "REASON"),
+                         [(o["key"], o.get("profile"), _state_text(o), o.get("reason")) for o in shown])]
         if len(report.objects) > len(shown):
             blocks.append(f"... and {len(report.objects) - len(shown)} more (--list or --json lists them all)")
         blocks.append("")
     if report.fixed:
-        blocks += [Table(("FIXED", "STATE", "ACTION", "OUTCOME"),
-                         [(f["key"], f["state"], f["action"], f.get("job_id") or f.get("outcome") or f.get("reason"))
-                          for f in report.fixed]), ""]
+        blocks += [Table(("FIXED", "PROFILE", "STATE", "ACTION", "OUTCOME"),
+                         [(f["key"], f.get("profile"), f["state"], f["action"],
+                           f.get("job_id") or f.get("outcome") or f.get("reason")) for f in report.fixed]), ""]
     counts = [(str(state), report.counts[state]) for state in State if report.counts[state]]
     counts += [(f"skipped: {reason}", n) for reason, n in sorted(report.skipped.items())]
     blocks.append(Fields([("listed", report.listed), *counts], title=f"audit {report.source}"))
@@ -69,8 +72,11 @@ def cmd_audit(ctx: Context) -> int:
         settings = submission_settings(ctx)
         fixer = Fixer(lambda: ctx.submitter(settings), ctx.owner)
     sink = sys.stderr if a.verbose else io.StringIO()
+    judged = ctx.settings()
+    if a.profile:  # judge that profile only
+        judged = dataclasses.replace(judged, profiles=(profile_named(judged.profiles, a.profile),))
     with ProgressBar("audit") as progress, contextlib.redirect_stdout(sink):  # the library logs JSON lines to stdout
-        audit = Audit(ctx.settings(), lambda: ctx.adapters(Deadline.after(OPERATION_BUDGET_S)),
+        audit = Audit(judged, lambda: ctx.adapters(Deadline.after(OPERATION_BUDGET_S)),
                       pacer=RateLimiter(a.rate, clock=ctx.seams.clock, sleep=ctx.seams.sleep),
                       concurrency=a.concurrency, list_all=a.list, fixer=fixer,
                       on_judged=lambda r: progress.update(r.done, max(r.listed, r.done), r.note()))

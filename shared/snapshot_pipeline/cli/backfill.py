@@ -44,8 +44,9 @@ def _summary(report: BackfillReport) -> list[Block]:
 
 
 def _checkpoint(ctx: Context, settings: Settings, source: OssLocation) -> Checkpoint:
-    """The checkpoint of this backfill, beside the claims: one per source and --retry-failed."""
-    key = checkpoint_key(settings.output_prefix, source, {"retry_failed": ctx.args.retry_failed})
+    """The checkpoint of this backfill, beside the claims: one per source, --retry-failed and --profile."""
+    options = {"retry_failed": ctx.args.retry_failed, **({"profile": ctx.args.profile} if ctx.args.profile else {})}
+    key = checkpoint_key(settings.output_prefix, source, options)
     return Checkpoint(ctx.store, output_bucket(settings.output_bucket, source.bucket), key, source)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 
 from .. import credentials as creds
 from ..claims import Claim, Claims
-from ..domain import ObjectInfo, OssLocation, Outcome, Upload
+from ..domain import DEFAULT_PROFILE, ObjectInfo, OssLocation, Outcome, Upload
 from ..ice import IceClient
 from ..layout import output_bucket
 from ..publish import Publisher
@@ -134,21 +135,27 @@ class Context:
         indexes written before versioned outputs included."""
         return Publisher(self.settings(), self.ice, self.store).current_index(source)
 
-    def latest_claim(self, source: OssLocation, info: ObjectInfo) -> Claim | None:
-        """The latest claim on this version of the video ``source``, if any attempt ever took one."""
+    def latest_claims(self, source: OssLocation, info: ObjectInfo) -> dict[str, Claim | None]:
+        """The latest claim on this version of the video ``source`` of each profile that applies to it
+        (``default`` when none is configured), None where no attempt ever took one."""
         settings = self.settings()
-        upload = Upload.of_object(source.bucket, info)
+        version = Upload.of_object(source.bucket, info)
         claims = Claims(self.store, output_bucket(settings.output_bucket, source.bucket), settings.output_prefix,
                         lease_s=CLAIM_LEASE_S)
-        return claims.latest(upload)
+        names = [p.name for p in settings.profiles if p.applies_to(source.key)] if settings.profiles \
+            else [DEFAULT_PROFILE]
+        return {name: claims.latest(version.for_profile(name)) for name in names}
 
 
 def _local_cloud_env(state: Mapping[str, Any]) -> dict[str, str]:
-    """The settings of the local cloud a state file describes, as environment variables."""
+    """The settings of the local cloud a state file describes, as environment variables (its profiles,
+    when it runs some, instead of its template)."""
+    profiles = state.get("profiles")
+    chosen = {"SNAPSHOT_PROFILES": json.dumps(profiles)} if profiles else \
+        {"SNAPSHOT_TEMPLATE_ID": state.get("template_id") or ""}
     return {"REGION": state["region"], "ICE_ENDPOINT": state["ice_endpoint"],
             "ICE_PROTOCOL": state.get("ice_protocol") or "http", "OSS_ENDPOINT": state["oss_endpoint"],
-            "OUTPUT_BUCKET": state["bucket"], "OUTPUT_PREFIX": state.get("output_prefix") or "",
-            "SNAPSHOT_TEMPLATE_ID": state.get("template_id") or "",
+            "OUTPUT_BUCKET": state["bucket"], "OUTPUT_PREFIX": state.get("output_prefix") or "", **chosen,
             "CALLBACK_URL": state.get("callback_url") or "",
             "ICE_CALLBACK_AUTH_KEY": state.get("callback_auth_key") or "",
             "WEBHOOK_URL": state.get("webhook_url") or "", "WEBHOOK_SECRET": state.get("webhook_secret") or ""}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import OssLocation, SnapshotJob, iso
+from ..claims import Claim
+from ..domain import DEFAULT_PROFILE, OssLocation, SnapshotJob, iso
 from .context import PROG, Context
 from .errors import EXIT_OK, CliError
 from .output import Block, Fields, Table, compact
@@ -82,27 +83,40 @@ def _why_no_index(ctx: Context, source: OssLocation, index: OssLocation) -> CliE
     info = ctx.store.head(source.bucket, source.key)
     if info is None:
         return CliError(f"no index at {index.uri}, and no such object {source.uri}")
-    claim = ctx.latest_claim(source, info)
+    claims = ctx.latest_claims(source, info)
+    states = [_claim_state(source, claim) if len(claims) == 1 else f"{name}: {_claim_state(source, claim)}"
+              for name, claim in claims.items()]
+    return CliError(f"no index at {index.uri}: {'; '.join(states)}")
+
+
+def _claim_state(source: OssLocation, claim: Claim | None) -> str:
     if claim is None:
-        state = f"it was never submitted (`{PROG} submit {source.uri}`)"
-    elif claim.job_id:
-        state = f"job {claim.job_id} is not indexed yet (see `{PROG} job get {claim.job_id}`)"
-    else:
-        state = f"its claim is {claim.state} (by {claim.doc.get('owner')}), with no job yet"
-    return CliError(f"no index at {index.uri}: {state}")
+        return f"it was never submitted (`{PROG} submit {source.uri}`)"
+    if claim.job_id:
+        return f"job {claim.job_id} is not indexed yet (see `{PROG} job get {claim.job_id}`)"
+    return f"its claim is {claim.state} (by {claim.doc.get('owner')}), with no job yet"
 
 
 def _index_text(location: OssLocation, doc: dict[str, Any]) -> list[Block]:
-    job = doc.get("job") or {}
+    """The index's source, then each profile's job and snapshots (a ``snapshot-index/1`` as ``default``)."""
+    source = doc.get("source") or {}
+    blocks: list[Block] = [Fields([("Index", location.uri), ("Schema", doc.get("schema")),
+                                   ("Source", compact(source)), ("Version", source.get("version")),
+                                   ("Deleted", doc.get("deleted")), ("Generated", doc.get("generated_at"))])]
+    shown = doc.get("profiles")
+    profiles: dict[str, Any] = shown if isinstance(shown, dict) else {DEFAULT_PROFILE: doc}
+    for name, result in profiles.items():
+        blocks += ["", *_profile_text(name, result)]
+    return blocks if profiles else [*blocks, "", "no profile results"]
+
+
+def _profile_text(name: str, result: dict[str, Any]) -> list[Block]:
+    job = result.get("job") or {}
     error = job.get("error") or {}
-    snapshots = doc.get("snapshots") or []
-    return [Fields([("Index", location.uri), ("Source", compact(doc.get("source"))),
-                    ("Version", (doc.get("source") or {}).get("version")), ("Deleted", doc.get("deleted")),
-                    ("Job", job.get("id")), ("Status", job.get("status")), ("Type", job.get("type")),
-                    ("Template", job.get("template_id")), ("Finished", job.get("finished")),
-                    ("Error", f"{error.get('code')}: {error.get('message')}" if error else None),
-                    ("Generated", doc.get("generated_at"))]),
-            "",
+    snapshots = result.get("snapshots") or []
+    return [Fields([("Profile", name), ("Job", job.get("id")), ("Status", job.get("status")),
+                    ("Type", job.get("type")), ("Template", job.get("template_id")), ("Finished", job.get("finished")),
+                    ("Error", f"{error.get('code')}: {error.get('message')}" if error else None)]),
             Table(("#", "TIME", "OBJECT", "URL EXPIRES"),
                   [(s.get("index"), s.get("time"), f"oss://{s.get('bucket')}/{s.get('key')}",
                     s.get("url_expires_at")) for s in snapshots]) if snapshots else "no snapshots"]

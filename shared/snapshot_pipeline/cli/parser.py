@@ -54,7 +54,10 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def _submission_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--template", help="snapshot template ID (default $SNAPSHOT_TEMPLATE_ID)")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="only this profile of the deployment's ($SNAPSHOT_PROFILES), e.g. one added later")
+    parser.add_argument("--template", help="snapshot template ID (default $SNAPSHOT_TEMPLATE_ID): one profile, "
+                                           "'default', instead of the deployment's")
     parser.add_argument("--type", dest="snapshot_type", choices=tuple(TYPE_OF),
                         help="output naming and OverwriteParams.Type (default $SNAPSHOT_TYPE, else the template's)")
     parser.add_argument("--overwrite", type=argtypes.json_object, metavar="JSON",

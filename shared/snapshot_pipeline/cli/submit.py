@@ -1,11 +1,12 @@
 """``snapshots submit``: one job for one video, exactly as the submit function would make it."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from ..claims import ClaimBusy, ClaimLost
 from ..domain import OssLocation, Outcome, OutcomeKind
-from ..settings import SNAPSHOT_TYPES, Settings
+from ..settings import SNAPSHOT_TYPES, Settings, profile_named
 from ..submit import existing_object_event
 from .context import PROG, Context
 from .errors import EXIT_FAILED, EXIT_OK, CliError, UsageError
@@ -14,12 +15,21 @@ from .params import TYPE_OF, snapshot_params, template_config
 
 
 def submission_settings(ctx: Context) -> Settings:
-    """The pipeline's settings with --template/--type/overrides applied over them."""
+    """The pipeline's settings: the deployment's profiles (only ``--profile``'s when given), or one
+    profile ``default`` when --template/--type/overrides are given or no profiles are set."""
     a = ctx.args
     base = ctx.settings()
+    single = a.template or a.snapshot_type or a.overwrite or snapshot_params(a)
+    if a.profile and single:
+        raise UsageError("--profile takes the profile's template and overrides: do not combine it with --template, "
+                         "--type or overrides")
+    if a.profile:
+        return dataclasses.replace(base, profiles=(profile_named(base.profiles, a.profile),))
+    if base.profiles and not single and not base.template_id:  # the deployment's profiles
+        return base
     template_id = a.template or base.template_id
     if not template_id:
-        raise UsageError("no snapshot template: pass --template ID or set SNAPSHOT_TEMPLATE_ID")
+        raise UsageError("no snapshot template: pass --template ID or set SNAPSHOT_TEMPLATE_ID or SNAPSHOT_PROFILES")
     snapshot_type = TYPE_OF[a.snapshot_type] if a.snapshot_type else None
     if snapshot_type is None and not ctx.env.get("SNAPSHOT_TYPE", "").strip():
         # Name the outputs after what the template makes (the function uses SNAPSHOT_TYPE).
@@ -28,7 +38,7 @@ def submission_settings(ctx: Context) -> Settings:
     return ctx.settings(
         SNAPSHOT_TEMPLATE_ID=template_id,
         SNAPSHOT_TYPE=snapshot_type if snapshot_type in SNAPSHOT_TYPES else base.snapshot_type,
-        SNAPSHOT_OVERWRITE_PARAMS=json.dumps(overrides) if overrides else "")
+        SNAPSHOT_OVERWRITE_PARAMS=json.dumps(overrides) if overrides else "", SNAPSHOT_PROFILES="")
 
 
 def _outcome_text(outcome: Outcome, fields: Fields) -> list[Block]:
@@ -58,11 +68,20 @@ def cmd_submit(ctx: Context) -> int:
     if upload is None:
         raise CliError(f"not submitted: {source.uri}: {reason}")
     try:
-        outcome = submitter.submit_upload(upload, ctx.owner)
+        outcomes = submitter.submit_version(upload, ctx.owner)
     except (ClaimBusy, ClaimLost) as exc:
         raise CliError(f"not submitted: {source.uri}: {exc}; try again later") from None
-    doc = {**outcome.to_dict(), "etag": upload.etag, "template_id": submitter.settings.template_id,
-           "output": submitter.output(upload).uri}
-    fields = Fields([("Input", source.uri), ("Output", doc["output"]), ("Template", doc["template_id"])])
-    ctx.out.emit(doc, lambda: _outcome_text(outcome, fields))
-    return EXIT_OK if outcome.outcome in (OutcomeKind.SUBMITTED, OutcomeKind.DUPLICATE) else EXIT_FAILED
+    docs, blocks = [], []
+    for outcome in outcomes:
+        if outcome.profile is None:  # no profile applies to the key
+            raise CliError(f"not submitted: {source.uri}: {outcome.reason}")
+        unit = upload.for_profile(outcome.profile)
+        doc = {**outcome.to_dict(), "etag": upload.etag,
+               "template_id": submitter.profile(outcome.profile).template_id, "output": submitter.output(unit).uri}
+        fields = Fields([("Profile", outcome.profile), ("Input", source.uri), ("Output", doc["output"]),
+                         ("Template", doc["template_id"])])
+        docs.append(doc)
+        blocks += _outcome_text(outcome, fields)
+    ctx.out.emit(docs[0] if len(docs) == 1 else {"jobs": docs}, lambda: blocks)
+    ok = (OutcomeKind.SUBMITTED, OutcomeKind.DUPLICATE)
+    return EXIT_OK if all(outcome.outcome in ok for outcome in outcomes) else EXIT_FAILED
