@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import burst, callback_latency, cold_start, engine_bench, memory, reconcile_scale, report
+from . import burst, callback_latency, cold_start, engine_bench, memory, readme_table, reconcile_scale, report
 from .common import BENCH_DIR, Section, log, machine, start_cloud
 
 ALL = ("cold_start", "callback", "burst", "engine", "reconcile_scale")
@@ -119,6 +119,13 @@ def in_order_with_memory(sections: list[Section]) -> list[Section]:
     return ordered
 
 
+def write_results(out: Path, doc: dict) -> None:
+    """Write ``doc`` to ``out``; README's table follows when ``out`` is the results README shows."""
+    report.write(out, doc)
+    if out.resolve() == readme_table.RESULTS.resolve():
+        readme_table.main([])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of " + ", ".join(ALL))
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "make bench" if not argv and len(sys.argv) <= 1 else "python -m bench " + " ".join(argv or sys.argv[1:])
     doc = report.results(sections, machine=info, command=command, elapsed_s=time.monotonic() - started, notes=notes)
     out = Path(args.out)
-    report.write(out, doc)
+    write_results(out, doc)
     print(report.table(doc))
     if notes:
         print()
