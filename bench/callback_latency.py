@@ -102,16 +102,16 @@ def _worker_init(env: dict[str, str], endpoint: str, oss_endpoint: str, region: 
 
 
 def _worker_callback(request) -> tuple[float, dict, int]:
-    import resource
     import sys
 
+    from localcloud.fc_worker import peak_rss_kb
     from snapshot_pipeline.callback import handle_callback
 
     sys.stdout.seek(0)
     sys.stdout.truncate()
     t0 = time.perf_counter()
     answer = handle_callback(request, _worker["settings"], _worker["ice"], _worker["store"])
-    return time.perf_counter() - t0, answer, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return time.perf_counter() - t0, answer, peak_rss_kb()
 
 
 def _worker_single(job_id: str) -> float:

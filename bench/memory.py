@@ -1,6 +1,6 @@
 """6. Memory and cost, from the burst and the callback benchmark of the same run.
 
-Each function's peak memory is the largest peak resident set size (``ru_maxrss``) any of its
+Each function's peak memory is the largest peak resident set size (VmHWM) any of its
 instances reported (the local FC's instance processes; the callback benchmark's worker process).
 ``s.yaml``'s ``memorySize`` must be the smallest Function Compute 3.0 size with at least 2x that:
 a multiple of 64 MB, 128 MB to 32 GB, and between 1x and 4x the vCPUs in GB (``cpu`` is not set in

@@ -4,11 +4,11 @@ Protocol with localcloud.fc (one JSON object per line): the runner writes
 ``{"event_b64": ..., "context": {...}}`` on stdin; the worker answers
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_type", "error_message", "traceback"}``
 on the protocol stream, each with ``peak_rss_kb``: the instance's peak resident memory so far (what
-FC's memory size must hold). The handler's own output (its logs, on stdout or stderr) goes to stderr,
-which the runner collects, so prints never corrupt the protocol. Log lines are written whole, one
-write each, so lines from the handler's threads never merge; after each invocation, and before its
-answer, the worker writes the invocation's :func:`end_of_invocation` record on the log stream, so
-the runner knows when it has read every line of that invocation.
+FC's memory size must hold, :func:`peak_rss_kb`). The handler's own output (its logs, on stdout or
+stderr) goes to stderr, which the runner collects, so prints never corrupt the protocol. Log lines
+are written whole, one write each, so lines from the handler's threads never merge; after each
+invocation, and before its answer, the worker writes the invocation's :func:`end_of_invocation`
+record on the log stream, so the runner knows when it has read every line of that invocation.
 
 Usage: python -m localcloud.fc_worker CODE_DIR MODULE.FUNCTION
 """
@@ -150,8 +150,16 @@ def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def peak_rss_kb() -> int:
-    """This process's peak resident set size in KiB (Linux's ``ru_maxrss`` unit; VmHWM in /proc)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak resident set size in KiB: Linux's VmHWM. Not ``ru_maxrss``, which keeps
+    the RSS of the process that started this one (the local cloud's, when spawned with vfork)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # elsewhere: the best there is
 
 
 def main() -> None:
