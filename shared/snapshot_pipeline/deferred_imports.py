@@ -5,9 +5,10 @@ KMS SDK ``aliyunsdkkms`` and ``aliyunsdkcore``) whenever ``oss2`` is imported, t
 reads and writes plain objects. Each module named in :data:`DEFERRED` is found as usual but loaded
 through :class:`importlib.util.LazyLoader` (https://docs.python.org/3/library/importlib.html#importlib.util.LazyLoader):
 importing it binds a module object and runs nothing; the first attribute read on it runs the module,
-so code that does need it gets the real module, only later. Only modules bound by ``import x`` or
-``from package import x`` (x a submodule) can stay unloaded this way: ``from x import name`` reads
-an attribute at once, so ``aiohttp`` (``from aiohttp import ClientResponse`` in ``darabonba``) loads.
+so code that does need it gets the real module, only later. A module stays unloaded only if it is
+imported once, by ``import x`` or ``from package import x`` (x a submodule): ``from x import name``
+reads an attribute at once, and on Python 3.10 a second ``import x`` reads ``x.__spec__``, which
+runs it. So ``aiohttp`` (imported by ``Tea.core``, ``darabonba.core`` and others) cannot be deferred.
 """
 from __future__ import annotations
 
