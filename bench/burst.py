@@ -150,6 +150,19 @@ def one_run(n: int, *, timeout_s: float = 240, ice_workers: int = 2, upload_thre
         cloud.stop()
 
 
+def peak_rss_mb(cloud) -> dict[str, float]:
+    """Each function's largest instance peak resident memory (MiB), as its instances reported it."""
+    return {name: round(pool.peak_rss_kb / 1024, 1) for name, pool in cloud.fc.pools.items() if pool.peak_rss_kb}
+
+
+def mean_durations(invocations: list) -> dict[str, float]:
+    """Each function's mean invocation duration (what Function Compute bills)."""
+    by_function: dict[str, list[float]] = {}
+    for inv in invocations:
+        by_function.setdefault(inv.function, []).append(inv.duration_s)
+    return {name: round(sum(d) / len(d), 4) for name, d in by_function.items()}
+
+
 def summarise(cloud, observer: BurstObserver, n: int, jobs: list, present: int, *, start_wall: float, t0: float,
               uploaded_s: float) -> dict[str, Any]:
     """One run's result: jobs, duplicates, indexes and the timings the section reports."""
@@ -169,6 +182,9 @@ def summarise(cloud, observer: BurstObserver, n: int, jobs: list, present: int, 
         "failed_invocations": dict(observer.failed_invocations),
         "submit_invocations": sum(1 for i in cloud.fc.invocations if i.function == "submit"),
         "submit_instances": cloud.fc.pools["submit"].started_instances,
+        "peak_rss_mb": peak_rss_mb(cloud),
+        "invocations": dict(Counter(i.function for i in cloud.fc.invocations)),
+        "mean_duration_s": mean_durations(cloud.fc.invocations),
         **job_creation_figures(created),
         "refused_calls": dict(observer.refused),
         "jobs_created_per_second": jobs_per_second(created),
@@ -199,7 +215,9 @@ def run(*, runs: int = 5, n: int = 1000, time_budget_s: float | None = None) -> 
     # jobs/indexes: the worst run (fewest); duplicates/lost: the worst run (most)
     section.flat = {"uploads": n, **worst, "qps_limit": QPS_LIMIT, "error_rate": ERROR_RATE,
                     "max_instances": MAX_INSTANCES, "submit_wall_s": submit["median"],
-                    "submit_ratio": ratio["median"], "all_indexed_s": indexed["median"], "runs": len(results)}
+                    "submit_ratio": ratio["median"], "all_indexed_s": indexed["median"], "runs": len(results),
+                    "peak_rss_mb": {name: max(r["peak_rss_mb"].get(name, 0.0) for r in results)
+                                    for name in sorted({name for r in results for name in r["peak_rss_mb"]})}}
     section.details = {"first_job_s": stats(r["first_job_s"] for r in results if r["first_job_s"] is not None),
                        "jobs_per_s_after_first": stats(r["jobs_per_s_after_first"] for r in results
                                                        if r["jobs_per_s_after_first"]),

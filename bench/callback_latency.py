@@ -7,8 +7,8 @@ function builds from its environment and one warm ICE / OSS adapter, as in a war
 signed request to the index written. ``single_call_s`` is one GetSnapshotJob round trip through the
 same adapter. The sizes and the single call alternate within each run.
 
-The target (n1000 / single <= 6) is only reachable when GetSnapshotUrls' 30-URL pages (34 for 1000
-stills) are fetched concurrently: sequential pages cost 35 round trips.
+The target (n1000 / single <= 3.5) is only reachable in two round trips: GetSnapshotJob beside
+GetSnapshotUrls' first page, then the other 30-URL pages (33 more for 1000 stills) at once.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any
 from .common import Section, log, stats
 
 LATENCY_S = 0.05
+RATIO_TARGET = 3.5  # n1000_s / single_call_s (issue 15)
 SIZES = (10, 100, 1000)
 
 
@@ -100,16 +101,17 @@ def _worker_init(env: dict[str, str], endpoint: str, oss_endpoint: str, region: 
                    store=OssStore(endpoint=oss_endpoint, credentials=creds, deadline=Deadline.after(300)))
 
 
-def _worker_callback(request) -> tuple[float, dict]:
+def _worker_callback(request) -> tuple[float, dict, int]:
     import sys
 
+    from localcloud.fc_worker import peak_rss_kb
     from snapshot_pipeline.callback import handle_callback
 
     sys.stdout.seek(0)
     sys.stdout.truncate()
     t0 = time.perf_counter()
     answer = handle_callback(request, _worker["settings"], _worker["ice"], _worker["store"])
-    return time.perf_counter() - t0, answer
+    return time.perf_counter() - t0, answer, peak_rss_kb()
 
 
 def _worker_single(job_id: str) -> float:
@@ -151,8 +153,10 @@ def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> S
     jobs = make_jobs(cloud, sizes)
     worker = start_worker(cloud)
 
+    peak_kb = [0]  # the worker's peak resident memory (KiB) after each callback
+
     def callback(n: int) -> float:
-        elapsed, answer = worker.submit(_worker_callback, signed_request(cloud, jobs[n])).result()
+        elapsed, answer, peak_kb[0] = worker.submit(_worker_callback, signed_request(cloud, jobs[n])).result()
         if answer["statusCode"] != 200:
             raise RuntimeError(f"callback for {n} snapshots answered {answer}")
         return elapsed
@@ -175,7 +179,10 @@ def run(cloud, *, runs: int = 7, sizes=SIZES, latency_s: float = LATENCY_S) -> S
     finally:
         cloud.ice.set_faults(latency_s=previous.get("latency_s", 0.0))
         worker.shutdown(wait=True)
-    return latency_section(jobs, single, by_size, latency_s)
+    section = latency_section(jobs, single, by_size, latency_s)
+    # The worker is a spawned process of the bench (it imported bench's modules too): an upper bound.
+    section.flat["peak_rss_mb"] = {"callback": round(peak_kb[0] / 1024, 1)}
+    return section
 
 
 def latency_section(jobs: dict[int, str], single: list[float], by_size: dict[int, list[float]],
@@ -200,6 +207,6 @@ def latency_section(jobs: dict[int, str], single: list[float], by_size: dict[int
                                  "runs": len(ratios)}
     section.flat[f"n{biggest}_ratio"] = ratio
     section.details[f"n{biggest}_ratio"] = ratio_fig
-    section.figure(f"n{biggest}_ratio (n{biggest}_s / single_call_s)", ratio_fig, unit="x", target="<= 6",
-                   met=ratio <= 6)
+    section.figure(f"n{biggest}_ratio (n{biggest}_s / single_call_s)", ratio_fig, unit="x",
+                   target=f"<= {RATIO_TARGET}", met=ratio <= RATIO_TARGET)
     return section

@@ -4,7 +4,8 @@ Run as ``python3.10 -I cold_child.py MODE CODE_DIR [CODE_DIR...]`` with the func
 environment and cwd = the first code dir. ``sys.path`` is the code dirs and the standard library
 (no site-packages), as on Function Compute. MODE ``import`` imports ``index`` and reports the
 time; ``callback`` also reads ``{"event", "context"}`` from stdin and serves one invocation.
-Answers one JSON line on stdout: ``{"import_s", "call_s", "result"}``.
+Answers one JSON line on stdout: ``{"import_s", "call_s", "result", "modules", "loaded"}``, ``loaded``
+the modules that ran (a deferred module not yet touched is in ``sys.modules`` but has not run).
 """
 import sys
 import time
@@ -42,6 +43,7 @@ result = None
 if mode == "callback":
     result = index.handler(request["event"].encode("utf-8"), make_context(request["context"]))
 t2 = time.perf_counter()
+loaded = sorted(name for name, module in sys.modules.items() if type(module).__name__ != "_LazyModule")
 protocol.write(json.dumps({"import_s": t1 - t0, "call_s": t2 - t1, "result": result,
-                           "modules": len(sys.modules)}) + "\n")
+                           "modules": len(sys.modules), "loaded": loaded}) + "\n")
 protocol.flush()

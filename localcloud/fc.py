@@ -134,6 +134,7 @@ class _Instance:
             self.kill()
             raise InvocationError("LocalFcError", f"the instance's logs did not end within {LOG_DRAIN_TIMEOUT_S:g}s")
         reply = json.loads(answer[0])
+        self.pool.note_peak_rss(reply.get("peak_rss_kb"))
         if not reply["ok"]:
             raise InvocationError(reply["error_type"], reply["error_message"])
         return reply["result"]
@@ -175,7 +176,12 @@ class FunctionPool:
         self._cond = threading.Condition()
         self._stopped = False
         self.started_instances = 0
+        self.peak_rss_kb = 0  # the largest peak resident memory any instance reported (fc_worker)
         self.busy: set[_Instance] = set()  # instances inside an invocation (LocalFc.kill_instances)
+
+    def note_peak_rss(self, kib: int | None) -> None:
+        with self._cond:
+            self.peak_rss_kb = max(self.peak_rss_kb, kib or 0)
 
     def record_log(self, line: str) -> None:
         self.logs.append(line)

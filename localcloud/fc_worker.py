@@ -3,11 +3,12 @@
 Protocol with localcloud.fc (one JSON object per line): the runner writes
 ``{"event_b64": ..., "context": {...}}`` on stdin; the worker answers
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_type", "error_message", "traceback"}``
-on the protocol stream. The handler's own output (its logs, on stdout or stderr) goes to stderr,
-which the runner collects, so prints never corrupt the protocol. Log lines are written whole, one
-write each, so lines from the handler's threads never merge; after each invocation, and before its
-answer, the worker writes the invocation's :func:`end_of_invocation` record on the log stream, so
-the runner knows when it has read every line of that invocation.
+on the protocol stream, each with ``peak_rss_kb``: the instance's peak resident memory so far (what
+FC's memory size must hold, :func:`peak_rss_kb`). The handler's own output (its logs, on stdout or
+stderr) goes to stderr, which the runner collects, so prints never corrupt the protocol. Log lines
+are written whole, one write each, so lines from the handler's threads never merge; after each
+invocation, and before its answer, the worker writes the invocation's :func:`end_of_invocation`
+record on the log stream, so the runner knows when it has read every line of that invocation.
 
 Usage: python -m localcloud.fc_worker CODE_DIR MODULE.FUNCTION
 """
@@ -18,6 +19,7 @@ import importlib
 import io
 import json
 import os
+import resource
 import signal
 import sys
 import threading
@@ -147,6 +149,19 @@ def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident set size in KiB: Linux's VmHWM. Not ``ru_maxrss``, which keeps
+    the RSS of the process that started this one (the local cloud's, when spawned with vfork)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # elsewhere: the best there is
+
+
 def main() -> None:
     # FC never sends an instance SIGINT; a Ctrl-C meant for the local cloud must not end an
     # invocation halfway (or print a KeyboardInterrupt): the local FC stops its instances itself.
@@ -162,6 +177,7 @@ def main() -> None:
     try:
         for number, line in enumerate(sys.stdin, start=1):
             answer = invoke(handler, json.loads(line))
+            answer["peak_rss_kb"] = peak_rss_kb()
             logs.end_unfinished_lines()
             logs.write(f"{end_of_invocation(number)}\n".encode())
             protocol.write(json.dumps(answer, default=str) + "\n")

@@ -122,23 +122,31 @@ def _published_answer(job: SnapshotJob, published: Publication, fields: dict[str
     return _Answer(200, published.kind.value, payload)
 
 
+def _confirmed_job(ice: Ice, job_id: str) -> SnapshotJob:
+    """The finished job GetSnapshotJob confirms; raises _Answer when it is unknown or not finished."""
+    try:
+        job = ice.get_snapshot_job(job_id)
+    except IceError as exc:
+        if exc.not_found:
+            raise _Answer(404, "unknown_job", {"error": f"job {job_id} not found"}) from None
+        raise
+    if not job.finished:
+        raise _Answer(202, "not_finished", {"job_id": job_id, "status": job.status.value})
+    return job
+
+
 def handle_callback(request: HttpRequest, settings: Settings, ice: Ice, store: ObjectStore,
                     clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """Verify, confirm the job with GetSnapshotJob, publish its index; one log line per call.
+    """Verify, confirm the job with GetSnapshotJob, publish its index; one log line per call. The first
+    GetSnapshotUrls page is fetched beside GetSnapshotJob (both need only the JobId).
     Errors of ICE or OSS other than an unknown job propagate (a 5xx: ICE delivers again)."""
     started = time.monotonic()
     fields: dict[str, Any] = {}
     try:
         job_id = fields["job_id"] = _trusted_job_id(request, settings.callback(), clock())
-        try:
-            job = ice.get_snapshot_job(job_id)
-        except IceError as exc:
-            if exc.not_found:
-                raise _Answer(404, "unknown_job", {"error": f"job {job_id} not found"}) from None
-            raise
-        if not job.finished:
-            raise _Answer(202, "not_finished", {"job_id": job_id, "status": job.status.value})
-        result = _published_answer(job, Publisher(settings, ice, store, clock).publish(job), fields)
+        with ice.first_urls_page_ahead(job_id, timeout_s=settings.url_timeout_s) as ice_ahead:
+            job = _confirmed_job(ice_ahead, job_id)
+            result = _published_answer(job, Publisher(settings, ice_ahead, store, clock).publish(job), fields)
     except _Answer as answer:
         result = answer
         if answer.reason:

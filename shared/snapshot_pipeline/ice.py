@@ -17,8 +17,9 @@ import math
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from .credentials import Credentials
@@ -134,6 +135,7 @@ class IceClient:
                  retry: RetryPolicy | None = None):
         self.retry = retry or RetryPolicy()
         self.deadline = deadline
+        self._first_page_ahead: tuple[str, int, Future[SnapshotUrls]] | None = None
         self._connection = _SdkConnection(endpoint=endpoint, credentials=credentials, region=region,
                                           protocol=protocol, read_timeout_ms=read_timeout_ms,
                                           connect_timeout_ms=connect_timeout_ms)
@@ -210,7 +212,11 @@ class IceClient:
     def get_all_snapshot_urls(self, job_id: str, *, timeout_s: int = 3600,
                               max_workers: int = URL_PAGE_WORKERS) -> SnapshotUrls:
         """Every URL of a job, in order. Pages after the first are fetched concurrently."""
-        first = self.get_snapshot_urls_page(job_id, 1, timeout_s=timeout_s)
+        first = self._first_page(job_id, timeout_s)
+        return self._urls_after(job_id, first, timeout_s=timeout_s, max_workers=max_workers)
+
+    def _urls_after(self, job_id: str, first: SnapshotUrls, *, timeout_s: int, max_workers: int) -> SnapshotUrls:
+        """``first`` (page 1) followed by every later page, fetched at once (at most ``max_workers`` at a time)."""
         pages = math.ceil(first.total / URL_PAGE_SIZE)
         urls = list(first.urls)
         if pages > 1:
@@ -220,6 +226,27 @@ class IceClient:
                 for page in rest:
                     urls.extend(page.urls)
         return SnapshotUrls(first.total, tuple(urls), first.webvtt_url)
+
+    @contextmanager
+    def first_urls_page_ahead(self, job_id: str, *, timeout_s: int) -> Iterator[IceClient]:
+        """This adapter, with page 1 of ``job_id``'s GetSnapshotUrls already on its way: the callback
+        knows only the JobId when it starts, so the page travels beside GetSnapshotJob instead of after it.
+
+        ``get_all_snapshot_urls`` of that job and ``timeout_s`` then starts from that page (its error, if
+        it failed, is raised there, as a failed first page is today); other calls are unchanged. A page
+        nobody asks for is dropped; leaving the block waits for it, so no call outlives the invocation.
+        """
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(self.get_snapshot_urls_page, job_id, 1, timeout_s=timeout_s)
+            ahead = copy.copy(self)
+            ahead._first_page_ahead = (job_id, timeout_s, first)
+            yield ahead
+
+    def _first_page(self, job_id: str, timeout_s: int) -> SnapshotUrls:
+        ahead = self._first_page_ahead
+        if ahead is not None and ahead[:2] == (job_id, timeout_s):
+            return ahead[2].result()
+        return self.get_snapshot_urls_page(job_id, 1, timeout_s=timeout_s)
 
     # --- media assets (https://www.alibabacloud.com/help/en/ims/developer-reference/api-ice-2020-11-09-registermediainfo)
     def register_media(self, source: OssLocation, *, title: str | None = None,

@@ -8,6 +8,7 @@ its retries end in time; nothing sets a deadline on a shared adapter.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from .domain import ObjectInfo, OssLocation, SnapshotJob, SnapshotJobPage, SnapshotUrls
@@ -76,6 +77,10 @@ class Ice(Protocol):
 
     def get_all_snapshot_urls(self, job_id: str, *, timeout_s: int = 3600) -> SnapshotUrls:
         """Every URL of a finished job, in order, signed for ``timeout_s`` seconds."""
+        ...
+
+    def first_urls_page_ahead(self, job_id: str, *, timeout_s: int) -> AbstractContextManager[Ice]:
+        """This port, with ``job_id``'s first URL page fetched in the background for ``get_all_snapshot_urls``."""
         ...
 
 

@@ -4,7 +4,8 @@ Function Compute reuses a warm instance for many invocations: the settings and t
 clients (with their connection pools) are cached; credentials are refreshed from each
 invocation's context because the function role's STS token rotates. Each invocation gets
 its own deadline (its start plus the function's timeout), and adapters bound to it: the
-cached ones are never changed, so nothing of one invocation leaks into the next.
+cached ones are never changed, so nothing of one invocation leaks into the next. What the SDKs
+import but the functions never use is deferred (:mod:`.deferred_imports`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import credentials as creds
+from . import deferred_imports
 from .ice import IceClient
 from .retry import Deadline
 from .settings import Settings
@@ -72,7 +74,9 @@ def _cached_clients(settings: Settings, credentials: creds.Credentials, deadline
 
 
 def services(context: Any = None, started: float | None = None) -> Services:
-    """The adapters for this invocation. ``started`` is when the invocation began (monotonic)."""
+    """The adapters for this invocation. ``started`` is when the invocation began (monotonic). The
+    SDKs are imported on the adapters' first use, after this: their unused modules stay unloaded."""
+    deferred_imports.install()
     settings = _cached_settings()
     timeout = function_timeout(context)
     deadline = Deadline((started if started is not None else time.monotonic()) + timeout,
