@@ -30,7 +30,8 @@ def find_chromium() -> str | None:
 
 
 #: Run ``argv[3:]`` with the fds ``argv[1]`` and ``argv[2]`` as its fds 3 and 4.
-_ON_3_AND_4 = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); os.execv(sys.argv[3], sys.argv[3:])"
+_ON_3_AND_4 = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+               "os.execv(sys.argv[3], sys.argv[3:])")
 
 
 def _above_4(*fds: int) -> tuple[int, ...]:
