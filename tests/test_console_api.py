@@ -4,7 +4,11 @@ no credential or secret and a read-only console that refuses uploads."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -154,3 +158,20 @@ def test_a_read_only_console_refuses_uploads_and_keys_outside_its_prefix(cloud: 
         assert _get(server.url + "static/../api.py")[0] == 404
     finally:
         server.stop()
+
+
+def test_snapshots_console_serves_read_only_with_the_operators_credentials(cloud: LocalCloud) -> None:
+    """The production path: settings and credentials from the environment, as an operator runs it."""
+    env = {**os.environ, **cloud.function_env(), "ALIBABA_CLOUD_ACCESS_KEY_ID": cloud.access_key_id,
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cloud.access_key_secret}
+    process = subprocess.Popen([sys.executable, "-m", "snapshot_pipeline.cli", "--json", "console",
+                                f"oss://{cloud.options.bucket}/uploads/"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        started = json.loads("".join(iter(process.stdout.readline, "}\n")) + "}")
+        assert started["console_url"].startswith("http://127.0.0.1:") and started["allow_upload"] is False
+        assert json.loads(_get(started["console_url"] + "api/about")[1])["allow_upload"] is False
+        assert _get(started["console_url"] + "api/uploads")[0] == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0

@@ -25,6 +25,7 @@ def cmd_console(ctx: Context) -> int:
     ctx.out.emit({"console_url": server.url, "source": a.source.uri, "allow_upload": a.allow_upload},
                  lambda: [f"console of {a.source.uri} at {server.url} "
                           f"({'uploads allowed' if a.allow_upload else 'read only'}; Ctrl-C to stop)"])
+    ctx.out.stream.flush()  # the address is what a script waits for, before the server blocks
     if a.open:
         webbrowser.open(server.url)
     try:
