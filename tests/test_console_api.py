@@ -175,3 +175,16 @@ def test_snapshots_console_serves_read_only_with_the_operators_credentials(cloud
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
+
+
+def test_requests_from_elsewhere_are_refused(cloud: LocalCloud) -> None:
+    """A page of another site that rebinds its name to 127.0.0.1 sends its own Host; its forms, their Origin."""
+    assert cloud.console is not None
+    rebound = urllib.request.Request(cloud.console.url + "api/uploads", headers={"Host": "attacker.example"})
+    forged = urllib.request.Request(cloud.console.url + "api/upload?name=forged.mp4", data=b"video", method="POST",
+                                    headers={"Origin": "https://attacker.example"})
+    for request in (rebound, forged):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
+        assert caught.value.code == 403
+    assert not cloud.bucket().object_exists("uploads/forged.mp4")

@@ -60,7 +60,21 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the signature http.server calls)
         pass  # the addresses carry signed URLs' keys only, but a quiet console is what operators expect
 
+    def _from_this_console(self, writes: bool) -> bool:
+        """Only requests addressed to this console (a page elsewhere that rebinds its name to 127.0.0.1
+        sends another Host), and, for an upload, sent by its own page (another site's form sends its Origin)."""
+        port = self.server.server_address[1]
+        hosts = {f"{HOST}:{port}", f"localhost:{port}"}
+        origin = self.headers.get("Origin")
+        foreign_origin = writes and origin is not None and origin not in {f"http://{h}" for h in hosts}
+        if self.headers.get("Host") in hosts and not foreign_origin:
+            return True
+        self._json(403, {"error": "not a request of this console's own page"})
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        if not self._from_this_console(writes=False):
+            return
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path in ("/", "/video"):
@@ -73,6 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found", "text/plain; charset=utf-8")
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._from_this_console(writes=True):
+            self.close_connection = True
+            return
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path != "/api/upload":
