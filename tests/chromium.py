@@ -101,6 +101,12 @@ class Chromium:
             raise ProtocolError(f"{method}: {answer['error']}")
         return dict(answer.get("result") or {})
 
+    def page_errors(self) -> list[str]:
+        """The uncaught exceptions of the page's scripts so far."""
+        with self._cond:
+            return [str(e["params"]["exceptionDetails"].get("exception", {}).get("description"))
+                    for e in self.events if e.get("method") == "Runtime.exceptionThrown"]
+
     # --- what a test does -------------------------------------------------------------------------
     def evaluate(self, expression: str, timeout: float = 30) -> Any:
         """The value of a JavaScript expression in the page (promises awaited)."""

@@ -188,3 +188,16 @@ def test_requests_from_elsewhere_are_refused(cloud: LocalCloud) -> None:
             urllib.request.urlopen(request, timeout=30)
         assert caught.value.code == 403
     assert not cloud.bucket().object_exists("uploads/forged.mp4")
+
+
+def test_a_deleted_video_leaves_the_uploads_for_the_deleted_list(cloud: LocalCloud, small_video: bytes) -> None:
+    assert cloud.console is not None
+    base, key = cloud.console.url, "uploads/gone/short-lived.mp4"
+    cloud.bucket().put_object(key, small_video)
+    cloud.wait_for_index(key)
+    cloud.bucket().delete_object(key)
+    wait_until(lambda: "deleted" in cloud.wait_for_index(key), "the tombstone")
+    assert json.loads(_get(base + "api/uploads?q=gone/")[1])["items"] == []
+    gone = json.loads(_get(base + "api/gone?q=gone/")[1])
+    assert [(row["key"], row["state"]) for row in gone["items"]] == [(key, "deleted")] and gone["next"] is None
+    assert json.loads(_get(base + "api/video?key=" + key)[1])["state"] == "deleted"

@@ -50,6 +50,14 @@ def browser() -> Iterator[Chromium]:
     chromium.close()
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(browser: Chromium) -> Iterator[None]:
+    """Every test also checks that the page's scripts threw nothing meanwhile."""
+    before = len(browser.page_errors())
+    yield
+    assert browser.page_errors()[before:] == []
+
+
 @pytest.fixture(scope="module")
 def video_page(cloud: LocalCloud, browser: Chromium, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Upload a video through the page's upload box; the address of the video page it leads to, once
@@ -85,6 +93,9 @@ def test_the_uploaded_videos_pictures_load_with_their_times_and_grid(browser: Ch
     rows = browser.wait_for("[...document.querySelectorAll('tbody tr')].map(r => r.textContent)", what="uploads")
     assert any(KEY in row and "indexed" in row for row in rows), rows
     browser.screenshot(ARTIFACTS / "uploads.png")
+    browser.evaluate("document.querySelector('nav[aria-label=\"Which videos\"] a').click()")
+    browser.wait_for("document.querySelector('h1')?.textContent === 'Deleted videos'", what="the deleted view")
+    browser.screenshot(ARTIFACTS / "deleted.png")
 
 
 def test_hovering_the_seek_bar_previews_the_tile_of_that_time(browser: Chromium, video_page: str) -> None:

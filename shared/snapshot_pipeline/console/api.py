@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +24,7 @@ from ..audit import DeadLetterRef, State, Verdict, judge, read_dead_letters
 from ..claims import CLAIMS_DIR
 from ..credentials import Credentials
 from ..domain import ObjectInfo, OssLocation, Upload, iso
-from ..index import is_tombstone
+from ..index import indexed_source, is_tombstone
 from ..ports import Ice, ObjectStore
 from ..publish import Publisher, unwatched_reason
 from ..settings import Settings
@@ -131,6 +131,27 @@ class ConsoleApi:
                 videos.append(info)
         return videos, last, scanned == MAX_SCANNED
 
+    def gone(self, query: str = "", after: str = "", limit: int = PAGE_SIZE) -> dict[str, Any]:
+        """One page of the videos under the prefix that left the bucket while their index stayed:
+        deleted (a tombstone) or orphaned (the deletion was never recorded), as the audit judges
+        them. Paged over the output folder's listing: ``after`` and ``next`` are keys of it."""
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        base = f"{self.settings.output_prefix}{self.bucket}/"
+        out_bucket = layout.output_bucket(self.settings.output_bucket, self.bucket)
+        _, store = self.adapters()
+        rows: list[dict[str, Any]] = []
+        last, scanned = "", 0
+        for obj in islice(store.list(out_bucket, base + self.config.source.key + query, start_after=after),
+                          MAX_SCANNED):
+            if len(rows) == limit:
+                return {"items": rows, "after": after, "next": last}
+            last, scanned = obj.key, scanned + 1
+            key = _source_of_index(self.settings.output_prefix, self.bucket, obj.key)
+            row = _gone_row(key, store.get_json(out_bucket, obj.key), partial(store.head, self.bucket, key)) \
+                if key else None
+            rows += [row] if row else []
+        return {"items": rows, "after": after, "next": last if scanned == MAX_SCANNED else None}
+
     def _dead_letters(self, store: ObjectStore) -> Mapping[tuple[str, str], list[DeadLetterRef]]:
         with self._lock:
             if self._letters is None or self.clock() - self._letters[0] > DEAD_LETTERS_TTL_S:
@@ -222,6 +243,23 @@ class ConsoleApi:
     def _check_key(self, key: str) -> None:
         if not key or not key.startswith(self.config.source.key):
             raise ConsoleError(404, f"not under the console's prefix {self.config.source.key!r}: {key!r}")
+
+
+def _source_of_index(output_prefix: str, bucket: str, key: str) -> str | None:
+    """The video whose index ``key`` is (in the natural layout), or None when ``key`` is no index."""
+    base, suffix = f"{output_prefix}{bucket}/", "/" + layout.INDEX_FILE
+    source = key[len(base):-len(suffix)] if key.startswith(base) and key.endswith(suffix) else ""
+    return source if source and layout.index_key(output_prefix, OssLocation(bucket, source)) == key else None
+
+
+def _gone_row(key: str, index: Any, head: Callable[[], ObjectInfo | None]) -> dict[str, Any] | None:
+    """The row of a video whose index folder the listing showed, if the video is gone from the bucket."""
+    if is_tombstone(index):
+        return {"key": key, "state": str(State.DELETED), "reason": f"deleted at {index['deleted']}"}
+    if indexed_source(index) is not None and head() is None:
+        return {"key": key, "state": str(State.ORPHANED),
+                "reason": "the object is gone but its index still shows snapshots: its deletion was never recorded"}
+    return None
 
 
 def _verdict_doc(verdict: Verdict) -> dict[str, Any]:

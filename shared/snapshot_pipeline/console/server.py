@@ -2,9 +2,10 @@
 
 Routes: ``/`` the uploads, ``/video?key=K`` one video (both ``static/index.html``, which draws
 the page the address names), ``/static/...`` the page's files and Plyr, and the API under
-``/api/``: ``about``, ``uploads?q=&after=&limit=``, ``video?key=``, ``storyboard.vtt?key=&profile=``
-and ``POST upload?name=`` (the body is the video; refused unless uploads are allowed). A threaded
-server: each request has its own thread, and the API's reads their own retry budget.
+``/api/``: ``about``, ``uploads?q=&after=&limit=``, ``gone?q=&after=&limit=`` (the deleted ones),
+``video?key=``, ``storyboard.vtt?key=&profile=`` and ``POST upload?name=`` (the body is the
+video; refused unless uploads are allowed). A threaded server: each request has its own thread,
+and the API's reads their own retry budget.
 """
 from __future__ import annotations
 
@@ -109,6 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
             return api.about()
         if route == "uploads":
             return api.uploads(query.get("q", ""), query.get("after", ""), _int(query.get("limit"), 25))
+        if route == "gone":
+            return api.gone(query.get("q", ""), query.get("after", ""), _int(query.get("limit"), 25))
         if route == "video":
             return api.video(query.get("key", ""))
         if route == "storyboard.vtt":

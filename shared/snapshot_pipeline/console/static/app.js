@@ -48,29 +48,34 @@ async function uploadsPage() {
   document.getElementById("where").textContent = `oss://${about.bucket}/${about.prefix}`;
   const params = new URLSearchParams(location.search);
   const query = params.get("q") || "";
+  const gone = params.get("gone") === "1";  // the videos that left the bucket, from their index folders
   const trail = (params.get("trail") || "").split("\n").filter(Boolean);  // the pages before this one
   const after = trail.length ? trail[trail.length - 1] : "";
-  const page = await api(`uploads?${new URLSearchParams({q: query, after})}`);
+  const page = await api(`${gone ? "gone" : "uploads"}?${new URLSearchParams({q: query, after})}`);
+  const address = (changes) => "/?" + new URLSearchParams({q: query, ...(gone ? {gone: "1"} : {}), ...changes});
   const search = el("form", {class: "bar", role: "search", action: "/"},
     el("label", {for: "q"}, `Key starts with ${about.prefix}`),
     el("input", {id: "q", name: "q", type: "search", value: query, placeholder: "e.g. 2026/"}),
+    gone ? el("input", {type: "hidden", name: "gone", value: "1"}) : null,
     el("button", {type: "submit"}, "Search"));
+  const views = el("nav", {class: "bar", "aria-label": "Which videos"},
+    gone ? el("a", {href: "/?" + new URLSearchParams({q: query})}, "In the bucket") : el("strong", {}, "In the bucket"),
+    gone ? el("strong", {}, "Deleted") : el("a", {href: address({gone: "1"})}, "Deleted"));
   const rows = page.items.map((item) => el("tr", {},
     el("td", {class: "key"}, el("a", {href: videoHref(item.key)}, item.key)),
     el("td", {}, stateBadge(item)),
     el("td", {class: "optional"}, item.reason || ""),
-    el("td", {class: "optional"}, item.last_modified)));
-  const table = el("table", {"aria-label": "Uploads"},
+    el("td", {class: "optional"}, item.last_modified || "")));
+  const table = el("table", {"aria-label": gone ? "Deleted videos" : "Uploads"},
     el("thead", {}, el("tr", {}, el("th", {}, "Video"), el("th", {}, "State"),
       el("th", {class: "optional"}, "Why"), el("th", {class: "optional"}, "Uploaded"))),
     el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 4}, "No videos here."))));
-  const pageLink = (pages, label) => el("a", {href: "/?" + new URLSearchParams({q: query, trail: pages.join("\n")})},
-                                        label);
   const pager = el("nav", {class: "pager", "aria-label": "Pages"},
-    trail.length ? pageLink(trail.slice(0, -1), "← Previous page") : null,
-    page.next ? pageLink([...trail, page.next], "Next page →") : null);
-  main.replaceChildren(el("h1", {}, "Uploads"), about.allow_upload ? uploadBox(about) : null, search, table, pager);
-  if (page.items.some((item) => !SETTLED.has(item.state))) setTimeout(refreshUploads, 3 * POLL_MS);
+    trail.length ? el("a", {href: address({trail: trail.slice(0, -1).join("\n")})}, "← Previous page") : null,
+    page.next ? el("a", {href: address({trail: [...trail, page.next].join("\n")})}, "Next page →") : null);
+  main.replaceChildren(el("h1", {}, gone ? "Deleted videos" : "Uploads"),
+                       about.allow_upload && !gone ? uploadBox(about) : null, views, search, table, pager);
+  if (page.items.some((item) => item.state === "pending")) setTimeout(refreshUploads, 3 * POLL_MS);
 }
 
 function refreshUploads() {
