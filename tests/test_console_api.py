@@ -12,6 +12,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from snapshot_pipeline.console.results import profile_results, result_view, stor
 from snapshot_pipeline.domain import ObjectInfo, OssLocation
 from snapshot_pipeline.index import parse_vtt
 from snapshot_pipeline.settings import Settings
+from tests.conftest import ROOT
 from tests.support import wait_until
 
 STILL = {"index": 1, "bucket": "media", "key": "snapshots/media/a.mp4/v/00001.jpg", "url": "u", "time": 2.0}
@@ -201,3 +203,20 @@ def test_a_deleted_video_leaves_the_uploads_for_the_deleted_list(cloud: LocalClo
     gone = json.loads(_get(base + "api/gone?q=gone/")[1])
     assert [(row["key"], row["state"]) for row in gone["items"]] == [(key, "deleted")] and gone["next"] is None
     assert json.loads(_get(base + "api/video?key=" + key)[1])["state"] == "deleted"
+
+
+def test_localcloud_up_names_its_console_in_the_json_line(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "localcloud", "up"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True,
+                               env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                    "SNAPSHOTS_LOCAL_STATE": str(tmp_path / "state.json")})
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        status, page = _get(info["console_url"])
+        assert status == 200 and b"/static/plyr/plyr.min.js" in page
+        assert json.loads(_get(info["console_url"] + "api/about")[1]) == {
+            "bucket": info["bucket"], "prefix": "uploads/", "allow_upload": True, "page_size": 25}
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
