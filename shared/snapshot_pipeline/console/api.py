@@ -180,11 +180,8 @@ class ConsoleApi:
         source = OssLocation(self.bucket, key)
         info = store.head(self.bucket, key)
         location, index = Publisher(self.settings, ice, store, self.clock).current_index(source)
-        if info is not None:
-            verdict = self._verdict(info, self._dead_letters(store))
-        else:
-            verdict = Verdict(State.DELETED if is_tombstone(index) else State.MISSING, "the object is not there")
-        results = [result_view(name, result, lambda b, k: self.sign(b, k), self._storyboard_url(key, name))
+        verdict = self._verdict(info, self._dead_letters(store)) if info else _verdict_of_gone(key, index)
+        results = [result_view(name, result, self.sign, self._storyboard_url(key, name))
                    for name, result in profile_results(index)]
         return {"key": key, "bucket": self.bucket, **_verdict_doc(verdict),
                 "size": info.size if info else None, "video_url": self.sign(self.bucket, key) if info else None,
@@ -260,6 +257,12 @@ def _gone_row(key: str, index: Any, head: Callable[[], ObjectInfo | None]) -> di
         return {"key": key, "state": str(State.ORPHANED),
                 "reason": "the object is gone but its index still shows snapshots: its deletion was never recorded"}
     return None
+
+
+def _verdict_of_gone(key: str, index: Any) -> Verdict:
+    """The state of a video that is not in the bucket: deleted, orphaned, or never there."""
+    gone = _gone_row(key, index, lambda: None)
+    return Verdict(State(gone["state"]), gone["reason"]) if gone else Verdict(State.MISSING, "no such object")
 
 
 def _verdict_doc(verdict: Verdict) -> dict[str, Any]:
