@@ -101,6 +101,8 @@ def test_the_uploaded_videos_pictures_load_with_their_times_and_grid(browser: Ch
 def test_hovering_the_seek_bar_previews_the_tile_of_that_time(browser: Chromium, video_page: str) -> None:
     browser.navigate(video_page)
     _pictures_loaded(browser)
+    if not browser.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64001E\"')"):
+        pytest.skip("this Chromium plays no H.264 (Debian's does): the player cannot load the test video")
     browser.wait_for("window.consolePlayer && consolePlayer.duration > 0 && consolePlayer.previewThumbnails"
                      " && consolePlayer.previewThumbnails.loaded", what="the player and its storyboard")
     vtt_url = browser.evaluate("consolePlayer.config.previewThumbnails.src")
