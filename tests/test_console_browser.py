@@ -51,11 +51,14 @@ def browser() -> Iterator[Chromium]:
 
 
 @pytest.fixture(autouse=True)
-def no_script_errors(browser: Chromium) -> Iterator[None]:
-    """Every test also checks that the page's scripts threw nothing meanwhile."""
+def no_script_errors_nor_foreign_requests(browser: Chromium) -> Iterator[None]:
+    """Every test also checks that the page's scripts threw nothing meanwhile, and that everything the
+    page loaded came from this machine (the console, the local OSS): no CDN, the player included."""
     before = len(browser.page_errors())
     yield
     assert browser.page_errors()[before:] == []
+    loaded = {e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"}
+    assert loaded and [url for url in loaded if not url.startswith(("http://127.0.0.1:", "data:", "blob:"))] == []
 
 
 @pytest.fixture(scope="module")
