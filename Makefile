@@ -11,8 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[local]'
 	@touch $@
 
-demo: $(VENV)/.installed  ## upload a video (VIDEO=path, or a generated one) and print the index
-	$(PY) -m localcloud demo $(if $(VIDEO),--video "$(VIDEO)")
+demo: $(VENV)/.installed  ## upload a video (VIDEO=path, or a generated one), print the index and the console's link; Ctrl-C ends it
+	$(PY) -m localcloud demo --serve $(if $(VIDEO),--video "$(VIDEO)")
 
 test: $(VENV)/.installed  ## the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -125,6 +125,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         cloud.set_faults(**_faults(args))
         cloud.set_oss_faults(**_oss_faults(args))
+        cloud.start_console()
         info = cloud.describe()
         for path in files_up_writes(os.environ):
             try:
@@ -193,7 +194,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if failed or (expected and saved != expected):
             print(f"demo failed: {', '.join(failed) or f'{saved} snapshots'}", file=sys.stderr)
             return 1
+        print(f"console: {cloud.start_console().video_url(key)}", file=sys.stderr, flush=True)
+        if args.serve:
+            _serve_until_interrupted()
     return 0
+
+
+def _serve_until_interrupted() -> None:
+    """Keep the demo's cloud (and its console) up until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print("the console stays up until Ctrl-C", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
 
 
 def _show_webhook(receiver: WebhookReceiver) -> None:
@@ -249,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--video", help="a video file to upload (default: generate one)")
             p.add_argument("--out", default="demo-output")
             p.add_argument("--timeout", type=float, default=120)
+            p.add_argument("--serve", action="store_true",
+                           help="keep the local cloud and its console up after the demo, until Ctrl-C")
     args = parser.parse_args(argv)
     return cmd_up(args) if args.command == "up" else cmd_demo(args)
 

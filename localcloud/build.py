@@ -107,7 +107,8 @@ def build(out: Path, *, runtime_python: str | None, log: Callable[[str], object]
         shutil.copytree(deps, folder, ignore=shutil.ignore_patterns(".complete", "__pycache__", "*.dist-info", "bin"))
         shutil.copy2(ROOT / "functions" / function / "index.py", folder / "index.py")
         shutil.copytree(ROOT / "shared" / "snapshot_pipeline", folder / "snapshot_pipeline",
-                        ignore=shutil.ignore_patterns("__pycache__", "cli"))  # the CLI (and rich) is never deployed
+                        # never deployed: the CLI (and rich), and the console
+                        ignore=shutil.ignore_patterns("__pycache__", "cli", "console"))
         if (ROOT / "shared" / "profiles.json").is_file():  # a deployment's profiles file, beside the library
             shutil.copy2(ROOT / "shared" / "profiles.json", folder / "profiles.json")
         if runtime_python:

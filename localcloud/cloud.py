@@ -27,6 +27,7 @@ from .oss import LocalOss
 if TYPE_CHECKING:
     import oss2
 
+    from snapshot_pipeline.console import ConsoleServer
     from snapshot_pipeline.credentials import Credentials
     from snapshot_pipeline.ice import IceClient
     from snapshot_pipeline.settings import Settings
@@ -125,6 +126,7 @@ class LocalCloud:
         self.template_id: str | None = None
         self.profiles: list[dict[str, Any]] | None = None  # the profiles deployed, with their template ids
         self.callback_url: str | None = None
+        self.console: ConsoleServer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -222,13 +224,13 @@ class LocalCloud:
                 **o.extra_env}
 
     def stop(self) -> None:
-        for part in (self.fc, self.ice, self.oss):
+        for part in (self.console, self.fc, self.ice, self.oss):
             if part is not None:
                 try:
                     part.stop()
                 except Exception:
                     pass
-        self.fc = self.ice = self.oss = None
+        self.console = self.fc = self.ice = self.oss = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -262,7 +264,22 @@ class LocalCloud:
             "template_id": self.template_id, "output_prefix": "snapshots/", "upload_prefix": "uploads/",
             **({"webhook_url": o.webhook_url, "webhook_secret": self.webhook_secret} if o.webhook_url else {}),
             **({"profiles": self.profiles} if self.profiles is not None else {}),
+            **({"console_url": self.console.url} if self.console else {}),
         }
+
+    def start_console(self, port: int = 0) -> ConsoleServer:
+        """The web console over the bucket's ``uploads/``, uploads allowed; it stops with the cloud."""
+        from snapshot_pipeline.console import ConsoleApi, ConsoleConfig, ConsoleServer, UrlSigner
+        from snapshot_pipeline.domain import OssLocation
+        from snapshot_pipeline.retry import Deadline
+
+        ice, store = self.ice_adapter(), self.store()
+        api = ConsoleApi(self.settings(), lambda: (ice.with_deadline(Deadline.after(60)),
+                                                    store.with_deadline(Deadline.after(60))),
+                         UrlSigner(_started(self.oss).endpoint, self.credentials()),
+                         ConsoleConfig(OssLocation(self.options.bucket, "uploads/"), allow_upload=True))
+        self.console = ConsoleServer(api, port).start()
+        return self.console
 
     def credentials(self) -> Credentials:
         from snapshot_pipeline.credentials import Credentials

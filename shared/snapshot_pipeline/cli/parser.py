@@ -12,6 +12,7 @@ from .audit import DEFAULT_RATE as AUDIT_RATE
 from .audit import cmd_audit
 from .backfill import DEFAULT_RATE, cmd_backfill
 from .callback import DEFAULT_AUTH_KEY_ENV, cmd_callback_set, cmd_callback_show
+from .console import cmd_console
 from .context import PROG, Context
 from .errors import UsageError
 from .jobs import DEFAULT_JOBS_LIMIT, cmd_index, cmd_job_get, cmd_jobs_list, cmd_urls
@@ -185,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs created since (default: the last $RECONCILE_WINDOW_HOURS, 24)")
     p.add_argument("--max-time", type=argtypes.positive_int, default=600, help="time budget in seconds (default 600)")
     p.add_argument("-v", "--verbose", action="store_true", help="the reconciler's log lines on stderr")
+
+    p = leaf(commands, "console", cmd_console,
+             "a web console on 127.0.0.1: the videos under a prefix with their state, each video's pictures and "
+             "player with storyboard previews; read only unless --allow-upload")
+    p.add_argument("source", type=argtypes.prefix_uri, metavar="oss://BUCKET/PREFIX")
+    p.add_argument("--port", type=argtypes.non_negative_int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--allow-upload", action="store_true", help="show an upload box that puts videos under the prefix")
+    p.add_argument("--url-ttl", type=argtypes.positive_int, default=900,
+                   help="validity of the signed URLs the page gets, seconds (default 900)")
+    p.add_argument("--open", action="store_true", help="open the console in the default browser")
 
     webhook = commands.add_parser("webhook", help="the webhook that is told of index changes")
     webhook_actions = webhook.add_subparsers(dest="action", required=True, metavar="ACTION")
