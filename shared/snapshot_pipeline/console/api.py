@@ -24,11 +24,11 @@ from ..audit import DeadLetterRef, State, Verdict, judge, read_dead_letters
 from ..claims import CLAIMS_DIR
 from ..credentials import Credentials
 from ..domain import ObjectInfo, OssLocation, Upload, iso
-from ..index import indexed_source, is_tombstone
+from ..index import indexed_source, is_tombstone, profile_result
 from ..ports import Ice, ObjectStore
 from ..publish import Publisher, unwatched_reason
 from ..settings import Settings
-from .results import profile_results, result_of, result_view, storyboard_vtt
+from .results import profile_results, result_view, storyboard_vtt
 
 #: Videos a page shows by default, and at most.
 PAGE_SIZE = 25
@@ -214,7 +214,7 @@ class ConsoleApi:
         self._check_key(key)
         ice, store = self.adapters()
         _, index = Publisher(self.settings, ice, store, self.clock).current_index(OssLocation(self.bucket, key))
-        result = result_of(index, profile)
+        result = profile_result(index, profile)
         out_bucket = layout.output_bucket(self.settings.output_bucket, self.bucket)
         vtt = storyboard_vtt(result or {}, lambda k: store.get_json(out_bucket, k),
                              lambda k: self.sign(out_bucket, k))
