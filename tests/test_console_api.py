@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class ListingStore:
     def __init__(self, n: int):
         self.keys = [f"uploads/v{i:05d}.mp4" for i in range(n)]
         self.yielded = 0
+        self.reads: Counter[str] = Counter()
 
     def list(self, bucket: str, prefix: str, *, page_size: int = 1000, start_after: str = "") -> Iterator[ObjectInfo]:
         for key in self.keys:
@@ -81,7 +83,11 @@ class ListingStore:
                 yield ObjectInfo(key, 100, "ETAG", 1.8e9)
 
     def get_json(self, bucket: str, key: str) -> Any:
+        self.reads[key] += 1
         return None
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        return ObjectInfo(key, 100, "ETAG", 1.8e9) if key in self.keys else None
 
     def list_folders(self, bucket: str, prefix: str) -> Iterator[str]:
         return iter(())
@@ -108,6 +114,12 @@ def test_a_page_of_10000_uploads_reads_one_page_of_the_listing() -> None:
     assert seen == store.keys[:75]  # pages follow each other without a gap or a repeat
     found = api.uploads(query="v01234")
     assert [item["key"] for item in found["items"]] == ["uploads/v01234.mp4"] and found["next"] is None
+
+
+def test_a_video_page_reads_each_object_once() -> None:
+    store = ListingStore(3)
+    page = _api(store).video("uploads/v00001.mp4")
+    assert page["state"] == "missing" and store.reads and max(store.reads.values()) == 1, store.reads
 
 
 @pytest.fixture(scope="module")

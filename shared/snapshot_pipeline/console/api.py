@@ -160,13 +160,20 @@ class ConsoleApi:
             return self._letters[1]
 
     def _verdict(self, info: ObjectInfo, letters: Mapping[tuple[str, str], list[DeadLetterRef]]) -> Verdict:
-        upload = Upload.of_object(self.bucket, info)
+        """The state of the object ``info``, its index read here (a row of the uploads)."""
         ice, store = self.adapters()
         publisher = Publisher(self.settings, ice, store, self.clock)
+        return self._judged(publisher, info, lambda location: publisher.current_index(location)[1], letters)
+
+    def _judged(self, publisher: Publisher, info: ObjectInfo, index_of: Callable[[OssLocation], Any],
+                letters: Mapping[tuple[str, str], list[DeadLetterRef]]) -> Verdict:
+        """The state of the object ``info`` (:func:`..audit.judge`) from its index, ``index_of(location)``;
+        its claim and its job are read only when the decision needs them."""
+        upload = Upload.of_object(self.bucket, info)
         try:
-            _, index = publisher.current_index(upload.location)
-            return judge(upload, index, cache(lambda: publisher.claims(upload.location).latest(upload)),
-                         lambda job_id: ice.get_snapshot_job(job_id).status,
+            return judge(upload, index_of(upload.location),
+                         cache(lambda: publisher.claims(upload.location).latest(upload)),
+                         lambda job_id: publisher.ice.get_snapshot_job(job_id).status,
                          letters.get((self.bucket, info.key), ()), self.clock())
         except Exception as exc:  # one video's trouble shows on its row, the page still loads
             return Verdict(State.ERROR, " ".join(str(exc).split()))
@@ -179,8 +186,10 @@ class ConsoleApi:
         ice, store = self.adapters()
         source = OssLocation(self.bucket, key)
         info = store.head(self.bucket, key)
-        location, index = Publisher(self.settings, ice, store, self.clock).current_index(source)
-        verdict = self._verdict(info, self._dead_letters(store)) if info else _verdict_of_gone(key, index)
+        publisher = Publisher(self.settings, ice, store, self.clock)
+        location, index = publisher.current_index(source)
+        verdict = self._judged(publisher, info, lambda _: index, self._dead_letters(store)) if info \
+            else _verdict_of_gone(key, index)
         results = [result_view(name, result, self.sign, self._storyboard_url(key, name))
                    for name, result in profile_results(index)]
         return {"key": key, "bucket": self.bucket, **_verdict_doc(verdict),
