@@ -159,7 +159,7 @@ def test_no_answer_carries_a_credential_or_secret(cloud: LocalCloud, small_video
 def test_a_read_only_console_refuses_uploads_and_keys_outside_its_prefix(cloud: LocalCloud) -> None:
     assert cloud.oss is not None
     ice, store = cloud.ice_adapter(), cloud.store()
-    api = ConsoleApi(cloud.settings(), lambda: (ice, store), UrlSigner(cloud.oss.endpoint, cloud.credentials()),
+    api = ConsoleApi(cloud.settings(), lambda: (ice, store), UrlSigner(store),
                      ConsoleConfig(OssLocation(cloud.options.bucket, "uploads/")))
     server = ConsoleServer(api).start()
     try:

@@ -22,12 +22,12 @@ from urllib.parse import urlencode
 from .. import layout
 from ..audit import DeadLetterRef, State, Verdict, judge, read_dead_letters
 from ..claims import CLAIMS_DIR
-from ..credentials import Credentials
 from ..domain import ObjectInfo, OssLocation, Upload, iso
 from ..index import indexed_source, is_tombstone, profile_result
 from ..ports import Ice, ObjectStore
 from ..publish import Publisher, unwatched_reason
 from ..settings import Settings
+from ..store import OssStore
 from .results import profile_results, result_view, storyboard_vtt
 
 #: Videos a page shows by default, and at most.
@@ -52,27 +52,15 @@ class ConsoleError(Exception):
 
 
 class UrlSigner:
-    """Short-lived signed GET URLs (``oss2.Bucket.sign_url``) for the objects the page shows."""
+    """Short-lived signed GET URLs for the objects the page shows, from the console's own OSS adapter
+    (its credentials and bucket handles)."""
 
-    def __init__(self, endpoint: str, credentials: Credentials, ttl_s: int = URL_TTL_S):
-        import oss2
-
-        c = credentials
-        self._auth = oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token) if c.security_token \
-            else oss2.Auth(c.access_key_id, c.access_key_secret)
-        self._endpoint = endpoint
+    def __init__(self, store: OssStore, ttl_s: int = URL_TTL_S):
+        self._store = store
         self._ttl_s = ttl_s
-        self._buckets: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     def __call__(self, bucket: str, key: str) -> str:
-        import oss2
-
-        with self._lock:
-            handle = self._buckets.get(bucket)
-            if handle is None:
-                handle = self._buckets[bucket] = oss2.Bucket(self._auth, self._endpoint, bucket)
-        return str(handle.sign_url("GET", key, self._ttl_s, slash_safe=True))
+        return self._store.sign_get_url(bucket, key, self._ttl_s)
 
 
 @dataclass(frozen=True)
