@@ -74,9 +74,12 @@ class ListingStore:
     def __init__(self, n: int):
         self.keys = [f"uploads/v{i:05d}.mp4" for i in range(n)]
         self.yielded = 0
+        self.page_sizes: list[int] = []  # what each listing of the uploads asked OSS for (max-keys)
         self.reads: Counter[str] = Counter()
 
     def list(self, bucket: str, prefix: str, *, page_size: int = 1000, start_after: str = "") -> Iterator[ObjectInfo]:
+        if prefix.startswith("uploads/"):
+            self.page_sizes.append(page_size)
         for key in self.keys:
             if key.startswith(prefix) and key > start_after:
                 self.yielded += 1
@@ -112,6 +115,7 @@ def test_a_page_of_10000_uploads_reads_one_page_of_the_listing() -> None:
         seen += [item["key"] for item in page["items"]]
         after = page["next"]
     assert seen == store.keys[:75]  # pages follow each other without a gap or a repeat
+    assert max(store.page_sizes) <= 26  # nor does OSS send more in one listing page
     found = api.uploads(query="v01234")
     assert [item["key"] for item in found["items"]] == ["uploads/v01234.mp4"] and found["next"] is None
 
