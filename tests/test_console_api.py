@@ -3,6 +3,7 @@ cost one listing page however many objects there are, and, against a local cloud
 no credential or secret and a read-only console that refuses uploads."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -206,6 +208,21 @@ def test_requests_from_elsewhere_are_refused(cloud: LocalCloud) -> None:
             urllib.request.urlopen(request, timeout=30)
         assert caught.value.code == 403
     assert not cloud.bucket().object_exists("uploads/forged.mp4")
+
+
+def test_an_upload_without_a_valid_length_is_refused_before_its_body_is_read(cloud: LocalCloud) -> None:
+    assert cloud.console is not None
+    port = urlsplit(cloud.console.url).port
+    for length in ("-1", "many"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.putrequest("POST", "/api/upload?name=endless.mp4")
+            connection.putheader("Content-Length", length)
+            connection.endheaders(b"video")  # the connection stays open: a read to its end never returns
+            assert connection.getresponse().status == 411
+        finally:
+            connection.close()
+    assert not cloud.bucket().object_exists("uploads/endless.mp4")
 
 
 def test_a_deleted_video_leaves_the_uploads_for_the_deleted_list(cloud: LocalCloud, small_video: bytes) -> None:
