@@ -276,7 +276,7 @@ class LocalCloud:
         ice, store = self.ice_adapter(), self.store()
         api = ConsoleApi(self.settings(), lambda: (ice.with_deadline(Deadline.after(60)),
                                                     store.with_deadline(Deadline.after(60))),
-                         UrlSigner(_started(self.oss).endpoint, self.credentials()),
+                         UrlSigner(store),
                          ConsoleConfig(OssLocation(self.options.bucket, "uploads/"), allow_upload=True))
         self.console = ConsoleServer(api, port).start()
         return self.console

@@ -3,6 +3,7 @@ cost one listing page however many objects there are, and, against a local cloud
 no credential or secret and a read-only console that refuses uploads."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -11,9 +12,11 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -73,15 +76,23 @@ class ListingStore:
     def __init__(self, n: int):
         self.keys = [f"uploads/v{i:05d}.mp4" for i in range(n)]
         self.yielded = 0
+        self.page_sizes: list[int] = []  # what each listing of the uploads asked OSS for (max-keys)
+        self.reads: Counter[str] = Counter()
 
     def list(self, bucket: str, prefix: str, *, page_size: int = 1000, start_after: str = "") -> Iterator[ObjectInfo]:
+        if prefix.startswith("uploads/"):
+            self.page_sizes.append(page_size)
         for key in self.keys:
             if key.startswith(prefix) and key > start_after:
                 self.yielded += 1
                 yield ObjectInfo(key, 100, "ETAG", 1.8e9)
 
     def get_json(self, bucket: str, key: str) -> Any:
+        self.reads[key] += 1
         return None
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        return ObjectInfo(key, 100, "ETAG", 1.8e9) if key in self.keys else None
 
     def list_folders(self, bucket: str, prefix: str) -> Iterator[str]:
         return iter(())
@@ -106,8 +117,15 @@ def test_a_page_of_10000_uploads_reads_one_page_of_the_listing() -> None:
         seen += [item["key"] for item in page["items"]]
         after = page["next"]
     assert seen == store.keys[:75]  # pages follow each other without a gap or a repeat
+    assert max(store.page_sizes) <= 26  # nor does OSS send more in one listing page
     found = api.uploads(query="v01234")
     assert [item["key"] for item in found["items"]] == ["uploads/v01234.mp4"] and found["next"] is None
+
+
+def test_a_video_page_reads_each_object_once() -> None:
+    store = ListingStore(3)
+    page = _api(store).video("uploads/v00001.mp4")
+    assert page["state"] == "missing" and store.reads and max(store.reads.values()) == 1, store.reads
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +165,7 @@ def test_no_answer_carries_a_credential_or_secret(cloud: LocalCloud, small_video
 def test_a_read_only_console_refuses_uploads_and_keys_outside_its_prefix(cloud: LocalCloud) -> None:
     assert cloud.oss is not None
     ice, store = cloud.ice_adapter(), cloud.store()
-    api = ConsoleApi(cloud.settings(), lambda: (ice, store), UrlSigner(cloud.oss.endpoint, cloud.credentials()),
+    api = ConsoleApi(cloud.settings(), lambda: (ice, store), UrlSigner(store),
                      ConsoleConfig(OssLocation(cloud.options.bucket, "uploads/")))
     server = ConsoleServer(api).start()
     try:
@@ -190,6 +208,21 @@ def test_requests_from_elsewhere_are_refused(cloud: LocalCloud) -> None:
             urllib.request.urlopen(request, timeout=30)
         assert caught.value.code == 403
     assert not cloud.bucket().object_exists("uploads/forged.mp4")
+
+
+def test_an_upload_without_a_valid_length_is_refused_before_its_body_is_read(cloud: LocalCloud) -> None:
+    assert cloud.console is not None
+    port = urlsplit(cloud.console.url).port
+    for length in ("-1", "many"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.putrequest("POST", "/api/upload?name=endless.mp4")
+            connection.putheader("Content-Length", length)
+            connection.endheaders(b"video")  # the connection stays open: a read to its end never returns
+            assert connection.getresponse().status == 411
+        finally:
+            connection.close()
+    assert not cloud.bucket().object_exists("uploads/endless.mp4")
 
 
 def test_a_deleted_video_leaves_the_uploads_for_the_deleted_list(cloud: LocalCloud, small_video: bytes) -> None:

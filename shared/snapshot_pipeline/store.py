@@ -70,6 +70,10 @@ class OssStore:
         return self.retry.call(once, deadline=self.deadline,
                                retryable=lambda e: isinstance(e, ObjectStoreError) and e.retryable)
 
+    def sign_get_url(self, bucket: str, key: str, expires_s: int) -> str:
+        """A GET URL of ``key`` signed with this adapter's credentials, valid ``expires_s`` (no request)."""
+        return str(self._bucket(bucket).sign_url("GET", key, expires_s, slash_safe=True))
+
     def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str,
                   headers: dict[str, str] | None = None) -> None:
         self._run(bucket, lambda b: b.put_object(key, data, headers={"Content-Type": content_type, **(headers or {})}))

@@ -19,7 +19,7 @@ def cmd_console(ctx: Context) -> int:
     a = ctx.args
     settings = ctx.settings()
     api = ConsoleApi(settings, lambda: ctx.adapters(Deadline.after(OPERATION_BUDGET_S)),
-                     UrlSigner(settings.oss_endpoint, ctx.credentials, ttl_s=a.url_ttl),
+                     UrlSigner(ctx.store, ttl_s=a.url_ttl),
                      ConsoleConfig(a.source, allow_upload=a.allow_upload))
     server = ConsoleServer(api, a.port).start()
     ctx.out.emit({"console_url": server.url, "source": a.source.uri, "allow_upload": a.allow_upload},

@@ -22,13 +22,13 @@ from urllib.parse import urlencode
 from .. import layout
 from ..audit import DeadLetterRef, State, Verdict, judge, read_dead_letters
 from ..claims import CLAIMS_DIR
-from ..credentials import Credentials
 from ..domain import ObjectInfo, OssLocation, Upload, iso
-from ..index import indexed_source, is_tombstone
+from ..index import indexed_source, is_tombstone, profile_result
 from ..ports import Ice, ObjectStore
 from ..publish import Publisher, unwatched_reason
 from ..settings import Settings
-from .results import profile_results, result_of, result_view, storyboard_vtt
+from ..store import OssStore
+from .results import profile_results, result_view, storyboard_vtt
 
 #: Videos a page shows by default, and at most.
 PAGE_SIZE = 25
@@ -52,27 +52,15 @@ class ConsoleError(Exception):
 
 
 class UrlSigner:
-    """Short-lived signed GET URLs (``oss2.Bucket.sign_url``) for the objects the page shows."""
+    """Short-lived signed GET URLs for the objects the page shows, from the console's own OSS adapter
+    (its credentials and bucket handles)."""
 
-    def __init__(self, endpoint: str, credentials: Credentials, ttl_s: int = URL_TTL_S):
-        import oss2
-
-        c = credentials
-        self._auth = oss2.StsAuth(c.access_key_id, c.access_key_secret, c.security_token) if c.security_token \
-            else oss2.Auth(c.access_key_id, c.access_key_secret)
-        self._endpoint = endpoint
+    def __init__(self, store: OssStore, ttl_s: int = URL_TTL_S):
+        self._store = store
         self._ttl_s = ttl_s
-        self._buckets: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     def __call__(self, bucket: str, key: str) -> str:
-        import oss2
-
-        with self._lock:
-            handle = self._buckets.get(bucket)
-            if handle is None:
-                handle = self._buckets[bucket] = oss2.Bucket(self._auth, self._endpoint, bucket)
-        return str(handle.sign_url("GET", key, self._ttl_s, slash_safe=True))
+        return self._store.sign_get_url(bucket, key, self._ttl_s)
 
 
 @dataclass(frozen=True)
@@ -160,13 +148,20 @@ class ConsoleApi:
             return self._letters[1]
 
     def _verdict(self, info: ObjectInfo, letters: Mapping[tuple[str, str], list[DeadLetterRef]]) -> Verdict:
-        upload = Upload.of_object(self.bucket, info)
+        """The state of the object ``info``, its index read here (a row of the uploads)."""
         ice, store = self.adapters()
         publisher = Publisher(self.settings, ice, store, self.clock)
+        return self._judged(publisher, info, lambda location: publisher.current_index(location)[1], letters)
+
+    def _judged(self, publisher: Publisher, info: ObjectInfo, index_of: Callable[[OssLocation], Any],
+                letters: Mapping[tuple[str, str], list[DeadLetterRef]]) -> Verdict:
+        """The state of the object ``info`` (:func:`..audit.judge`) from its index, ``index_of(location)``;
+        its claim and its job are read only when the decision needs them."""
+        upload = Upload.of_object(self.bucket, info)
         try:
-            _, index = publisher.current_index(upload.location)
-            return judge(upload, index, cache(lambda: publisher.claims(upload.location).latest(upload)),
-                         lambda job_id: ice.get_snapshot_job(job_id).status,
+            return judge(upload, index_of(upload.location),
+                         cache(lambda: publisher.claims(upload.location).latest(upload)),
+                         lambda job_id: publisher.ice.get_snapshot_job(job_id).status,
                          letters.get((self.bucket, info.key), ()), self.clock())
         except Exception as exc:  # one video's trouble shows on its row, the page still loads
             return Verdict(State.ERROR, " ".join(str(exc).split()))
@@ -179,8 +174,10 @@ class ConsoleApi:
         ice, store = self.adapters()
         source = OssLocation(self.bucket, key)
         info = store.head(self.bucket, key)
-        location, index = Publisher(self.settings, ice, store, self.clock).current_index(source)
-        verdict = self._verdict(info, self._dead_letters(store)) if info else _verdict_of_gone(key, index)
+        publisher = Publisher(self.settings, ice, store, self.clock)
+        location, index = publisher.current_index(source)
+        verdict = self._judged(publisher, info, lambda _: index, self._dead_letters(store)) if info \
+            else _verdict_of_gone(key, index)
         results = [result_view(name, result, self.sign, self._storyboard_url(key, name))
                    for name, result in profile_results(index)]
         return {"key": key, "bucket": self.bucket, **_verdict_doc(verdict),
@@ -214,7 +211,7 @@ class ConsoleApi:
         self._check_key(key)
         ice, store = self.adapters()
         _, index = Publisher(self.settings, ice, store, self.clock).current_index(OssLocation(self.bucket, key))
-        result = result_of(index, profile)
+        result = profile_result(index, profile)
         out_bucket = layout.output_bucket(self.settings.output_bucket, self.bucket)
         vtt = storyboard_vtt(result or {}, lambda k: store.get_json(out_bucket, k),
                              lambda k: self.sign(out_bucket, k))

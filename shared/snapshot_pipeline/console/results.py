@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..domain import DEFAULT_PROFILE
+from ..index import profile_result
 from ..storyboards import Storyboard, Tile, player_vtt
 
 #: ``sign(bucket, key)``: a short-lived GET URL of an object.
@@ -20,17 +21,11 @@ Sign = Callable[[str, str], str]
 
 def profile_results(index: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """Each profile's result in ``index`` (name, result), by name: ``snapshot-index/2``'s ``profiles``,
-    or a ``snapshot-index/1`` document as the one result of the profile ``default``."""
-    if not isinstance(index, Mapping):
-        return []
-    profiles = index.get("profiles")
-    if isinstance(profiles, Mapping):
-        return [(name, result) for name, result in sorted(profiles.items()) if isinstance(result, Mapping)]
-    return [(DEFAULT_PROFILE, index)] if isinstance(index.get("job"), Mapping) else []
-
-
-def result_of(index: Any, profile: str) -> Mapping[str, Any] | None:
-    return dict(profile_results(index)).get(profile)
+    or a ``snapshot-index/1`` document as the one result of the profile ``default``
+    (:func:`..index.profile_result` decides what each name shows)."""
+    profiles = index.get("profiles") if isinstance(index, Mapping) else None
+    names = sorted(profiles) if isinstance(profiles, Mapping) else [DEFAULT_PROFILE]
+    return [(name, result) for name in names if (result := profile_result(index, name)) is not None]
 
 
 def result_view(name: str, result: Mapping[str, Any], sign: Sign, storyboard_url: str | None) -> dict[str, Any]:

@@ -96,7 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path != "/api/upload":
             self._send(404, b"not found", "text/plain; charset=utf-8")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        length = _int(self.headers.get("Content-Length"), -1)
+        if length < 0:  # read(-1) would read until the client closes, past any limit
+            self.close_connection = True
+            self._json(411, {"error": "a Content-Length is required"})
+            return
         if length > MAX_UPLOAD_BYTES:
             self.close_connection = True
             self._json(413, {"error": f"at most {MAX_UPLOAD_BYTES >> 20} MiB"})
