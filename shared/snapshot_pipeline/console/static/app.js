@@ -79,7 +79,7 @@ async function uploadsPage() {
 }
 
 function refreshUploads() {
-  if (!document.activeElement || document.activeElement === document.body) uploadsPage().catch(showError);
+  if (!document.activeElement || document.activeElement === document.body) pollAgain(uploadsPage, 0);
   else setTimeout(refreshUploads, 3 * POLL_MS);  // never pull the page away from someone typing
 }
 
@@ -116,7 +116,16 @@ async function videoPage() {
     drawVideo(video);
     say(`${key}: ${video.state}`);
   }
-  if (!SETTLED.has(video.state)) setTimeout(() => videoPage().catch(showError), POLL_MS);
+  if (!SETTLED.has(video.state)) pollAgain(videoPage, POLL_MS);
+}
+
+// A refresh that fails (the console or OSS briefly unreachable while a job runs) keeps the page as it
+// is, says so, and tries again later: one lost answer must not stop the live view for good.
+function pollAgain(page, delay) {
+  setTimeout(() => page().catch((error) => {
+    say(`could not refresh (${error.message}); trying again`);
+    pollAgain(page, 3 * POLL_MS);
+  }), delay);
 }
 
 function drawVideo(video) {
