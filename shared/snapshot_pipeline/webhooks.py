@@ -137,6 +137,7 @@ def _opener() -> Any:
 def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float,
                clock: Callable[[], float] = time.time) -> Delivery:
     """POST ``event`` to ``url``, signed now; never raises for a failed delivery."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -149,7 +150,9 @@ def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float
             return Delivery(answer.status, answer=_excerpt(answer.read(ANSWER_EXCERPT)))
     except urllib.error.HTTPError as exc:
         return Delivery(exc.code, f"HTTP {exc.code}", _excerpt(exc.read(ANSWER_EXCERPT)))
-    except (urllib.error.URLError, OSError) as exc:  # refused, reset, timed out, no such host
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # refused, reset, timed out, no such host; or an answer that is not HTTP (a bad status line, a
+        # body cut short): a failed attempt, so the outbox counts it instead of the writer failing
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         return Delivery(None, f"{type(reason).__name__}: {reason}")
 
