@@ -255,3 +255,31 @@ def test_an_answer_that_is_not_http_is_a_failed_delivery_not_an_error(server):
     server.answers = ["not http"]
     garbled = post_event(server.url, SECRET, event_of(CHANGE, "media", 1_800_000_000), timeout_s=5)
     assert (garbled.status, garbled.delivered) == (None, False) and garbled.error.startswith("BadStatusLine")
+
+
+def test_an_error_answer_whose_body_is_cut_off_is_still_a_failed_delivery():
+    import socket
+    import struct
+    import threading
+
+    from snapshot_pipeline.webhooks import post_event
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_500_then_reset() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.2)  # the sender is reading the body by now
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset, not a FIN
+        connection.close()
+
+    server = threading.Thread(target=answer_500_then_reset)
+    server.start()
+    try:
+        cut = post_event(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", SECRET,
+                         event_of(CHANGE, "media", 1_800_000_000), timeout_s=5)
+    finally:
+        server.join(5)
+        listener.close()
+    assert (cut.status, cut.delivered, cut.error) == (500, False, "HTTP 500")

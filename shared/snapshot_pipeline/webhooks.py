@@ -147,9 +147,9 @@ def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with _opener().open(request, timeout=timeout_s) as answer:
-            return Delivery(answer.status, answer=_excerpt(answer.read(ANSWER_EXCERPT)))
+            return Delivery(answer.status, answer=_excerpt(answer))
     except urllib.error.HTTPError as exc:
-        return Delivery(exc.code, f"HTTP {exc.code}", _excerpt(exc.read(ANSWER_EXCERPT)))
+        return Delivery(exc.code, f"HTTP {exc.code}", _excerpt(exc))
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         # refused, reset, timed out, no such host; or an answer that is not HTTP (a bad status line, a
         # body cut short): a failed attempt, so the outbox counts it instead of the writer failing
@@ -157,5 +157,13 @@ def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float
         return Delivery(None, f"{type(reason).__name__}: {reason}")
 
 
-def _excerpt(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+def _excerpt(answer: Any) -> str:
+    """The start of an answer's body, or "" when the connection fails while it is read: the status
+    has come, and it decides (an error raised here would escape the ``except`` it is read in)."""
+    import http.client
+
+    try:
+        data = answer.read(ANSWER_EXCERPT)
+    except (OSError, http.client.HTTPException):
+        return ""
+    return str(data.decode("utf-8", "replace"))
