@@ -2,15 +2,17 @@
 time, the names each (version, profile) gets, and the index composed from results."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 from snapshot_pipeline import layout
 from snapshot_pipeline.claims import job_name
-from snapshot_pipeline.domain import SnapshotType, Upload
+from snapshot_pipeline.domain import ObjectInfo, SnapshotType, Upload
 from snapshot_pipeline.index import compose_index, profile_result, source_doc, tombstone_index
 from snapshot_pipeline.profiles import Profile, parse_profiles, poster_time_ms
+from snapshot_pipeline.publish import Publisher
 from snapshot_pipeline.settings import Settings, SettingsError
 from tests.support import assert_valid_index
 
@@ -158,3 +160,48 @@ def test_localcloud_up_checks_its_profiles_file_before_starting(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(THREE[1:]))
     assert json.loads(_profiles_file(str(good))) == THREE[1:]
+
+
+class InterleavingStore:
+    """The ObjectStore operations composing uses, on a dict; ``before_index_put`` runs (once) just
+    before the next index write lands, to put another writer's work in between."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.before_index_put = None
+
+    def put_json(self, bucket: str, key: str, doc) -> None:
+        if key.endswith("/" + layout.INDEX_FILE) and self.before_index_put is not None:
+            meanwhile, self.before_index_put = self.before_index_put, None
+            meanwhile()
+        self.objects[(bucket, key)] = json.dumps(doc).encode()
+
+    def get_json(self, bucket: str, key: str):
+        data = self.objects.get((bucket, key))
+        return None if data is None else json.loads(data)
+
+    def list(self, bucket: str, prefix: str, **_):
+        for (b, key), data in sorted(self.objects.items()):
+            if b == bucket and key.startswith(prefix):
+                yield ObjectInfo(key, len(data), hashlib.md5(data).hexdigest(), 0.0)
+
+
+def test_a_writer_whose_stale_index_lands_last_composes_again_and_loses_no_result():
+    # Writer A lists only its own result; writer B writes its result and its whole index before A's
+    # index write lands. A's write would drop B's result; A's second listing sees it and composes again.
+    settings = Settings.from_env(dict(BASE, SNAPSHOT_PROFILES=json.dumps(THREE)))
+    store = InterleavingStore()
+    writer = Publisher(settings, None, store)  # type: ignore[arg-type]  # composing asks ICE nothing
+    poster, thumbs = UPLOAD.for_profile("poster"), UPLOAD.for_profile("thumbs")
+    composer = writer.composer(UPLOAD.location)
+    composer.write_result(poster, {"profile": "poster", "job": {"id": "job-poster"}})
+
+    def writer_b() -> None:
+        composer.write_result(thumbs, {"profile": "thumbs", "job": {"id": "job-thumbs"}})
+        writer._compose(thumbs, None)
+
+    store.before_index_put = writer_b
+    writer._compose(poster, None)
+    index = writer.stable_index(UPLOAD.location)[1]
+    assert {name: shown["job"]["id"] for name, shown in index["profiles"].items()} == \
+        {"poster": "job-poster", "thumbs": "job-thumbs"}

@@ -194,8 +194,9 @@ def test_notify_records_before_sending_and_a_failed_send_never_raises():
 # --- the POST itself, against a server on this machine ----------------------------------------------
 @pytest.fixture
 def server():
-    """A server answering each POST with the next of ``server.answers`` (a status, or "hang": no
-    answer within the sender's timeout); it keeps what it was sent."""
+    """A server answering each POST with the next of ``server.answers`` (a status, "hang": no
+    answer within the sender's timeout, or "not http": a line that is no HTTP status line); it keeps
+    what it was sent."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -208,6 +209,10 @@ def server():
             answer = httpd.answers.pop(0)
             if answer == "hang":
                 release.wait(5)
+                return
+            if answer == "not http":
+                self.wfile.write(b"hello from something that is not a web server\r\n\r\n")
+                self.close_connection = True
                 return
             self.send_response(answer)
             self.send_header("Location", "/elsewhere")
@@ -242,3 +247,39 @@ def test_a_post_is_signed_and_only_a_2xx_delivers_a_redirect_is_not_followed(ser
     assert post_event(server.url, SECRET, event, timeout_s=5).error == "HTTP 500"
     hung = post_event(server.url, SECRET, event, timeout_s=0.3)
     assert (hung.status, hung.delivered) == (None, False) and "timed out" in hung.error
+
+
+def test_an_answer_that_is_not_http_is_a_failed_delivery_not_an_error(server):
+    from snapshot_pipeline.webhooks import post_event
+
+    server.answers = ["not http"]
+    garbled = post_event(server.url, SECRET, event_of(CHANGE, "media", 1_800_000_000), timeout_s=5)
+    assert (garbled.status, garbled.delivered) == (None, False) and garbled.error.startswith("BadStatusLine")
+
+
+def test_an_error_answer_whose_body_is_cut_off_is_still_a_failed_delivery():
+    import socket
+    import struct
+    import threading
+
+    from snapshot_pipeline.webhooks import post_event
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_500_then_reset() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.2)  # the sender is reading the body by now
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset, not a FIN
+        connection.close()
+
+    server = threading.Thread(target=answer_500_then_reset)
+    server.start()
+    try:
+        cut = post_event(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", SECRET,
+                         event_of(CHANGE, "media", 1_800_000_000), timeout_s=5)
+    finally:
+        server.join(5)
+        listener.close()
+    assert (cut.status, cut.delivered, cut.error) == (500, False, "HTTP 500")

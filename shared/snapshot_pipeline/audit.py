@@ -25,7 +25,7 @@ from .backfill import GracefulInterrupt, RateLimiter
 from .claims import Claim, ClaimBusy, ClaimLost, ClaimState
 from .deadletters import DeadLetters
 from .domain import DEFAULT_PROFILE, JobStatus, ObjectInfo, OssLocation, StrEnum, Upload, iso
-from .index import indexed_source, is_tombstone, profile_result
+from .index import indexed_source, is_tombstone, names_version, profile_result
 from .outbox import DeliveryReport, Outbox, delivery_report
 from .ports import Ice, IceError, ObjectStore, ObjectStoreError
 from .publish import Publisher, unwatched_reason
@@ -80,13 +80,6 @@ class DeadLetterRef:
         """Whether this record is ``upload``'s creation (a removal, or another version's, is not)."""
         return not self.event_name.startswith("ObjectRemoved") and \
             (not self.etag or self.etag.upper() == upload.etag.upper())
-
-
-def names_version(index: Any, upload: Upload) -> bool:
-    """Whether ``index`` describes ``upload``'s version (an index without an etag, written before etags
-    were recorded, counts, as for a backfill; a tombstone never does: the object was written again)."""
-    shown = indexed_source(index)
-    return shown is not None and not is_tombstone(index) and (not shown.etag or shown.same_version(upload))
 
 
 def judge(upload: Upload, index: Any, claim: Callable[[], Claim | None], job_status: Callable[[str], JobStatus],

@@ -23,7 +23,7 @@ from typing import Any
 from .checkpoint import Checkpoint, SettledFrontier
 from .claims import Claim, ClaimBusy, ClaimLost
 from .domain import ClaimState, JobStatus, ObjectInfo, OssLocation, Outcome, OutcomeKind, Upload
-from .index import indexed_source, is_tombstone, profile_result
+from .index import names_version, profile_result
 from .ports import IceError, ObjectStore, ObjectStoreError
 from .submit import Submitter, existing_object_event
 
@@ -111,9 +111,8 @@ def already_handled(upload: Upload, index: Any, claim: Claim | None, now: float,
     or ICE refused it); a live claim. Not handled: no claim, or an expired one without a job (its
     owner crashed: :meth:`.submit.Submitter.submit_upload` takes over).
     """
-    shown, result = indexed_source(index), profile_result(index, upload.profile)
-    if shown is not None and result is not None and not is_tombstone(index) and \
-            (not shown.etag or shown.same_version(upload)):
+    result = profile_result(index, upload.profile)
+    if result is not None and names_version(index, upload):
         if retry_failed and claim is not None and _records_latest_failure(result, claim):
             return None, claim.object_key
         return "already indexed", None

@@ -264,3 +264,11 @@ def deleted_at(doc: Mapping[str, Any]) -> float:
         return datetime.strptime(doc["deleted"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
     except (KeyError, TypeError, ValueError):
         return 0.0
+
+
+def names_version(doc: Any, upload: Upload) -> bool:
+    """Whether the index ``doc`` describes ``upload``'s version: an index without an etag (written before
+    etags were recorded) counts; a tombstone never does (the object was written again). What the audit
+    and the backfill both take as "this version was indexed"."""
+    shown = indexed_source(doc)
+    return shown is not None and not is_tombstone(doc) and (not shown.etag or shown.same_version(upload))

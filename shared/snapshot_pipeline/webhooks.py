@@ -137,6 +137,7 @@ def _opener() -> Any:
 def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float,
                clock: Callable[[], float] = time.time) -> Delivery:
     """POST ``event`` to ``url``, signed now; never raises for a failed delivery."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -146,13 +147,23 @@ def post_event(url: str, secret: str, event: dict[str, Any], *, timeout_s: float
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with _opener().open(request, timeout=timeout_s) as answer:
-            return Delivery(answer.status, answer=_excerpt(answer.read(ANSWER_EXCERPT)))
+            return Delivery(answer.status, answer=_excerpt(answer))
     except urllib.error.HTTPError as exc:
-        return Delivery(exc.code, f"HTTP {exc.code}", _excerpt(exc.read(ANSWER_EXCERPT)))
-    except (urllib.error.URLError, OSError) as exc:  # refused, reset, timed out, no such host
+        return Delivery(exc.code, f"HTTP {exc.code}", _excerpt(exc))
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # refused, reset, timed out, no such host; or an answer that is not HTTP (a bad status line, a
+        # body cut short): a failed attempt, so the outbox counts it instead of the writer failing
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         return Delivery(None, f"{type(reason).__name__}: {reason}")
 
 
-def _excerpt(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+def _excerpt(answer: Any) -> str:
+    """The start of an answer's body, or "" when the connection fails while it is read: the status
+    has come, and it decides (an error raised here would escape the ``except`` it is read in)."""
+    import http.client
+
+    try:
+        data = answer.read(ANSWER_EXCERPT)
+    except (OSError, http.client.HTTPException):
+        return ""
+    return str(data.decode("utf-8", "replace"))
