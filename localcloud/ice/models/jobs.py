@@ -289,11 +289,18 @@ class JobsBackend(TemplatesBackend):
             job = self._jobs.get(job_id)
             return replace(job) if job else None
 
+    def _running_job(self, job_id: str) -> SnapshotJob | None:
+        """The job while still ``Init``: a job finishes once, so a second run of it (resumed after a
+        restart, or resumed twice) neither overwrites its outcome nor gets a second callback."""
+        job = self._jobs.get(job_id)
+        return job if job is not None and job.status == "Init" else None
+
     def complete_job(self, job_id: str, *, snapshot_keys: list[str], count: int,
                      vtt_key: str | None, message: str | None = None) -> SnapshotJob | None:
-        """``message``: a successful job's remark, e.g. fewer snapshots than Count (GetSnapshotJob's Message)."""
+        """``message``: a successful job's remark, e.g. fewer snapshots than Count (GetSnapshotJob's Message).
+        None when there is no such job or it finished already (see :meth:`_running_job`)."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._running_job(job_id)
             if job is None:
                 return None
             now = self._clock()
@@ -304,7 +311,7 @@ class JobsBackend(TemplatesBackend):
 
     def fail_job(self, job_id: str, *, code: str, message: str) -> SnapshotJob | None:
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._running_job(job_id)
             if job is None:
                 return None
             now = self._clock()
