@@ -196,6 +196,7 @@ class FunctionPool:
                 while self._idle:
                     inst = self._idle.pop()
                     if inst.alive:
+                        self.busy.add(inst)
                         return inst
                     self._count -= 1
                 if self._count < self.max_instances:
@@ -210,10 +211,20 @@ class FunctionPool:
                 self._cond.notify()
             raise
         self.started_instances += 1
+        with self._cond:  # stop() ran while the instance started: it would not have seen it
+            stopped = self._stopped
+            if stopped:
+                self._count -= 1
+            else:
+                self.busy.add(inst)
+        if stopped:
+            inst.kill()
+            raise InvocationError("LocalFcStopped", "the local Function Compute is stopping")
         return inst
 
     def _release(self, inst: _Instance) -> None:
         with self._cond:
+            self.busy.discard(inst)
             kept = inst.alive and not self._stopped
             if kept:
                 self._idle.append(inst)
@@ -228,12 +239,10 @@ class FunctionPool:
         props = self.spec.props
         context["function"] = {"name": props.get("functionName", self.spec.name), "handler": props.get("handler"),
                                "memory": props.get("memorySize", 512), "timeout": self.spec.timeout_s}
-        inst = self._acquire()
-        self.busy.add(inst)
+        inst = self._acquire()  # busy from here on, so stop() ends it
         try:
             return inst.invoke(event, context, self.spec.timeout_s)
         finally:
-            self.busy.discard(inst)
             self._release(inst)
 
     def stop(self) -> None:
@@ -242,10 +251,11 @@ class FunctionPool:
         with self._cond:
             self._stopped = True
             idle, self._idle = self._idle, []
+            busy = list(self.busy)
             self._cond.notify_all()
         for inst in idle:
             inst.kill()
-        for inst in list(self.busy):  # the invoking thread sees the process end, and cleans up after it
+        for inst in busy:  # the invoking thread sees the process end, and cleans up after it
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(inst.proc.pid, signal.SIGKILL)
 

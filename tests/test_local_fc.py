@@ -193,3 +193,23 @@ def test_an_http_trigger_serves_on_the_free_port_it_got(tmp_path: Path):
             assert resp.status == 201 and resp.read() == b"hi"
     finally:
         fc.stop()
+
+
+def test_an_instance_that_starts_while_the_pool_stops_runs_no_invocation(tmp_path: Path, monkeypatch):
+    """stop() ends every instance; one still starting then is ended too, not left to run its invocation."""
+    pool = _pool_of(tmp_path, """
+        def handler(event, context):
+            return "ran"
+        """)
+    start_instance = fc._Instance
+
+    def starting_as_the_pool_stops(owner: FunctionPool) -> object:
+        inst = start_instance(owner)
+        owner.stop()
+        return inst
+
+    monkeypatch.setattr(fc, "_Instance", starting_as_the_pool_stops)
+    with pytest.raises(InvocationError) as err:
+        pool.invoke(b"")
+    assert err.value.error_type == "LocalFcStopped"
+    assert pool.busy == set()

@@ -333,7 +333,7 @@ class IceResponses:
 
     def __init__(self, model: IceModel, authenticator: Authenticator, *,
                  sign_url: Callable[[str, str, int], str],
-                 on_job_submitted: Callable[[models.SnapshotJob], None],
+                 on_job_submitted: Callable[[models.SnapshotJob], object],
                  gate: Callable[[str], None] = lambda action: None,
                  settle: Callable[[str], None] = lambda action: None,
                  host_id: str = "ice.cn-hangzhou.aliyuncs.com"):

@@ -117,6 +117,7 @@ class LocalIce:
         self._busy = 0
         self._holding = False
         self._held: list[str] = []
+        self._queued: set[str] = set()  # jobs held, waiting for a worker or running: not to be queued again
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._job_pool: ThreadPoolExecutor | None = None
@@ -195,11 +196,8 @@ class LocalIce:
 
     def resume_unfinished_jobs(self) -> list[str]:
         """Run again the jobs still ``Init`` (restored from a data dir: they were running when the
-        cloud stopped); their ids."""
-        job_ids = self.model.unfinished_job_ids()
-        for job_id in job_ids:
-            self._enqueue_job(self.model.get_job(job_id))
-        return job_ids
+        cloud stopped) that are not queued already; the ids of those it queued."""
+        return [job_id for job_id in self.model.unfinished_job_ids() if self._enqueue_job(self.model.get_job(job_id))]
 
     def request_counts(self) -> dict[str, int]:
         """API calls per action (``SubmitSnapshotJob``: n, ...) since the last reset."""
@@ -225,6 +223,7 @@ class LocalIce:
             self._deliveries.clear()
             self._holding = False
             self._held.clear()
+            self._queued.clear()
 
     def wait_idle(self, timeout: float = 30) -> bool:
         """True once every submitted job has finished and every callback delivery has settled."""
@@ -308,18 +307,25 @@ class LocalIce:
     def _sign_url(self, bucket: str, key: str, expires_s: int) -> str:
         return self._bucket(bucket).sign_url("GET", key, expires_s, slash_safe=True)
 
-    def _enqueue_job(self, job: SnapshotJob) -> None:
+    def _enqueue_job(self, job: SnapshotJob) -> bool:
+        """Hold or queue the job; False when it is held, queued or running already."""
         with self._idle:
+            if job.job_id in self._queued:
+                return False
+            self._queued.add(job.job_id)
             if self._holding:
                 self._held.append(job.job_id)
-                return
+                return True
         self._busy_add(1)
         try:
             assert self._job_pool is not None, "LocalIce is not started"
             self._job_pool.submit(self._run_job, job.job_id)
         except BaseException:
+            with self._idle:
+                self._queued.discard(job.job_id)
             self._busy_add(-1)
             raise
+        return True
 
     def _run_job(self, job_id: str) -> None:
         try:
@@ -346,6 +352,8 @@ class LocalIce:
             if finished is not None:
                 self._schedule_callback(finished)
         finally:
+            with self._idle:
+                self._queued.discard(job_id)
             self._busy_add(-1)
 
     def _process(self, job: SnapshotJob) -> SnapshotJob | None:

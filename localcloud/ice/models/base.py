@@ -47,11 +47,25 @@ def job_not_found(job_id: str) -> IceError:
     return IceError("JobNotFound", f'The specified job "{job_id}" could not be found.', 404)
 
 
+def one_of(name: str, value: str | None, choices: tuple[str, str]) -> str:
+    """``value``, or the first choice when it is not sent; InvalidParameter when it is neither choice."""
+    value = value or choices[0]
+    if value not in choices:
+        raise invalid_parameter(name, f"must be {choices[0]} or {choices[1]}, got {value!r}.")
+    return value
+
+
+def up_to(name: str, value: int | None, *, default: int, maximum: int, unit: str = "") -> int:
+    """``value``, or ``default`` when it is not sent; InvalidParameter when it is not in 1..maximum."""
+    value = default if value is None else value
+    if not 1 <= value <= maximum:
+        raise invalid_parameter(name, f"must be between 1 and {maximum}{unit}, got {value}.")
+    return value
+
+
 def page_bounds(page_number: int | None, page_size: int | None, *, default_size: int, max_size: int,
                  size_name: str = "PageSize", number_name: str = "PageNumber") -> tuple[int, int]:
-    size = default_size if page_size is None else page_size
-    if not 1 <= size <= max_size:
-        raise invalid_parameter(size_name, f"must be between 1 and {max_size}, got {size}.")
+    size = up_to(size_name, page_size, default=default_size, maximum=max_size)
     number = 1 if page_number is None else page_number
     if number < 1:
         raise invalid_parameter(number_name, f"must be 1 or greater, got {number}.")

@@ -46,8 +46,10 @@ from localcloud.ice.models.base import (
     invalid_parameter,
     job_not_found,
     missing_parameter,
+    one_of,
     page_bounds,
     resource_not_found,
+    up_to,
 )
 from localcloud.ice.models.templates import TemplatesBackend
 
@@ -251,9 +253,7 @@ class JobsBackend(TemplatesBackend):
                   end_of_create_time: datetime | None = None) -> tuple[list[SnapshotJob], str | None]:
         if status is not None and status not in JOB_STATUSES:
             raise invalid_parameter("Status", f"must be one of {', '.join(JOB_STATUSES)}, got {status!r}.")
-        order_by = order_by or "CreateTimeDesc"
-        if order_by not in ("CreateTimeDesc", "CreateTimeAsc"):
-            raise invalid_parameter("OrderBy", f"must be CreateTimeDesc or CreateTimeAsc, got {order_by!r}.")
+        order_by = one_of("OrderBy", order_by, ("CreateTimeDesc", "CreateTimeAsc"))
         _, size = page_bounds(None, page_size, default_size=JOBS_PAGE_SIZE_DEFAULT, max_size=JOBS_PAGE_SIZE_MAX)
         with self._lock:
             lo = 0 if start_of_create_time is None else bisect.bisect_left(self._by_time, (start_of_create_time,))
@@ -289,11 +289,18 @@ class JobsBackend(TemplatesBackend):
             job = self._jobs.get(job_id)
             return replace(job) if job else None
 
+    def _running_job(self, job_id: str) -> SnapshotJob | None:
+        """The job while still ``Init``: a job finishes once, so a second run of it (resumed after a
+        restart, or resumed twice) neither overwrites its outcome nor gets a second callback."""
+        job = self._jobs.get(job_id)
+        return job if job is not None and job.status == "Init" else None
+
     def complete_job(self, job_id: str, *, snapshot_keys: list[str], count: int,
                      vtt_key: str | None, message: str | None = None) -> SnapshotJob | None:
-        """``message``: a successful job's remark, e.g. fewer snapshots than Count (GetSnapshotJob's Message)."""
+        """``message``: a successful job's remark, e.g. fewer snapshots than Count (GetSnapshotJob's Message).
+        None when there is no such job or it finished already (see :meth:`_running_job`)."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._running_job(job_id)
             if job is None:
                 return None
             now = self._clock()
@@ -304,7 +311,7 @@ class JobsBackend(TemplatesBackend):
 
     def fail_job(self, job_id: str, *, code: str, message: str) -> SnapshotJob | None:
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._running_job(job_id)
             if job is None:
                 return None
             now = self._clock()
@@ -314,12 +321,9 @@ class JobsBackend(TemplatesBackend):
 
     def snapshot_urls(self, *, job_id: str | None, page_number: int | None = None, page_size: int | None = None,
                       order_by: str | None = None, timeout: int | None = None) -> UrlPage:
-        order_by = order_by or "Asc"
-        if order_by not in ("Asc", "Desc"):
-            raise invalid_parameter("OrderBy", f"must be Asc or Desc, got {order_by!r}.")
-        timeout = URLS_TIMEOUT_DEFAULT_S if timeout is None else timeout
-        if not 1 <= timeout <= URLS_TIMEOUT_MAX_S:
-            raise invalid_parameter("Timeout", f"must be between 1 and {URLS_TIMEOUT_MAX_S} seconds, got {timeout}.")
+        order_by = one_of("OrderBy", order_by, ("Asc", "Desc"))
+        timeout = up_to("Timeout", timeout, default=URLS_TIMEOUT_DEFAULT_S, maximum=URLS_TIMEOUT_MAX_S,
+                        unit=" seconds")
         start, size = page_bounds(page_number, page_size, default_size=10, max_size=URLS_PAGE_SIZE_MAX)
         with self._lock:
             job = self._job(job_id)

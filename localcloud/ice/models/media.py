@@ -36,7 +36,9 @@ from localcloud.ice.models.base import (
     format_time,
     invalid_parameter,
     missing_parameter,
+    one_of,
     resource_not_found,
+    up_to,
 )
 from localcloud.ice.models.jobs import JobsBackend, OssLocation
 
@@ -156,12 +158,8 @@ class MediaBackend(JobsBackend):
                                sort_by: str | None = None, max_results: int | None = None,
                                next_token: str | None = None) -> tuple[list[MediaAsset], int, str | None]:
         """(one page of assets, how many match, the next page's token or None)."""
-        sort_by = sort_by or "utcCreate:Desc"
-        if sort_by not in ("utcCreate:Desc", "utcCreate:Asc"):
-            raise invalid_parameter("SortBy", f"must be utcCreate:Desc or utcCreate:Asc, got {sort_by!r}.")
-        size = LIST_MAX_RESULTS_DEFAULT if max_results is None else max_results
-        if not 1 <= size <= LIST_MAX_RESULTS_MAX:
-            raise invalid_parameter("MaxResults", f"must be between 1 and {LIST_MAX_RESULTS_MAX}, got {size}.")
+        sort_by = one_of("SortBy", sort_by, ("utcCreate:Desc", "utcCreate:Asc"))
+        size = up_to("MaxResults", max_results, default=LIST_MAX_RESULTS_DEFAULT, maximum=LIST_MAX_RESULTS_MAX)
         with self._lock:
             matching = sorted((a for a in self._media.values()
                                if (start_time is None or a.create_time > start_time)

@@ -24,7 +24,14 @@ from datetime import datetime
 from typing import Any
 
 from localcloud.ice import engine
-from localcloud.ice.models.base import ModelState, invalid_parameter, missing_parameter, page_bounds, resource_not_found
+from localcloud.ice.models.base import (
+    ModelState,
+    invalid_parameter,
+    missing_parameter,
+    one_of,
+    page_bounds,
+    resource_not_found,
+)
 
 SNAPSHOT_TEMPLATE_TYPE = 2
 SUBTYPES = {1: "Normal", 2: "Sprite", 3: "WebVtt"}
@@ -119,9 +126,7 @@ class TemplatesBackend(ModelState):
                        page_number: int | None = None, page_size: int | None = None) -> tuple[list[Template], int]:
         if type is None:
             raise missing_parameter("Type")
-        order_by = order_by or "CreationTime:Desc"
-        if order_by not in ("CreationTime:Desc", "CreationTime:Asc"):
-            raise invalid_parameter("OrderBy", f"must be CreationTime:Desc or CreationTime:Asc, got {order_by!r}.")
+        order_by = one_of("OrderBy", order_by, ("CreationTime:Desc", "CreationTime:Asc"))
         start, size = page_bounds(page_number, page_size, default_size=TEMPLATES_PAGE_SIZE_DEFAULT,
                                    max_size=TEMPLATES_PAGE_SIZE_MAX)
         with self._lock:

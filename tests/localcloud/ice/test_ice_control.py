@@ -135,3 +135,16 @@ def test_redelivery_through_the_admin_endpoint(client, ice, video, receiver):
     assert admin_call(ice, "POST", "callbacks/redeliver", {"job_id": held})[0] == 409
     ice.release_all()
     assert client.list_snapshot_jobs(m.ListSnapshotJobsRequest(status="Init")).body.jobs == []
+
+
+def test_resuming_does_not_queue_a_job_already_queued(client, ice, video, receiver):
+    """resume_unfinished_jobs takes every Init job; one already queued (here held) is not queued twice,
+    so it runs once and sends one callback."""
+    ice.set_event_callback(receiver.url, AUTH_KEY)
+    template_id = create_template(client, ONE_FRAME)
+    ice.hold_jobs(True)
+    job_id = submit(client, template_id)
+    assert ice.resume_unfinished_jobs() == []
+    assert ice.held_jobs() == [job_id]
+    assert ice.release_all() == [job_id]
+    assert ice.wait_idle(PIPELINE_TIMEOUT_S) and event_job_ids(receiver) == [job_id]

@@ -14,6 +14,7 @@ import pytest
 from alibabacloud_ice20201109 import models as m
 from PIL import Image
 
+from localcloud.ice.models import IceModel
 from localcloud.media import read_stamp
 from tests.localcloud.ice.support import (
     FPS,
@@ -160,3 +161,18 @@ def test_list_snapshot_jobs_pages_and_filters(client, ice, video):
         error = client_error(client.list_snapshot_jobs, m.ListSnapshotJobsRequest(**bad))
         assert error.code == "InvalidParameter" and f'"{field}"' in error.message
 
+
+
+def test_a_job_finishes_once_so_a_second_run_sends_no_second_callback():
+    """A job run twice (resumed after a restart while its first run still ends, or resumed twice)
+    keeps its first outcome; the second finish returns None, so no second callback is scheduled."""
+    model = IceModel()
+    template = model.create_template(name="t", type=2, subtype=None, template_config=NORMAL)
+    job = model.submit_snapshot_job(input={"Type": "OSS", "Media": "oss://media/in.mp4"},
+                                    output={"Type": "OSS", "Media": "oss://media/out/{Count}.jpg"},
+                                    template_config={"TemplateId": template.template_id})
+    first = model.complete_job(job.job_id, snapshot_keys=["out/1.jpg"], count=1, vtt_key=None)
+    assert first is not None and first.status == "Success"
+    assert model.fail_job(job.job_id, code="InternalError", message="late") is None
+    assert model.complete_job(job.job_id, snapshot_keys=["out/9.jpg"], count=9, vtt_key=None) is None
+    assert model.get_job(job.job_id) == first

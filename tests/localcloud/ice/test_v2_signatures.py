@@ -140,3 +140,11 @@ def test_unsigned_request_names_both_signature_versions(ice):
     status, body = raw_get(ice, {"Action": "GetEventCallback", "Version": "2020-11-09"})
     assert (status, body["Code"]) == (400, "IncompleteSignature")
     assert "Authorization" in body["Message"] and "Signature" in body["Message"]
+
+
+def test_a_request_that_fails_its_signature_does_not_use_up_its_nonce(ice):
+    """The nonce is kept only once the signature holds: anyone could otherwise fill the replay store
+    with the nonces a real client is about to send."""
+    forged = signed_params("GetEventCallback", {}, secret="not-the-secret", nonce="v2-nonce-of-a-forgery")
+    assert raw_get(ice, forged)[1]["Code"] == "SignatureDoesNotMatch"
+    assert raw_get(ice, signed_params("GetEventCallback", {}, nonce="v2-nonce-of-a-forgery"))[0] == 200
