@@ -367,6 +367,8 @@ class SavedObjects:
         named: set[str] = set()
         restored = 0
         for folder in sorted(self._records.glob("*")) if self._records.is_dir() else []:
+            for unfinished in folder.glob("*.tmp"):  # a kill between a record's write and its rename
+                unfinished.unlink()
             records = [json.loads(path.read_text("utf-8")) for path in folder.glob("*.json")]
             if not records:  # a bucket is kept while it holds objects
                 folder.rmdir()
