@@ -109,6 +109,17 @@ class ObjectFiles:
             return StoredFile(path, joined.tell())
 
 
+def chunks(key: FakeKey) -> Iterator[bytes]:
+    """The key's bytes a chunk at a time, read through its buffer under its lock (moto's ``value``
+    would read them whole into memory)."""
+    files = _installed()
+    with key.lock:
+        key._value_buffer.seek(0)
+        for chunk in iter(lambda: key._value_buffer.read(CHUNK_SIZE), b""):
+            files.count_read(len(chunk))
+            yield chunk
+
+
 class ObjectFile:
     """A key's value buffer: the file ``name``, opened only for the time of each call (a bucket of
     100,000 objects must not hold 100,000 descriptors). moto calls seek, read, write, truncate
