@@ -150,6 +150,9 @@ class OssCompatApp:
             return _xml_response(xml_bodies.empty_live_channel_list(req))
         if op == "UploadPart":
             return self._upload_part(req, environ)
+        if op == "AbortMultipartUpload":
+            with self._locked(req.bucket, [req.key]):  # not while a Complete joins the parts
+                return self._forward(req, environ)
         if op in CREATE_EVENTS:
             return self._create_object(req, environ, op)
         if op in REMOVE_EVENTS:

@@ -3,7 +3,8 @@
 The CRC is computed as the body streams into moto (:class:`CrcReader`) and kept on moto's object, so
 GET and HEAD answer it without reading the object again; a completed multipart upload combines its
 parts' CRCs, as OSS does. Objects created another way (a copy, the admin ``put_objects``) get theirs
-computed once, on first demand. The polynomial and the combination are oss2's own (``oss2.utils.Crc64``).
+computed once, on first demand, a chunk at a time. The polynomial and the combination are oss2's
+own (``oss2.utils.Crc64``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, BinaryIO
 
 from moto.s3.models import FakeKey
 from oss2.utils import Crc64
+
+from localcloud.oss import storage
 
 HEADER = "x-oss-hash-crc64ecma"
 #: Where the CRC is kept on moto's FakeKey (an object, or a part of a multipart upload).
@@ -65,7 +68,10 @@ def of(obj: FakeKey) -> int:
     """The object's CRC: the one kept at write time, else computed now and kept."""
     crc = getattr(obj, _ATTRIBUTE, None)
     if crc is None:
-        crc = of_bytes(obj.value)
+        computed = Crc64()
+        for chunk in storage.chunks(obj):
+            computed.update(chunk)
+        crc = int(computed.crc)
         remember(obj, crc)
     return int(crc)
 

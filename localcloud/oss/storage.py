@@ -81,6 +81,9 @@ class ObjectFiles:
         self._bytes_read = 0
         self.keep_files = False  # set at exit: the files of a data dir outlive the process
         self.restored = False  # the saved objects are restored once per process (see LocalOss)
+        # Files a saved record names: a replaced key's file outlives the key until its record names
+        # the new file, so a kill in between restarts with the old object (see SavedObjects.record).
+        self.recorded: set[str] = set()
 
     @property
     def bytes_read(self) -> int:
@@ -107,6 +110,17 @@ class ObjectFiles:
                     part._value_buffer.seek(0)
                     shutil.copyfileobj(part._value_buffer, joined, CHUNK_SIZE)
             return StoredFile(path, joined.tell())
+
+
+def chunks(key: FakeKey) -> Iterator[bytes]:
+    """The key's bytes a chunk at a time, read through its buffer under its lock (moto's ``value``
+    would read them whole into memory)."""
+    files = _installed()
+    with key.lock:
+        key._value_buffer.seek(0)
+        for chunk in iter(lambda: key._value_buffer.read(CHUNK_SIZE), b""):
+            files.count_read(len(chunk))
+            yield chunk
 
 
 class ObjectFile:
@@ -291,7 +305,7 @@ def _dispose(key: FakeKey, garbage: bool = False) -> None:
     path = getattr(key._value_buffer, "name", None)
     _moto_dispose(key, garbage)
     files = _files
-    if files is not None and not files.keep_files and files.owns(path):
+    if files is not None and not files.keep_files and files.owns(path) and Path(path).name not in files.recorded:
         with contextlib.suppress(OSError):
             os.unlink(path)
 
@@ -346,15 +360,24 @@ class SavedObjects:
         return self._records / bucket / (hashlib.sha256(key.encode("utf-8")).hexdigest() + ".json")
 
     def record(self, backend: S3Backend, bucket: str, key: str) -> None:
-        """Write (or, when the object is gone, delete) the record of ``bucket/key``."""
+        """Write (or, when the object is gone, delete) the record of ``bucket/key``; then delete the
+        file the previous record named, which the replaced or deleted key left for it."""
         path = self._record_path(bucket, key)
+        previous = json.loads(path.read_text("utf-8"))["file"] if path.is_file() else None
         obj = backend.get_object(bucket, key) if bucket in backend.buckets else None
+        current = None if obj is None else Path(obj._value_buffer.name).name
         if obj is None:
             path.unlink(missing_ok=True)
-            return
-        record = {"key": key, "file": Path(obj._value_buffer.name).name, "size": obj.size,
-                  "etag": obj.etag.strip('"'), "last_modified": obj.last_modified.isoformat(),
-                  "storage_class": obj.storage_class, "metadata": dict(obj.metadata)}
+        else:
+            self._write(path, {"key": key, "file": current, "size": obj.size, "etag": obj.etag.strip('"'),
+                               "last_modified": obj.last_modified.isoformat(),
+                               "storage_class": obj.storage_class, "metadata": dict(obj.metadata)})
+        if previous is not None and previous != current:
+            self._files.recorded.discard(previous)
+            (self._files.folder / previous).unlink(missing_ok=True)
+
+    def _write(self, path: Path, record: dict[str, Any]) -> None:
+        self._files.recorded.add(record["file"])
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(".tmp")
         temp.write_text(json.dumps(record), encoding="utf-8")
@@ -364,9 +387,10 @@ class SavedObjects:
         """Put every recorded object back into moto (buckets it already has are left as they are),
         and delete the files no record names (left by a kill between a write and its record).
         Call it once, before the first request; the number of objects restored."""
-        named: set[str] = set()
         restored = 0
         for folder in sorted(self._records.glob("*")) if self._records.is_dir() else []:
+            for unfinished in folder.glob("*.tmp"):  # a kill between a record's write and its rename
+                unfinished.unlink()
             records = [json.loads(path.read_text("utf-8")) for path in folder.glob("*.json")]
             if not records:  # a bucket is kept while it holds objects
                 folder.rmdir()
@@ -374,10 +398,10 @@ class SavedObjects:
             if folder.name not in backend.buckets:
                 create_bucket(folder.name)
             for record in records:
-                named.add(record["file"])
+                self._files.recorded.add(record["file"])
                 restored += self._restore_one(backend, folder.name, record)
         for stray in self._files.folder.iterdir():
-            if stray.name not in named:
+            if stray.name not in self._files.recorded:
                 stray.unlink(missing_ok=True)
         return restored
 

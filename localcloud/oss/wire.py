@@ -148,25 +148,26 @@ class OssRequest:
 
     def _object_operation(self, controls: set[str]) -> str:
         m = self.method
+        copying = "x-oss-copy-source" in self.headers
         if m == "PUT" and not controls:
-            return "CopyObject" if "x-oss-copy-source" in self.headers else "PutObject"
-        if m == "POST" and controls == {"uploads"}:
-            return "InitiateMultipartUpload"
-        if m == "POST" and controls == {"uploadId"}:
-            return "CompleteMultipartUpload"
-        if m == "POST" and controls == {"append", "position"}:
-            return "AppendObject"
-        if m == "GET" and controls == {"uploadId"}:
-            return "ListParts"
+            return "CopyObject" if copying else "PutObject"
         if m == "PUT" and controls == {"uploadId", "partNumber"}:
-            return "UploadPartCopy" if "x-oss-copy-source" in self.headers else "UploadPart"
-        if m == "GET" and not controls:
-            return "GetObject"
-        if m == "DELETE" and not controls:
-            return "DeleteObject"
+            return "UploadPartCopy" if copying else "UploadPart"
         if m == "HEAD" and controls <= {"objectMeta"}:
             return "GetObjectMeta" if controls else "HeadObject"
-        return "Object"
+        return _OBJECT_OPERATIONS.get((m, frozenset(controls)), "Object")
+
+
+#: Object operations told apart by method and sub-resources alone.
+_OBJECT_OPERATIONS = {
+    ("POST", frozenset({"uploads"})): "InitiateMultipartUpload",
+    ("POST", frozenset({"uploadId"})): "CompleteMultipartUpload",
+    ("POST", frozenset({"append", "position"})): "AppendObject",
+    ("GET", frozenset({"uploadId"})): "ListParts",
+    ("GET", frozenset()): "GetObject",
+    ("DELETE", frozenset()): "DeleteObject",
+    ("DELETE", frozenset({"uploadId"})): "AbortMultipartUpload",
+}
 
 
 def wsgi_to_text(value: str) -> str:

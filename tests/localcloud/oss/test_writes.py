@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import oss2
 import pytest
 
+from localcloud.oss import storage
 from tests.localcloud.oss.support import upper_md5
+from tests.support import wait_until
 
 
 def test_forbid_overwrite_rejects_existing_key(bucket):
@@ -100,3 +102,33 @@ def test_resumable_upload_in_parts(bucket, tmp_path):
     assert bucket.get_object("up/video.mp4").read() == data
     assert bucket.head_object("up/video.mp4").object_type == "Multipart"
 
+
+
+def test_an_abort_during_a_complete_waits_for_it(bucket, monkeypatch):
+    """On OSS one of the two wins; an abort that disposed of the parts while the Complete joined
+    them made the Complete fail with InternalError."""
+    part = b"p" * (100 * 1024)
+    upload_id = bucket.init_multipart_upload("raced.mp4").upload_id
+    etag = bucket.upload_part("raced.mp4", upload_id, 1, part).etag
+    aborts: list[BaseException | None] = []
+
+    def abort() -> None:
+        try:
+            bucket.abort_multipart_upload("raced.mp4", upload_id)
+            aborts.append(None)
+        except oss2.exceptions.OssError as err:
+            aborts.append(err)
+
+    moto_join = storage.ObjectFiles.join
+
+    def join_while_aborting(files, parts):
+        aborting = threading.Thread(target=abort)
+        aborting.start()
+        aborting.join(timeout=0.5)  # the abort is done by now, unless it waits for the Complete
+        return moto_join(files, parts)
+
+    monkeypatch.setattr(storage.ObjectFiles, "join", join_while_aborting)
+    bucket.complete_multipart_upload("raced.mp4", upload_id, [oss2.models.PartInfo(1, etag)])
+    assert bucket.get_object("raced.mp4").read() == part
+    wait_until(lambda: aborts, "the abort's answer", timeout=10)
+    assert isinstance(aborts[0], oss2.exceptions.NoSuchUpload)
