@@ -44,6 +44,7 @@ class DataDir:
         self._credentials = root / "credentials.json"
         self._ports = root / "ports.json"
         self._save_lock = threading.Lock()
+        self._last_saved: dict[str, Any] | None = None  # the ICE state as this process last wrote it
         root.mkdir(parents=True, exist_ok=True)
 
     def credentials(self, make: Callable[[], dict[str, str]]) -> dict[str, str]:
@@ -75,6 +76,9 @@ class DataDir:
         def saving(*args: Any, **kwargs: Any) -> Any:
             result = method(*args, **kwargs)
             with self._save_lock:  # the state is taken under the lock: the last write is the newest
-                write_json_atomically(self._ice_state, model.state())
+                state = model.state()
+                if state != self._last_saved:  # a repeated call (a duplicate finish...) writes nothing
+                    write_json_atomically(self._ice_state, state)
+                    self._last_saved = state
             return result
         return saving

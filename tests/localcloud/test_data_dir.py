@@ -119,3 +119,20 @@ def test_ice_state_round_trips_through_json():
         template_id=template.template_id)
     assert restored.unfinished_job_ids() == [jobs[2].job_id]
     assert restored.list_jobs()[0] == model.list_jobs()[0]
+
+
+def test_a_change_is_written_once_and_a_repeated_call_writes_nothing(tmp_path, monkeypatch):
+    from localcloud import data_dir
+
+    written: list[dict] = []
+    real_write = data_dir.write_json_atomically
+    monkeypatch.setattr(data_dir, "write_json_atomically",
+                        lambda path, state, *a: (written.append(state), real_write(path, state, *a)))
+    kept, model = data_dir.DataDir(tmp_path), IceModel()
+    kept.keep_ice(model)
+    for _ in range(3):  # a deployment sets its event callback at every start
+        model.set_event_callback(callback_type="HTTP", callback_url="http://127.0.0.1:9/cb", auth_key="LocalKey2026")
+    assert len(written) == 1
+    assert json.loads((tmp_path / "ice.json").read_text())["event_callback"] == written[0]["event_callback"]
+    model.create_template(name="t", type=2, subtype=None, template_config=TEMPLATE)
+    assert len(written) == 2  # a real change is still written before its call returns
