@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import slsyaml
@@ -23,6 +23,7 @@ from .fc import LocalFc
 from .ice.server import LocalIce
 from .keyring import Keyring, StsCredentials
 from .oss import LocalOss
+from .own_process import IceProcess, OssProcess
 
 if TYPE_CHECKING:
     import oss2
@@ -44,13 +45,13 @@ PROFILE_TEMPLATE_PREFIX = "localcloud-profile-"
 #: CreateCustomTemplate's Subtype of each snapshot type.
 TEMPLATE_SUBTYPE = {"Normal": 1, "Sprite": 2, "WebVtt": 3}
 
-_Part = TypeVar("_Part", LocalOss, LocalIce, LocalFc)
+#: The local OSS and ICE, in this process or in their own (``own_processes``).
+AnyOss = LocalOss | OssProcess
+AnyIce = LocalIce | IceProcess
 
 
-def _started(part: _Part | None) -> _Part:
-    if part is None:
-        raise RuntimeError("the local cloud is not running: call start() first")
-    return part
+def _not_running() -> RuntimeError:
+    return RuntimeError("the local cloud is not running: call start() first")
 
 
 def _port(endpoint: str) -> int:
@@ -100,11 +101,16 @@ class LocalCloudOptions:
     #: SNAPSHOT_PROFILES' JSON list for the functions (``up --profiles FILE``): a profile may give a
     #: ``template_config`` instead of a ``template_id``; that template is created at start.
     profiles: str | None = None
+    #: The local OSS and ICE each in a child process of its own (own_process.py), so their CPU does
+    #: not share a GIL with the caller's threads (benchmarks); not with a data dir.
+    own_processes: bool = False
 
 
 class LocalCloud:
     def __init__(self, options: LocalCloudOptions | None = None) -> None:
         self.options = options or LocalCloudOptions()
+        if self.options.own_processes and self.options.data_dir:
+            raise ValueError("own_processes cannot keep a data dir: the data dir lives in the services' process")
         self.data_dir = DataDir(self.options.data_dir) if self.options.data_dir else None
         generated = Keyring.generate()
         keys = {"access_key_id": generated.access_key_id, "access_key_secret": generated.access_key_secret,
@@ -120,13 +126,23 @@ class LocalCloud:
         self.callback_auth_key = keys["callback_auth_key"]
         #: What signs the webhook events (WEBHOOK_SECRET); a receiver verifies with it.
         self.webhook_secret = keys["webhook_secret"]
-        self.oss: LocalOss | None = None
-        self.ice: LocalIce | None = None
+        self.oss: AnyOss | None = None
+        self.ice: AnyIce | None = None
         self.fc: LocalFc | None = None
         self.template_id: str | None = None
         self.profiles: list[dict[str, Any]] | None = None  # the profiles deployed, with their template ids
         self.callback_url: str | None = None
         self.console: ConsoleServer | None = None
+
+    def _running_oss(self) -> AnyOss:
+        if self.oss is None:
+            raise _not_running()
+        return self.oss
+
+    def _running_ice(self) -> AnyIce:
+        if self.ice is None:
+            raise _not_running()
+        return self.ice
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -137,15 +153,9 @@ class LocalCloud:
                                    callback_port=o.callback_port or kept.get("callback_port", 0))
         o = self.options
         try:
-            oss = self.oss = LocalOss(keyring=self.keyring, host=o.host, port=o.oss_port, region=o.region,
-                                      account_id=o.account_id,
-                                      data_dir=self.data_dir.oss if self.data_dir else None).start()
+            oss = self.oss = self._start_oss()
             oss.create_bucket(o.bucket)
-            ice = self.ice = LocalIce(keyring=self.keyring, oss_endpoint=oss.endpoint, host=o.host, port=o.ice_port,
-                                      region=o.region, account_id=o.account_id, workers=o.ice_workers)
-            if self.data_dir is not None:
-                self.data_dir.keep_ice(ice.model)
-            ice.start()
+            ice = self.ice = self._start_ice(oss.endpoint)
             self.template_id = self._default_template(ice)
             if o.profiles is not None:
                 self.profiles = self._profile_templates(ice, o.profiles)
@@ -161,7 +171,25 @@ class LocalCloud:
             raise
         return self
 
-    def _default_template(self, ice: LocalIce) -> str:
+    def _start_oss(self) -> AnyOss:
+        o = self.options
+        where: dict[str, Any] = {"host": o.host, "port": o.oss_port, "region": o.region, "account_id": o.account_id}
+        if o.own_processes:
+            return OssProcess(keyring=self.keyring, **where).start()
+        return LocalOss(keyring=self.keyring, data_dir=self.data_dir.oss if self.data_dir else None, **where).start()
+
+    def _start_ice(self, oss_endpoint: str) -> AnyIce:
+        o = self.options
+        where: dict[str, Any] = {"oss_endpoint": oss_endpoint, "host": o.host, "port": o.ice_port, "region": o.region,
+                 "account_id": o.account_id, "workers": o.ice_workers}
+        if o.own_processes:
+            return IceProcess(keyring=self.keyring, **where).start()
+        ice = LocalIce(keyring=self.keyring, **where)
+        if self.data_dir is not None:
+            self.data_dir.keep_ice(ice.model)
+        return ice.start()
+
+    def _default_template(self, ice: AnyIce) -> str:
         """The snapshot template the functions use: the one a data dir kept, else a new one."""
         kept, _ = ice.model.list_templates(type=2, name=DEFAULT_TEMPLATE_NAME)
         if kept:
@@ -170,7 +198,7 @@ class LocalCloud:
         return str(self.ice_adapter().create_snapshot_template(
             DEFAULT_TEMPLATE_NAME, o.template_config, o.template_subtype)["TemplateId"])
 
-    def _profile_templates(self, ice: LocalIce, raw: str) -> list[dict[str, Any]]:
+    def _profile_templates(self, ice: AnyIce, raw: str) -> list[dict[str, Any]]:
         """The profiles of ``raw`` (validated as the functions will), each ``template_config`` replaced by
         the id of the template made of it: the one a data dir kept under the profile's name, else a new one."""
         from snapshot_pipeline.profiles import parse_profiles
@@ -186,7 +214,7 @@ class LocalCloud:
             profiles.append(doc)
         return profiles
 
-    def _start_functions(self, oss: LocalOss, ice: LocalIce) -> LocalFc:
+    def _start_functions(self, oss: AnyOss, ice: AnyIce) -> LocalFc:
         """Deploy s.yaml's functions; the callback's HTTP trigger binds first, so its URL is the real one.
 
         The functions read CALLBACK_URL from their environment, which is rendered before the
@@ -241,24 +269,24 @@ class LocalCloud:
 
     def set_faults(self, **faults: Any) -> None:
         """Inject ICE faults (the keys of :meth:`LocalIce.set_faults`)."""
-        _started(self.ice).set_faults(**faults)
+        self._running_ice().set_faults(**faults)
 
     def set_oss_faults(self, **faults: Any) -> None:
         """Set the local OSS's rate switches (``error_rate``, ``latency_s``, ``drop_response_rate``,
         ``methods``, ``key_prefix``, ``seed``: :meth:`LocalOss.set_faults`)."""
-        _started(self.oss).set_faults(**faults)
+        self._running_oss().set_faults(**faults)
 
     def lose_oss_answers(self, *, method: str | None = None, key_prefix: str = "", count: int = 1) -> None:
         """Let the local OSS perform the next ``count`` matching requests and drop their answers
         (:meth:`LocalOss.lose_answers`; ``self.oss.clear_faults()`` disarms, and has the other faults)."""
-        _started(self.oss).lose_answers(method=method, key_prefix=key_prefix, count=count)
+        self._running_oss().lose_answers(method=method, key_prefix=key_prefix, count=count)
 
     # --- what a client needs ----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         o = self.options
         return {
-            "oss_endpoint": _started(self.oss).endpoint, "bucket": o.bucket, "region": o.region,
-            "ice_endpoint": _started(self.ice).endpoint, "ice_protocol": "http",
+            "oss_endpoint": self._running_oss().endpoint, "bucket": o.bucket, "region": o.region,
+            "ice_endpoint": self._running_ice().endpoint, "ice_protocol": "http",
             "access_key_id": self.access_key_id, "access_key_secret": self.access_key_secret,
             "callback_url": self.callback_url, "callback_auth_key": self.callback_auth_key,
             "template_id": self.template_id, "output_prefix": "snapshots/", "upload_prefix": "uploads/",
@@ -291,13 +319,13 @@ class LocalCloud:
         from snapshot_pipeline.ice import IceClient
         from snapshot_pipeline.retry import Deadline
 
-        return IceClient(endpoint=_started(self.ice).endpoint, credentials=self.credentials(),
+        return IceClient(endpoint=self._running_ice().endpoint, credentials=self.credentials(),
                          region=self.options.region, protocol="http", deadline=Deadline.after(budget_s))
 
     def bucket(self, name: str | None = None) -> oss2.Bucket:
         import oss2
 
-        return oss2.Bucket(oss2.Auth(self.access_key_id, self.access_key_secret), _started(self.oss).endpoint,
+        return oss2.Bucket(oss2.Auth(self.access_key_id, self.access_key_secret), self._running_oss().endpoint,
                            name or self.options.bucket)
 
     def wait_for_object(self, key: str, timeout: float = 60, bucket: str | None = None) -> bytes:
@@ -334,8 +362,8 @@ class LocalCloud:
 
     def function_env(self, **overrides: str) -> dict[str, str]:
         """The environment the deployed functions see (all of them merged), as a mapping."""
-        env = {"ICE_ENDPOINT": _started(self.ice).endpoint, "ICE_PROTOCOL": "http",
-               "OSS_ENDPOINT": _started(self.oss).endpoint}
+        env = {"ICE_ENDPOINT": self._running_ice().endpoint, "ICE_PROTOCOL": "http",
+               "OSS_ENDPOINT": self._running_oss().endpoint}
         env.update(self.deploy_env())
         env.update(overrides)
         return env
@@ -351,5 +379,5 @@ class LocalCloud:
         from snapshot_pipeline.retry import Deadline
         from snapshot_pipeline.store import OssStore
 
-        return OssStore(endpoint=_started(self.oss).endpoint, credentials=self.credentials(),
+        return OssStore(endpoint=self._running_oss().endpoint, credentials=self.credentials(),
                         deadline=Deadline.after(budget_s))

@@ -89,6 +89,7 @@ class Keyring:
         self._clock = clock
         self._issued: dict[str, StsCredentials] = {}
         self._key_of_token: dict[str, str] = {}
+        self._issue_listeners: list[Callable[[StsCredentials], object]] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -114,10 +115,32 @@ class Keyring:
             security_token="CAIS" + secrets.token_urlsafe(192),
             expiration=datetime.fromtimestamp(int(self._clock()) + duration_s, timezone.utc),
         )
+        self.accept(credentials)
+        with self._lock:
+            listeners = list(self._issue_listeners)
+        for listener in listeners:
+            listener(credentials)
+        return credentials
+
+    def accept(self, credentials: StsCredentials) -> None:
+        """Take a triple another keyring of the same cloud issued (a service in another process)."""
         with self._lock:
             self._issued[credentials.access_key_id] = credentials
             self._key_of_token[credentials.security_token] = credentials.access_key_id
-        return credentials
+
+    def issued(self) -> list[StsCredentials]:
+        """Every triple issued or accepted so far."""
+        with self._lock:
+            return list(self._issued.values())
+
+    def on_issue(self, listener: Callable[[StsCredentials], object]) -> None:
+        """Call ``listener(credentials)`` with every triple issued from now on."""
+        with self._lock:
+            self._issue_listeners.append(listener)
+
+    def remove_issue_listener(self, listener: Callable[[StsCredentials], object]) -> None:
+        with self._lock:
+            self._issue_listeners.remove(listener)
 
     def secret_for(self, access_key_id: str, security_token: str | None) -> str:
         """The secret that signs requests of this AccessKeyId and SecurityToken (None or "": none sent)."""

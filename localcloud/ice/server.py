@@ -68,7 +68,7 @@ from localcloud.counters import RequestCounts
 from localcloud.ice import callbacks, engine, instant
 from localcloud.ice.faults import FaultInjector, Faults
 from localcloud.ice.handler import handler_for
-from localcloud.ice.models import CallbackTarget, IceModel, SnapshotJob
+from localcloud.ice.models import CallbackTarget, IceError, IceModel, SnapshotJob
 from localcloud.ice.rangefile import USER_AGENT, HttpRangeFile
 from localcloud.ice.responses import MAX_CLOCK_SKEW_S, Authenticator, IceResponses
 from localcloud.keyring import Keyring
@@ -108,6 +108,7 @@ class LocalIce:
         self._auth = Authenticator(keyring, max_clock_skew_s=max_clock_skew_s)
         self._instant_jobs = instant_jobs
         self._requests = RequestCounts()
+        self._refusals = RequestCounts()  # calls the faults refused, as "Action:Code"
         self._responses = IceResponses(self.model, self._auth, sign_url=self._sign_url,
                                        on_job_submitted=self._enqueue_job, gate=self._counted_gate,
                                        settle=self._faults.settle, host_id=f"ice.{region}.aliyuncs.com")
@@ -203,12 +204,21 @@ class LocalIce:
         """API calls per action (``SubmitSnapshotJob``: n, ...) since the last reset."""
         return self._requests.snapshot()
 
+    def refusal_counts(self) -> dict[str, int]:
+        """Calls the faults refused (``SubmitSnapshotJob:Throttling.User``: n, ...) since the last reset."""
+        return self._refusals.snapshot()
+
     def reset_request_counts(self) -> None:
         self._requests.reset()
+        self._refusals.reset()
 
     def _counted_gate(self, action: str) -> None:
         self._requests.add(action)
-        self._faults.gate(action)
+        try:
+            self._faults.gate(action)
+        except IceError as refusal:
+            self._refusals.add(f"{action}:{refusal.code}")
+            raise
 
     def deliveries(self) -> list[dict[str, Any]]:
         with self._idle:
