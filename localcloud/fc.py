@@ -60,8 +60,11 @@ class Invocation:
     trigger: str  # oss | http | direct
     attempt: int
     ok: bool
-    duration_s: float
+    duration_s: float  # from the trigger's request to the answer, waiting for a free instance included
     error: str | None = None
+    #: What FC would bill: from the instance's start (a cold one) or its assignment (a warm one) to the
+    #: answer; not the wait for an instance, which only a local FC with max_instances has.
+    billed_s: float = 0.0
     result: Any = field(default=None, repr=False)
 
 
@@ -73,6 +76,7 @@ class _Instance:
 
     def __init__(self, pool: FunctionPool):
         self.pool = pool
+        self.billed_from = time.monotonic()  # the current invocation's: its start, or its assignment when warm
         env = dict(pool.base_env)
         env.update(pool.spec.environment)
         env.update(pool.env_overrides)
@@ -115,11 +119,8 @@ class _Instance:
             return self._logs_read.wait_for(
                 lambda: self._invocations_logged >= self._invocations or self._logs_closed, timeout_s)
 
-    def invoke(self, event: bytes, context: dict[str, Any], timeout_s: float) -> Any:
-        request = json.dumps({"event_b64": base64.b64encode(event).decode(), "context": context})
-        self._invocations += 1
-        self._requests.write(request + "\n")
-        self._requests.flush()
+    def _read_answer(self, timeout_s: float, during: str) -> str:
+        """The worker's next protocol line; the instance is killed if none comes within ``timeout_s``."""
         answer: list[str] = []
         reader = threading.Thread(target=lambda: answer.append(self._answers.readline()), daemon=True)
         reader.start()
@@ -128,12 +129,24 @@ class _Instance:
         if timed_out or not answer or not answer[0]:
             self.kill()
             if timed_out:
-                raise InvocationError("FunctionTimeout", f"invocation exceeded the function timeout of {timeout_s:g}s")
-            raise InvocationError("InstanceExited", "the instance process exited during the invocation")
+                raise InvocationError("FunctionTimeout", f"{during} exceeded the function timeout of {timeout_s:g}s")
+            raise InvocationError("InstanceExited", f"the instance process exited during the {during}")
+        return answer[0]
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Until the worker has imported its handler (``{"ready": true}``)."""
+        self._read_answer(timeout_s, "instance start")
+
+    def invoke(self, event: bytes, context: dict[str, Any], timeout_s: float) -> Any:
+        request = json.dumps({"event_b64": base64.b64encode(event).decode(), "context": context})
+        self._invocations += 1
+        self._requests.write(request + "\n")
+        self._requests.flush()
+        answer = self._read_answer(timeout_s, "invocation")
         if not self._wait_for_logs(LOG_DRAIN_TIMEOUT_S):
             self.kill()
             raise InvocationError("LocalFcError", f"the instance's logs did not end within {LOG_DRAIN_TIMEOUT_S:g}s")
-        reply = json.loads(answer[0])
+        reply = json.loads(answer)
         self.pool.note_peak_rss(reply.get("peak_rss_kb"))
         if not reply["ok"]:
             raise InvocationError(reply["error_type"], reply["error_message"])
@@ -161,8 +174,10 @@ class FunctionPool:
     """Instances of one function, started on demand up to ``max_instances``."""
 
     def __init__(self, spec: FunctionSpec, *, code_dir: Path, context_base: dict, env_overrides: dict[str, str],
-                 max_instances: int = 4, python: str = sys.executable, echo_logs: bool = False):
+                 max_instances: int = 4, python: str = sys.executable, echo_logs: bool = False,
+                 starts: threading.Semaphore | None = None):
         self.spec = spec
+        self._starts = starts or threading.Semaphore(os.cpu_count() or 1)  # see LocalFc
         self.code_dir = Path(code_dir)
         self.context_base = context_base
         self.env_overrides = env_overrides
@@ -197,6 +212,7 @@ class FunctionPool:
                     inst = self._idle.pop()
                     if inst.alive:
                         self.busy.add(inst)
+                        inst.billed_from = time.monotonic()
                         return inst
                     self._count -= 1
                 if self._count < self.max_instances:
@@ -204,22 +220,35 @@ class FunctionPool:
                     break
                 self._cond.wait()
         try:
-            inst = _Instance(self)
+            inst = self._start_instance()
         except Exception:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
             raise
         self.started_instances += 1
-        with self._cond:  # stop() ran while the instance started: it would not have seen it
-            stopped = self._stopped
+        return inst
+
+    def _start_instance(self) -> _Instance:
+        """A new instance, busy, once its handler is imported; one start per core at a time."""
+        with self._starts:
+            inst = _Instance(self)
+            with self._cond:  # busy from here on, so a stop() while it starts ends it
+                stopped = self._stopped
+                if not stopped:
+                    self.busy.add(inst)
             if stopped:
-                self._count -= 1
-            else:
-                self.busy.add(inst)
-        if stopped:
-            inst.kill()
-            raise InvocationError("LocalFcStopped", "the local Function Compute is stopping")
+                inst.kill()
+                raise InvocationError("LocalFcStopped", "the local Function Compute is stopping")
+            try:
+                inst.wait_ready(self.spec.timeout_s)
+            except InvocationError:
+                with self._cond:
+                    self.busy.discard(inst)
+                    stopped = self._stopped
+                if stopped:
+                    raise InvocationError("LocalFcStopped", "the local Function Compute is stopping") from None
+                raise
         return inst
 
     def _release(self, inst: _Instance) -> None:
@@ -234,7 +263,9 @@ class FunctionPool:
         if not kept:  # an invocation that began as the pool stopped: its instance ends with it
             inst.kill()
 
-    def invoke(self, event: bytes, request_id: str | None = None) -> Any:
+    def invoke(self, event: bytes, request_id: str | None = None,
+               on_billed: Callable[[float], object] | None = None) -> Any:
+        """One invocation on a free instance (started if none); ``on_billed(seconds)`` gets its billed time."""
         context = dict(self.context_base, request_id=request_id or str(uuid.uuid4()))
         props = self.spec.props
         context["function"] = {"name": props.get("functionName", self.spec.name), "handler": props.get("handler"),
@@ -243,6 +274,8 @@ class FunctionPool:
         try:
             return inst.invoke(event, context, self.spec.timeout_s)
         finally:
+            if on_billed is not None:
+                on_billed(time.monotonic() - inst.billed_from)
             self._release(inst)
 
     def stop(self) -> None:
@@ -279,9 +312,13 @@ class LocalFc:
     def __init__(self, functions: dict[str, FunctionSpec], *, code_dirs: dict[str, Path], context_base: dict,
                  env_overrides: dict[str, str], host: str = "127.0.0.1", max_instances: int = 4,
                  retry_base_s: float = 0.5, python: str = sys.executable, echo_logs: bool = False):
+        # Instances start at most one per core at a time, in all functions together: a burst would
+        # otherwise start 16 at once on 2 cores, each taking 8x as long as on FC, where every instance
+        # has its own CPU; the first ones now serve while the others start.
+        starts = threading.Semaphore(os.cpu_count() or 1)
         self.pools = {name: FunctionPool(spec, code_dir=code_dirs[name], context_base=context_base,
                                          env_overrides=env_overrides, max_instances=max_instances,
-                                         python=python, echo_logs=echo_logs)
+                                         python=python, echo_logs=echo_logs, starts=starts)
                       for name, spec in functions.items()}
         self.host = host
         self.invocations: list[Invocation] = []
@@ -337,14 +374,17 @@ class LocalFc:
         pool = self.pools[function]
         request_id = request_id or str(uuid.uuid4())
         started = time.monotonic()
+        billed: list[float] = []
         try:
-            result = pool.invoke(event, request_id)
+            result = pool.invoke(event, request_id, on_billed=billed.append)
         except InvocationError as exc:
             duration_s = time.monotonic() - started
-            self._record(Invocation(function, request_id, trigger, attempt, False, duration_s, str(exc)))
+            self._record(Invocation(function, request_id, trigger, attempt, False, duration_s, str(exc),
+                                    billed_s=sum(billed)))
             raise
         duration_s = time.monotonic() - started
-        self._record(Invocation(function, request_id, trigger, attempt, True, duration_s, result=result))
+        self._record(Invocation(function, request_id, trigger, attempt, True, duration_s, result=result,
+                                billed_s=sum(billed)))
         return result
 
     def invoke_http(self, pool: FunctionPool, event: dict[str, Any],

@@ -1,6 +1,7 @@
 """One Function Compute instance: a process that imports a handler once and serves invocations.
 
-Protocol with localcloud.fc (one JSON object per line): the runner writes
+Protocol with localcloud.fc (one JSON object per line): once the handler is imported, the worker
+writes ``{"ready": true}`` on the protocol stream; then the runner writes
 ``{"event_b64": ..., "context": {...}}`` on stdin; the worker answers
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_type", "error_message", "traceback"}``
 on the protocol stream, each with ``peak_rss_kb``: the instance's peak resident memory so far (what
@@ -174,6 +175,7 @@ def main() -> None:
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
     handler = load_handler(handler_name)
+    protocol.write(json.dumps({"ready": True}) + "\n")  # the runner counts the start from here
     try:
         for number, line in enumerate(sys.stdin, start=1):
             answer = invoke(handler, json.loads(line))

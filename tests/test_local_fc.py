@@ -213,3 +213,62 @@ def test_an_instance_that_starts_while_the_pool_stops_runs_no_invocation(tmp_pat
         pool.invoke(b"")
     assert err.value.error_type == "LocalFcStopped"
     assert pool.busy == set()
+
+
+SLOW_TO_IMPORT = """
+import os, time
+
+with open(os.environ["STARTS_LOG"], "a") as log:
+    log.write(f"begin {os.getpid()}\\n")
+time.sleep(0.3)
+with open(os.environ["STARTS_LOG"], "a") as log:
+    log.write(f"end {os.getpid()}\\n")
+
+def handler(event, context):
+    time.sleep(float(event or 0))
+    return os.getpid()
+"""
+
+
+def test_instances_start_one_per_core_at_a_time(tmp_path: Path, monkeypatch):
+    """With one start at a time (a 1-core machine), no instance begins importing its handler before the
+    one starting has finished: on 2 cores, 16 instances starting at once would each take 8x as long."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "index.py").write_text(textwrap.dedent(SLOW_TO_IMPORT))
+    monkeypatch.setenv("STARTS_LOG", str(tmp_path / "starts.log"))
+    spec = FunctionSpec("probe", {"handler": "index.handler", "timeout": 60})
+    pool = FunctionPool(spec, code_dir=tmp_path, context_base={}, env_overrides={}, max_instances=3,
+                        starts=threading.Semaphore(1))
+    try:
+        with ThreadPoolExecutor(3) as invokers:
+            pids = list(invokers.map(lambda _: pool.invoke(b""), range(3)))
+        assert pool.started_instances == 3 and len(set(pids)) == 3
+        steps = [line.split() for line in (tmp_path / "starts.log").read_text().splitlines()]
+        assert [step for step, _ in steps] == ["begin", "end"] * 3
+        in_order = [pid for _, pid in steps]
+        assert in_order[::2] == in_order[1::2], "each import ends before the next one begins"
+    finally:
+        pool.stop()
+
+
+def test_the_wait_for_a_busy_instance_is_not_billed(tmp_path: Path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("STARTS_LOG", str(tmp_path / "starts.log"))
+    pool = _pool_of(tmp_path, SLOW_TO_IMPORT)  # one instance at most
+    billed: list[float] = []
+    try:
+        first = threading.Thread(target=pool.invoke, args=(b"1.0",), kwargs={"on_billed": billed.append})
+        first.start()
+        while not pool.busy:
+            time.sleep(0.01)
+        started = time.monotonic()
+        pool.invoke(b"0", on_billed=billed.append)  # waits for the first invocation's 1 s
+        waited_and_ran = time.monotonic() - started
+        first.join()
+        assert len(billed) == 2 and billed[0] >= 1.0
+        assert waited_and_ran - billed[1] >= 0.5, "the wait for the busy instance is not billed"
+    finally:
+        pool.stop()
