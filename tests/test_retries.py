@@ -37,6 +37,23 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     assert t.sleeps[:3] == [0.1, 0.2, 0.4]
 
 
+def test_refusals_wait_at_most_a_second_and_do_not_lengthen_the_backoff_of_failures():
+    t = VirtualTime()
+    policy = RetryPolicy(base_s=0.2, cap_s=5.0, throttled_cap_s=1.0, sleep=t.sleep, random=lambda: 1.0)
+    throttled = IceError("Throttling.User", "slow down", status_code=400)
+    errors = iter([throttled] * 6 + [IceError("InternalError", "boom", status_code=500)] * 6 + [throttled])
+
+    def refused_then_failing():
+        error = next(errors, None)
+        if error is not None:
+            raise error
+        return "ok"
+
+    assert policy.call(refused_then_failing, deadline=Deadline(1000, t.clock), retryable=lambda e: e.retryable,
+                       throttled=lambda e: e.throttled) == "ok"
+    assert t.sleeps == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0] + [0.2, 0.4, 0.8, 1.6, 3.2, 5.0] + [1.0]
+
+
 def test_budget_spent_raises_the_last_error():
     t = VirtualTime()
     policy = RetryPolicy(sleep=t.sleep, random=lambda: 1.0)
@@ -97,6 +114,7 @@ def test_throttling_user_is_retried(cloud):
         ice.get_snapshot_job("0" * 32)
     assert err.value.code == "Throttling.User"
     assert len(t.sleeps) >= 3 and t.now <= 29
+    assert max(t.sleeps) <= RetryPolicy.throttled_cap_s, "a throttled call is retried within a second"
 
 
 def test_when_the_budget_is_spent_the_submit_function_raises_for_the_platform(cloud, small_video):

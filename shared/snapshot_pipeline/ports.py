@@ -26,10 +26,15 @@ class IceError(RuntimeError):
         self.status_code = status_code
 
     @property
+    def throttled(self) -> bool:
+        """The account's rate limit refused the call (``Throttling.User``...): nothing was done."""
+        return self.code.startswith("Throttling")
+
+    @property
     def retryable(self) -> bool:
         """Throttling, server-side and network failures may succeed when tried again."""
         return (
-            self.code.startswith("Throttling")
+            self.throttled
             or self.code in ("ServiceUnavailable", "InternalError", "NetworkError")
             or (self.status_code is not None and self.status_code >= 500)
         )
