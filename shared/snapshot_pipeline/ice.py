@@ -18,7 +18,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,7 +30,9 @@ from .retry import Deadline, RetryPolicy
 URL_PAGE_SIZE = 30  # GetSnapshotUrls' maximum PageSize
 # Pages after the first are fetched at once, up to this many at a time: 1,200 URLs in three round
 # trips (job, first page, the rest). It matches the SDK's connection pool (darabonba's
-# DEFAULT_POOL_MAXSIZE, 40), so every concurrent call reuses a kept-alive connection.
+# DEFAULT_POOL_MAXSIZE, 40), so every concurrent call reuses a kept-alive connection. The threads are
+# the instance's, kept between invocations: starting 33 threads per callback, each waiting for the
+# GIL while the others parse their pages, took longer than the round trip itself.
 URL_PAGE_WORKERS = 40
 
 
@@ -106,7 +108,15 @@ class _SdkConnection:
         self._credentials = credentials
         self._lock = threading.Lock()
         self._client: Any = None
+        self._pages: ThreadPoolExecutor | None = None
         self.models: Any = None
+
+    def page_fetchers(self) -> ThreadPoolExecutor:
+        """The threads that fetch URL pages concurrently, started on first use and kept."""
+        with self._lock:
+            if self._pages is None:
+                self._pages = ThreadPoolExecutor(max_workers=URL_PAGE_WORKERS, thread_name_prefix="ice-url-pages")
+            return self._pages
 
     def client(self) -> Any:
         with self._lock:
@@ -165,7 +175,8 @@ class IceClient:
 
         return self.retry.call(once, deadline=self.deadline,
                                retryable=lambda e: isinstance(e, IceError) and e.retryable
-                               and (idempotent or e.code != "NetworkError"))
+                               and (idempotent or e.code != "NetworkError"),
+                               throttled=lambda e: isinstance(e, IceError) and e.throttled)
 
     # --- jobs ---------------------------------------------------------------------------------
     def submit_snapshot_job(self, *, input: OssLocation, output: OssLocation, template_id: str,
@@ -209,22 +220,23 @@ class IceClient:
         return SnapshotUrls(int(body.get("Total") or 0), tuple(body.get("SnapshotUrls") or ()),
                             body.get("WebVTTUrl") or None)
 
-    def get_all_snapshot_urls(self, job_id: str, *, timeout_s: int = 3600,
-                              max_workers: int = URL_PAGE_WORKERS) -> SnapshotUrls:
+    def get_all_snapshot_urls(self, job_id: str, *, timeout_s: int = 3600) -> SnapshotUrls:
         """Every URL of a job, in order. Pages after the first are fetched concurrently."""
         first = self._first_page(job_id, timeout_s)
-        return self._urls_after(job_id, first, timeout_s=timeout_s, max_workers=max_workers)
+        return self._urls_after(job_id, first, timeout_s=timeout_s)
 
-    def _urls_after(self, job_id: str, first: SnapshotUrls, *, timeout_s: int, max_workers: int) -> SnapshotUrls:
-        """``first`` (page 1) followed by every later page, fetched at once (at most ``max_workers`` at a time)."""
+    def _urls_after(self, job_id: str, first: SnapshotUrls, *, timeout_s: int) -> SnapshotUrls:
+        """``first`` (page 1) followed by every later page, fetched at once (``URL_PAGE_WORKERS`` at a time)."""
         pages = math.ceil(first.total / URL_PAGE_SIZE)
         urls = list(first.urls)
-        if pages > 1:
-            with ThreadPoolExecutor(max_workers=min(max_workers, pages - 1)) as pool:
-                rest = pool.map(lambda n: self.get_snapshot_urls_page(job_id, n, timeout_s=timeout_s),
-                                range(2, pages + 1))
-                for page in rest:
-                    urls.extend(page.urls)
+        fetchers = self._connection.page_fetchers()
+        rest = [fetchers.submit(self.get_snapshot_urls_page, job_id, n, timeout_s=timeout_s)
+                for n in range(2, pages + 1)]
+        try:
+            for page in rest:
+                urls.extend(page.result().urls)
+        finally:
+            wait(rest)  # no page outlives the call, even when one failed
         return SnapshotUrls(first.total, tuple(urls), first.webvtt_url)
 
     @contextmanager
@@ -236,11 +248,13 @@ class IceClient:
         it failed, is raised there, as a failed first page is today); other calls are unchanged. A page
         nobody asks for is dropped; leaving the block waits for it, so no call outlives the invocation.
         """
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            first = pool.submit(self.get_snapshot_urls_page, job_id, 1, timeout_s=timeout_s)
+        first = self._connection.page_fetchers().submit(self.get_snapshot_urls_page, job_id, 1, timeout_s=timeout_s)
+        try:
             ahead = copy.copy(self)
             ahead._first_page_ahead = (job_id, timeout_s, first)
             yield ahead
+        finally:
+            wait([first])
 
     def _first_page(self, job_id: str, timeout_s: int) -> SnapshotUrls:
         ahead = self._first_page_ahead
