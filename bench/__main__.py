@@ -54,10 +54,12 @@ def callback_notes(cb: Section) -> list[str]:
         return []
     return [
         f"callback.n1000_ratio {cb.flat['n1000_ratio']:.2f} misses <= {limit} by "
-        f"{cb.flat['n1000_ratio'] / limit - 1:.0%}: the handler makes two serial ICE round trips (GetSnapshotJob "
-        "beside page 1, then the other 33 pages at once); the rest is the local ICE signing 1000 URLs (~0.1 ms "
-        "each) in the bench's own process, on 2 cores shared with the handler's worker. Closing it: the local "
-        "ICE in its own process (the burst part of issue 15), or a quieter machine."]
+        f"{cb.flat['n1000_ratio'] / limit - 1:.0%}: the handler makes the two round trips it must (GetSnapshotJob "
+        "beside page 1, then the other 33 pages at once, on threads kept by the instance), and writes the "
+        "index as n10 does; what is left is the local ICE answering 33 pages at once in one process (signing "
+        "990 URLs and checking 33 signatures: ~35 ms, where ICE answers them on many machines) and writing the "
+        "index of 1000 snapshots to the local OSS. Closing it: a local ICE answering pages from several "
+        "processes; nothing in the handler (GetSnapshotUrls' PageSize is at most 30)."]
 
 
 def burst_notes(bu: Section) -> list[str]:
@@ -68,19 +70,25 @@ def burst_notes(bu: Section) -> list[str]:
         notes.append(f"burst: jobs {f.get('jobs')}, indexes {f.get('indexes')}, duplicates "
                      f"{f.get('duplicate_jobs')}, lost {f.get('lost')} (targets {f.get('uploads')}/"
                      f"{f.get('uploads')}/0/0): see stats.runs for the failed invocations.")
-    if f.get("submit_ratio") is not None and f["submit_ratio"] > 1.3:
-        first = bu.details.get("first_job_s", {}).get("median")
-        rate = bu.details.get("jobs_per_s_after_first", {}).get("median")
-        notes.append(
-            f"burst.submit_ratio {f['submit_ratio']:.2f} misses <= 1.3 by {f['submit_ratio'] / 1.3 - 1:.0%}: "
-            f"the first job is created {first} s after the first upload (16 submit instances cold-start at "
-            "once, and the uploads, the local OSS and ICE and the first callbacks all share the same 2 cores), "
-            f"then jobs are created at {rate}/s against the 50 QPS limit. Closing it: instances that do not share "
-            "2 cores (real FC gives each its own), pre-warmed instances (provisioned concurrency), or a "
+    ramp = ("16 submit instances each import the SDKs on their first invocation (~0.3 s of CPU each) on the "
+            "same 2 cores as the 1000 uploads, the local OSS and ICE and the first callbacks; on FC every "
+            "instance has its own CPU. Closing it: provisioned instances (FC's provisioned concurrency) or a "
             "cheaper cold start (see cold_start).")
+    if f.get("submit_ratio") is not None and f["submit_ratio"] > burst.SUBMIT_RATIO_TARGET:
+        limit = burst.SUBMIT_RATIO_TARGET
+        notes.append(
+            f"burst.submit_ratio {f['submit_ratio']:.2f} misses <= {limit} by {f['submit_ratio'] / limit - 1:.0%}: "
+            f"the first job comes {f.get('first_job_s')} s after the first upload and the middle 80% of the jobs "
+            f"at {f.get('steady_qps')}/s (limit {burst.QPS_LIMIT}); the rest is the ramp: " + ramp)
+    if f.get("first_job_s") is not None and f["first_job_s"] > burst.FIRST_JOB_TARGET_S:
+        notes.append(f"burst.first_job_s {f['first_job_s']} misses <= {burst.FIRST_JOB_TARGET_S:g} s: " + ramp)
+    steady_floor = burst.STEADY_QPS_TARGET * burst.QPS_LIMIT
+    if f.get("steady_qps") is not None and f["steady_qps"] < steady_floor:
+        notes.append(f"burst.steady_qps {f['steady_qps']}/s misses >= {steady_floor:g}/s: the submits, the uploads, "
+                     "the local OSS and ICE and the callbacks share 2 cores; see stats.runs for the refused calls.")
     if f.get("runs", 5) < 5:
         notes.append(f"burst: {f.get('runs')} run(s) instead of 5, so that `make bench` stays within its "
-                     "time budget (one run takes about 90-100 s on 2 cores).")
+                     "time budget (--burst-budget-s).")
     return notes
 
 
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 runs: a plumbing check, not results")
     parser.add_argument("--burst-runs", type=int, default=5)
     parser.add_argument("--scale-sizes", default=",".join(map(str, reconcile_scale.SIZES)), help="history sizes")
-    parser.add_argument("--burst-budget-s", type=float, default=320,
+    parser.add_argument("--burst-budget-s", type=float, default=420,
                         help="stop the bursts early (fewer than --burst-runs) to stay within this time")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"machine: {info}")
 
     if any(name in only for name in ("cold_start", "callback", "engine")):
-        cloud = start_cloud(max_instances=4)
+        cloud = start_cloud(max_instances=4, own_processes=True)  # the emulator apart from what is timed
         try:
             if "cold_start" in only:
                 log("1. cold start")

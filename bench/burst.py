@@ -1,13 +1,16 @@
 """3. Burst: 1000 small videos uploaded at once, through the whole pipeline.
 
-A fresh local cloud per run: the local FC runs the functions with up to 16 concurrent instances
-each; the local ICE limits SubmitSnapshotJob to 50 QPS (token bucket) and fails 5% of *all* calls
-with a 5xx (``error_rate`` applies to every action: submits, GetSnapshotJob, GetSnapshotUrls). The
-uploads are made by 32 threads with unmodified oss2 under ``uploads/``; the OSS trigger fires the
-submit function (asynchronous invocations, retried by FC when the handler raises).
+A fresh local cloud per run, its OSS and ICE each in a process of its own (``own_processes``): the
+local FC runs the functions with up to 16 concurrent instances each; the local ICE limits
+SubmitSnapshotJob to 50 QPS (token bucket) and fails 5% of *all* calls with a 5xx (``error_rate``
+applies to every action: submits, GetSnapshotJob, GetSnapshotUrls). The uploads are made by 32
+threads with unmodified oss2 under ``uploads/``; the OSS trigger fires the submit function
+(asynchronous invocations, retried by FC when the handler raises).
 
 - ``submit_wall_s``: from the first upload to the last successful SubmitSnapshotJob (the model's
   job creation time), ``submit_ratio`` = that / (uploads / qps_limit), 1.0 being the QPS limit's floor;
+- ``first_job_s``: from the first upload to the first job; ``steady_qps``: jobs created per second
+  over the middle 80% of the jobs (between the 10th and the 90th percentile of creation times);
 - ``all_indexed_s``: from the first upload to the last callback invocation that wrote an index
   (HTTP 200), and every index then checked in OSS;
 - ``jobs`` (jobs in ICE), ``duplicate_jobs`` (jobs beyond one per uploaded key), ``indexes``
@@ -20,7 +23,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,6 +31,10 @@ from .common import Section, log, start_cloud, stats
 QPS_LIMIT = 50
 ERROR_RATE = 0.05
 MAX_INSTANCES = 16
+#: Issue 15's targets: submit_wall_s / the QPS floor, the first job's delay, the steady rate / the limit.
+SUBMIT_RATIO_TARGET = 1.2
+FIRST_JOB_TARGET_S = 2.0
+STEADY_QPS_TARGET = 0.95
 
 
 def tiny_video() -> bytes:
@@ -44,12 +50,9 @@ class BurstObserver:
         self._lock = threading.Lock()
         self.indexed: dict[str, float] = {}  # index.json URI: when its first callback answered 200
         self.failed_invocations: Counter = Counter()
-        self.refused: Counter = Counter()  # what the local ICE's faults refused, by action and code
 
     def attach(self, cloud) -> None:
         cloud.fc.on_invocation = self.on_invocation
-        # instrumentation only: the same faults apply
-        cloud.ice._responses._gate = self.counting(cloud.ice._faults.gate)
 
     def on_invocation(self, inv) -> None:
         now = time.monotonic()
@@ -60,18 +63,6 @@ class BurstObserver:
                 index = json.loads(inv.result.get("body") or "{}").get("index")
                 if index not in self.indexed:  # ICE may deliver a callback twice: count each index once
                     self.indexed[index] = now
-
-    def counting(self, gate: Callable[[str], None]) -> Callable[[str], None]:
-        """``gate``, counting the calls it refuses."""
-        def counting_gate(action: str) -> None:
-            try:
-                gate(action)
-            except Exception as exc:
-                with self._lock:
-                    self.refused[f"{action}:{getattr(exc, 'code', type(exc).__name__)}"] += 1
-                raise
-
-        return counting_gate
 
     def indexed_count(self) -> int:
         with self._lock:
@@ -113,11 +104,16 @@ def indexes_present(cloud, bucket, keys: list[str]) -> int:
 
 
 def job_creation_figures(created: list[float]) -> dict[str, Any]:
-    """When the first job was created and how fast the rest followed (seconds after the first upload)."""
-    steady = len(created) > 1 and created[-1] > created[0]
+    """When the first job was created (seconds after the first upload), how fast the rest followed, and
+    the steady rate: jobs per second over the middle 80% of the jobs, the ramp and the tail left out."""
+    if len(created) < 10 or created[-1] <= created[0]:
+        return {"first_job_s": round(created[0], 3) if created else None, "jobs_per_s_after_first": None,
+                "steady_qps": None}
+    low, high = len(created) // 10, len(created) - 1 - len(created) // 10
     return {
-        "first_job_s": round(created[0], 3) if created else None,
-        "jobs_per_s_after_first": round((len(created) - 1) / (created[-1] - created[0]), 1) if steady else None,
+        "first_job_s": round(created[0], 3),
+        "jobs_per_s_after_first": round((len(created) - 1) / (created[-1] - created[0]), 1),
+        "steady_qps": round((high - low) / (created[high] - created[low]), 1),
     }
 
 
@@ -130,10 +126,11 @@ def jobs_per_second(created: list[float]) -> list[int]:
 def one_run(n: int, *, timeout_s: float = 240, ice_workers: int = 2, upload_threads: int = 32,
             video: bytes | None = None) -> dict[str, Any]:
     video = video or tiny_video()
-    # moto's store outlives a LocalCloud in this process, and its listings scan the whole bucket:
-    # a fresh bucket per run, or each run would be slower than the last (and see its claims)
+    # the local OSS and ICE serve from their own processes (fresh ones each run), so their CPU does not
+    # share the GIL of the upload threads and the FC runner; a fresh bucket name too, as a tidy habit
     run_id = uuid.uuid4().hex[:8]
-    cloud = start_cloud(max_instances=MAX_INSTANCES, ice_workers=ice_workers, bucket=f"burst-{run_id}")
+    cloud = start_cloud(max_instances=MAX_INSTANCES, ice_workers=ice_workers, bucket=f"burst-{run_id}",
+                        own_processes=True)
     try:
         cloud.ice.set_faults(qps_limits={"SubmitSnapshotJob": QPS_LIMIT}, error_rate=ERROR_RATE, seed=1)
         observer = BurstObserver()
@@ -156,10 +153,11 @@ def peak_rss_mb(cloud) -> dict[str, float]:
 
 
 def mean_durations(invocations: list) -> dict[str, float]:
-    """Each function's mean invocation duration (what Function Compute bills)."""
+    """Each function's mean billed invocation time (a cold start included; the local FC's wait for a
+    free instance, with max_instances, not: on FC the instance would have started at once)."""
     by_function: dict[str, list[float]] = {}
     for inv in invocations:
-        by_function.setdefault(inv.function, []).append(inv.duration_s)
+        by_function.setdefault(inv.function, []).append(inv.billed_s)
     return {name: round(sum(d) / len(d), 4) for name, d in by_function.items()}
 
 
@@ -186,7 +184,7 @@ def summarise(cloud, observer: BurstObserver, n: int, jobs: list, present: int, 
         "invocations": dict(Counter(i.function for i in cloud.fc.invocations)),
         "mean_duration_s": mean_durations(cloud.fc.invocations),
         **job_creation_figures(created),
-        "refused_calls": dict(observer.refused),
+        "refused_calls": cloud.ice.refusal_counts(),
         "jobs_created_per_second": jobs_per_second(created),
     }
 
@@ -210,15 +208,18 @@ def run(*, runs: int = 5, n: int = 1000, time_budget_s: float | None = None) -> 
     submit = stats(r["submit_wall_s"] for r in results if r["submit_wall_s"] is not None)
     indexed = stats(r["all_indexed_s"] for r in results if r["all_indexed_s"] is not None)
     ratio = stats(r["submit_wall_s"] / floor for r in results if r["submit_wall_s"] is not None)
+    first_job = stats(r["first_job_s"] for r in results if r["first_job_s"] is not None)
+    steady = stats(r["steady_qps"] for r in results if r["steady_qps"] is not None)
     worst = {k: (max if k in ("duplicate_jobs", "lost") else min)(r[k] for r in results)
              for k in ("jobs", "indexes", "duplicate_jobs", "lost")}
     # jobs/indexes: the worst run (fewest); duplicates/lost: the worst run (most)
     section.flat = {"uploads": n, **worst, "qps_limit": QPS_LIMIT, "error_rate": ERROR_RATE,
                     "max_instances": MAX_INSTANCES, "submit_wall_s": submit["median"],
-                    "submit_ratio": ratio["median"], "all_indexed_s": indexed["median"], "runs": len(results),
+                    "submit_ratio": ratio["median"], "first_job_s": first_job["median"],
+                    "steady_qps": steady["median"], "all_indexed_s": indexed["median"], "runs": len(results),
                     "peak_rss_mb": {name: max(r["peak_rss_mb"].get(name, 0.0) for r in results)
                                     for name in sorted({name for r in results for name in r["peak_rss_mb"]})}}
-    section.details = {"first_job_s": stats(r["first_job_s"] for r in results if r["first_job_s"] is not None),
+    section.details = {"first_job_s": first_job, "steady_qps": steady,
                        "jobs_per_s_after_first": stats(r["jobs_per_s_after_first"] for r in results
                                                        if r["jobs_per_s_after_first"]),
                        "runs": results, "submit_wall_s": submit, "submit_ratio": ratio, "all_indexed_s": indexed,
@@ -230,7 +231,17 @@ def run(*, runs: int = 5, n: int = 1000, time_budget_s: float | None = None) -> 
                     "min": None, "max": None, "runs": len(results)},
                    unit="", target=f"{n} / {n} / 0 / 0", met=ok)
     section.figure(f"submit wall time, {n} uploads (submit_wall_s)", submit)
-    section.figure(f"submit_ratio (submit_wall_s / ({n} / {QPS_LIMIT} QPS))", ratio, unit="x", target="<= 1.3",
-                   met=ratio["median"] is not None and ratio["median"] <= 1.3)
+    section.figure(f"submit_ratio (submit_wall_s / ({n} / {QPS_LIMIT} QPS))", ratio, unit="x",
+                   target=f"<= {SUBMIT_RATIO_TARGET}", met=_at_most(ratio["median"], SUBMIT_RATIO_TARGET))
+    section.figure("first upload to first job (first_job_s)", first_job, target=f"<= {FIRST_JOB_TARGET_S:g}",
+                   met=_at_most(first_job["median"], FIRST_JOB_TARGET_S))
+    steady_floor = STEADY_QPS_TARGET * QPS_LIMIT
+    section.figure(f"jobs per second, middle 80% of the jobs (steady_qps; limit {QPS_LIMIT})", steady, unit="/s",
+                   target=f">= {steady_floor:g} ({STEADY_QPS_TARGET:.0%})",
+                   met=steady["median"] is not None and steady["median"] >= steady_floor)
     section.figure("all indexed (all_indexed_s)", indexed)
     return section
+
+
+def _at_most(value: float | None, limit: float) -> bool:
+    return value is not None and value <= limit

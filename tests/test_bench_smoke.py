@@ -45,3 +45,23 @@ def test_engine_against_ffmpeg_tiny(cloud):
     section = engine_bench.run(cloud, runs=1, duration_s=4.0, width=160, height=120)
     assert section.flat["normal_same_frames"] is True
     assert set(section.flat) >= {"baseline_s", "intra_s", "normal_s", "intra_ratio", "normal_ratio"}
+
+
+def test_the_steady_rate_leaves_out_the_ramp_and_the_tail():
+    from bench.burst import job_creation_figures
+
+    ramp = [1.0 + i * 0.1 for i in range(50)]  # 10/s for 5 s
+    steady = [6.0 + i * 0.02 for i in range(900)]  # 50/s
+    tail = [24.0 + i for i in range(50)]  # 1/s
+    figures = job_creation_figures(ramp + steady + tail)
+    assert figures["first_job_s"] == 1.0
+    assert figures["steady_qps"] == 50.0
+    assert figures["jobs_per_s_after_first"] < 25
+
+
+def test_burst_notes_name_each_missed_target():
+    section = Section("burst", flat={"uploads": 1000, "jobs": 1000, "indexes": 1000, "duplicate_jobs": 0, "lost": 0,
+                                     "submit_ratio": 1.3, "first_job_s": 2.5, "steady_qps": 45.0, "runs": 5})
+    notes = notes_for([section])
+    assert [n.split(" ")[0] for n in notes] == ["burst.submit_ratio", "burst.first_job_s", "burst.steady_qps"]
+    assert "misses <= 1.2 by 8%" in notes[0] and "misses >= 47.5/s" in notes[2]
