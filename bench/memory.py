@@ -7,8 +7,9 @@ a multiple of 64 MB, 128 MB to 32 GB, and between 1x and 4x the vCPUs in GB (``c
 s.yaml, so it is the fc3 component's default, 0.35 vCPU: at least 384 MB)
 (https://www.alibabacloud.com/help/en/functioncompute/fc/developer-reference/api-fc-2023-03-30-struct-createfunctioninput).
 
-The cost per 1,000 uploads uses the burst's invocations per upload and mean durations (measured here,
-on a shared 2-core machine: an upper bound for FC's own instances) at FC 3.0's pay-as-you-go price
+The cost per 1,000 uploads uses the burst's invocations per upload and mean billed durations (the
+local FC's ``Invocation.billed_s``: cold starts included, the wait for a free instance not; measured
+on a shared 2-core machine, so an upper bound for FC's own instances) at FC 3.0's pay-as-you-go price
 (https://www.alibabacloud.com/help/en/functioncompute/fc-3-0/product-overview/pay-as-you-go-billing-method-1,
 last updated 2024-08-27): CU = invocations / 10,000 x 75 + vCPU-s x 1 + GB-s x 0.15, tier 1 at
 USD 0.000020 per CU. ICE's snapshot price is not part of it (no per-snapshot price found published).

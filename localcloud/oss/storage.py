@@ -79,6 +79,7 @@ class ObjectFiles:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._read_lock = threading.Lock()
         self._bytes_read = 0
+        self._watched: dict[str, int] = {}  # bytes read from each watched file (see watching)
         self.keep_files = False  # set at exit: the files of a data dir outlive the process
         self.restored = False  # the saved objects are restored once per process (see LocalOss)
         # Files a saved record names: a replaced key's file outlives the key until its record names
@@ -90,9 +91,23 @@ class ObjectFiles:
         """Object bytes read from the files so far (what a GET cost, for tests)."""
         return self._bytes_read
 
-    def count_read(self, n: int) -> None:
+    def count_read(self, n: int, path: Any = None) -> None:
         with self._read_lock:
             self._bytes_read += n
+            if path in self._watched:
+                self._watched[path] += n
+
+    @contextlib.contextmanager
+    def watching(self, paths: Iterable[str]) -> Iterator[dict[str, int]]:
+        """The bytes read from each of ``paths`` while the block runs, whatever else the process reads
+        (other servers of the same process share this folder: the total counts their reads too)."""
+        with self._read_lock:
+            watched = self._watched = {path: 0 for path in paths}
+        try:
+            yield watched
+        finally:
+            with self._read_lock:
+                self._watched = {}
 
     def new_path(self) -> str:
         return str(self.folder / uuid.uuid4().hex)
@@ -119,7 +134,7 @@ def chunks(key: FakeKey) -> Iterator[bytes]:
     with key.lock:
         key._value_buffer.seek(0)
         for chunk in iter(lambda: key._value_buffer.read(CHUNK_SIZE), b""):
-            files.count_read(len(chunk))
+            files.count_read(len(chunk), getattr(key._value_buffer, "name", None))
             yield chunk
 
 
@@ -184,7 +199,7 @@ class FileView:
             chunk = os.pread(self._file.fileno(), min(CHUNK_SIZE, end - offset), offset)
             if not chunk:
                 raise OSError(f"{self._file.name} ended at {offset} bytes, before {end}")
-            self._files.count_read(len(chunk))
+            self._files.count_read(len(chunk), self._file.name)
             offset += len(chunk)
             yield chunk
 
@@ -265,7 +280,7 @@ def _get_value(key: FakeKey) -> bytes | FileView:
     if getattr(_views, "depth", 0) and files.owns(getattr(key._value_buffer, "name", None)):
         return FileView.of(key, files)
     value: bytes = _moto_value.fget(key)  # type: ignore[attr-defined]
-    files.count_read(len(value))
+    files.count_read(len(value), getattr(key._value_buffer, "name", None))
     return value
 
 

@@ -18,6 +18,13 @@ UPLOAD_MB, PART_MB = 300, 50
 MEMORY_GROWTH_BOUND_MB = 3 * PART_MB + 60
 
 
+def _file_of(bucket: oss2.Bucket, key: str) -> str:
+    """The file the in-process local OSS keeps ``key``'s bytes in."""
+    from localcloud.oss.compat import moto_backend
+
+    return moto_backend().get_object(bucket.bucket_name, key)._value_buffer.name
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -55,9 +62,10 @@ def test_a_range_get_reads_the_range_whatever_the_objects_size(bucket, files):
     for size in (3 * MIB, 40 * MIB):
         upload_generated(bucket, f"{size}", size, part_size)
         start = size // 2
-        before = files.bytes_read
-        body = bucket.get_object(f"{size}", byte_range=(start, start + MIB - 1)).read()
-        assert files.bytes_read - before == MIB, size
+        path = _file_of(bucket, f"{size}")
+        with files.watching([path]) as read:
+            body = bucket.get_object(f"{size}", byte_range=(start, start + MIB - 1)).read()
+        assert read[path] == MIB, size
         part = generated_part(start // part_size + 1, part_size)
         assert body == part[start % part_size:start % part_size + MIB]
 
@@ -88,10 +96,12 @@ def test_copies_stream_from_file_to_file(bucket, files):
     upload_id = bucket.init_multipart_upload("part-copy").upload_id
     part = bucket.upload_part_copy(bucket.bucket_name, "src", (10, MIB + 9), "part-copy", upload_id, 1)
     bucket.complete_multipart_upload("part-copy", upload_id, [oss2.models.PartInfo(1, part.etag)])
-    before = files.bytes_read
-    assert bucket.get_object("copy").read() == data
-    assert bucket.get_object("part-copy").read() == data[10:MIB + 10]
-    assert files.bytes_read - before == len(data) + MIB
+    paths = {key: _file_of(bucket, key) for key in ("src", "copy", "part-copy")}
+    assert len(set(paths.values())) == 3, "each copy has a file of its own"
+    with files.watching(paths.values()) as read:
+        assert bucket.get_object("copy").read() == data
+        assert bucket.get_object("part-copy").read() == data[10:MIB + 10]
+    assert {key: read[path] for key, path in paths.items()} == {"src": 0, "copy": len(data), "part-copy": MIB}
 
 
 def test_an_objects_crc_computed_on_demand_is_read_a_chunk_at_a_time(server, bucket, monkeypatch):
