@@ -18,7 +18,8 @@ deferred: no import mechanism can keep it unloaded while every ICE call goes thr
 ``aiohttp.client``, nearly all of aiohttp's import. The three plain ``import aiohttp`` (``Tea.core``,
 ``darabonba.core``, ``stream.py``) would not run a module whose PEP 562 ``__getattr__`` loads it on
 the first name it lacks (its ``__spec__`` is a real attribute): that is the way once darabonba names
-aiohttp only when type checking.
+aiohttp only when type checking, if it also loads the package before a submodule (``import
+aiohttp.client`` first fails with a circular import when a plain stub is in ``sys.modules``).
 """
 from __future__ import annotations
 
