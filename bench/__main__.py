@@ -34,12 +34,14 @@ def cold_start_notes(cs: Section) -> list[str]:
             f"cold_start.ratio {cs.flat['ratio']:.2f} misses <= {limit} by {cs.flat['ratio'] / limit - 1:.0%}: the "
             "callback needs the ICE client and oss2 like the sample does; it skips the ICE models package's eager "
             "import of ~1,300 modules and defers oss2's encryption stack (deferred_imports), but aiohttp (~0.1 s, "
-            "40 ms of it the two SSL contexts aiohttp.connector makes at import) cannot be deferred: Tea.core, "
-            "darabonba.core and darabonba.utils.stream each `import aiohttp`, and on Python 3.10 an import of a "
-            "module already in sys.modules reads its __spec__, which runs a lazy module; darabonba.response also "
-            "does `from aiohttp import ClientResponse` and stream.py evaluates aiohttp annotations at import. "
-            "Closing it: those SDKs importing aiohttp inside the async functions that use it (upstream); then "
-            "aiohttp joins deferred_imports.DEFERRED.")
+            "40 ms of it the two SSL contexts aiohttp.connector makes at import), which the synchronous calls never "
+            "use, is loaded by names read at import on the path of every ICE call: darabonba.core imports "
+            "darabonba.response (`from aiohttp import ClientResponse`) and darabonba.utils.stream (a parameter "
+            "annotated `aiohttp.ClientSession`), and ClientSession's module aiohttp.client is nearly all of "
+            "aiohttp's import, so no import deferral keeps it unloaded. Closing it: darabonba-core naming aiohttp "
+            "only when type checking (upstream); then aiohttp can be deferred by a module whose PEP 562 "
+            "__getattr__ loads it (not LazyLoader: Tea.core, darabonba.core and stream.py each `import aiohttp`, "
+            "and on Python 3.10 a second import runs a lazy module).")
     if cs.flat.get("no_pyc_ratio") is not None and cs.flat["no_pyc_ratio"] > 1.2:
         notes.append(
             f"cold_start.no_pyc_ratio {cs.flat['no_pyc_ratio']:.2f} misses <= 1.2: the build ships no bytecode "

@@ -1,6 +1,6 @@
 """The deferred modules (:mod:`snapshot_pipeline.deferred_imports`): a real first callback, served by a
 fresh interpreter from the build folder as on Function Compute, never runs them; code that does need
-one gets the real module."""
+one gets the real module. And why aiohttp is not one of them."""
 from __future__ import annotations
 
 import json
@@ -62,3 +62,41 @@ def test_a_deferred_module_needed_after_all_loads_and_works(folders):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"before": "_LazyModule", "after": "module", "round_trip": "x" * 16,
                                        "rsa_bits": 1024, "crypto_bucket": "CryptoBucket"}
+
+
+#: Why aiohttp is not deferred (deferred_imports' docstring): in a fresh interpreter from the build
+#: folder, aiohttp is a module that records the names read from it (PEP 562 ``__getattr__``) and
+#: answers them with stand-ins; then the SDKs are imported as the callback imports them.
+ASKED_OF_AIOHTTP = textwrap.dedent("""
+    import importlib.util, json, sys
+    sys.path[:] = [sys.argv[1]] + [p for p in sys.path if "-packages" not in p]
+    from snapshot_pipeline import deferred_imports, ice
+    deferred_imports.install()
+    ice._import_models_lazily()
+    aiohttp = importlib.util.module_from_spec(importlib.util.find_spec("aiohttp"))
+    asked = set()
+    def __getattr__(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        reader = sys._getframe(1)
+        while reader.f_globals["__name__"].startswith("importlib"):  # `from aiohttp import name` asks twice
+            reader = reader.f_back
+        asked.add((reader.f_globals["__name__"], name))
+        return type(name, (), {})
+    aiohttp.__getattr__ = __getattr__
+    sys.modules["aiohttp"] = aiohttp
+    import alibabacloud_ice20201109.client, oss2
+    print(json.dumps({"asked": sorted(asked), "submodules": [m for m in sys.modules if m.startswith("aiohttp.")]}))
+""")
+
+
+def test_aiohttp_is_loaded_only_for_the_names_darabonba_reads_at_import(folders):
+    """If this fails after an SDK update, aiohttp may now be deferrable (with a PEP 562 module, not LazyLoader)."""
+    python, built = folders
+    done = subprocess.run([python, "-I", "-c", ASKED_OF_AIOHTTP, str(built["callback"])], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"asked": [["darabonba.response", "ClientResponse"],
+                                                 ["darabonba.utils.stream", "ClientResponse"],
+                                                 ["darabonba.utils.stream", "ClientSession"]],
+                                       "submodules": []}

@@ -8,7 +8,18 @@ importing it binds a module object and runs nothing; the first attribute read on
 so code that does need it gets the real module, only later. A module stays unloaded only if it is
 imported once, by ``import x`` or ``from package import x`` (x a submodule): ``from x import name``
 reads an attribute at once, and on Python 3.10 a second ``import x`` reads ``x.__spec__``, which
-runs it. So ``aiohttp`` (imported by ``Tea.core``, ``darabonba.core`` and others) cannot be deferred.
+runs it.
+
+``aiohttp`` (over a quarter of the callback's first call; the synchronous calls never use it) is not
+deferred: no import mechanism can keep it unloaded while every ICE call goes through
+``darabonba.core``, whose imports read its names at import (``darabonba.response`` does
+``from aiohttp import ClientResponse``; ``darabonba.utils.stream`` annotates a parameter with
+``aiohttp.ClientSession``, evaluated when its class is made), and ``ClientSession`` is defined in
+``aiohttp.client``, nearly all of aiohttp's import. The three plain ``import aiohttp`` (``Tea.core``,
+``darabonba.core``, ``stream.py``) would not run a module whose PEP 562 ``__getattr__`` loads it on
+the first name it lacks (its ``__spec__`` is a real attribute): that is the way once darabonba names
+aiohttp only when type checking, if it also loads the package before a submodule (``import
+aiohttp.client`` first fails with a circular import when a plain stub is in ``sys.modules``).
 """
 from __future__ import annotations
 
