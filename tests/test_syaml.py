@@ -135,3 +135,15 @@ def test_submit_failures_go_to_the_dead_letter_function(functions):
     assert functions["deadletter"].props["functionName"] == "video-snapshot-deadletter"
     assert functions["deadletter"].triggers == []  # only Function Compute invokes it, as a destination
     assert functions["deadletter"].environment["OUTPUT_BUCKET"] == "videos"
+
+
+def test_every_function_has_a_size_function_compute_accepts(functions):
+    """FC 3.0 (CreateFunctionInput): memorySize a multiple of 64 MB from 128 MB, cpu a multiple of 0.05,
+    and memory between 1 and 4 GB per vCPU; a function without ``cpu`` gets the fc3 default, 0.35."""
+    from bench.memory import DEFAULT_CPU
+
+    for name, spec in functions.items():
+        memory_mb, cpu = int(spec.props.get("memorySize", 512)), float(spec.props.get("cpu", DEFAULT_CPU))
+        assert memory_mb >= 128 and memory_mb % 64 == 0, (name, memory_mb)
+        assert round(cpu / 0.05, 6).is_integer(), (name, cpu)
+        assert cpu * 1024 <= memory_mb <= cpu * 4 * 1024, f"{name}: {memory_mb} MB with {cpu} vCPU"
