@@ -187,6 +187,7 @@ class FunctionPool:
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "PYTEST_"))}
         self.logs: collections.deque[str] = collections.deque(maxlen=20000)
         self._idle: list[_Instance] = []
+        self._waiting: collections.deque[object] = collections.deque()  # invocations waiting, in arrival order
         self._count = 0
         self._cond = threading.Condition()
         self._stopped = False
@@ -204,30 +205,47 @@ class FunctionPool:
             print(f"[{self.spec.name}] {line}", file=sys.stderr, flush=True)
 
     def _acquire(self) -> _Instance:
+        """A free instance, or the right to start one; waiting invocations are served first come, first
+        served (without the queue, an invoker that just released an instance would take it again before
+        a woken waiter ran, and in a burst some early events waited for all the later ones)."""
+        turn = object()
         with self._cond:
-            while True:
-                if self._stopped:
-                    raise InvocationError("LocalFcStopped", "the local Function Compute is stopping")
-                while self._idle:
-                    inst = self._idle.pop()
-                    if inst.alive:
-                        self.busy.add(inst)
-                        inst.billed_from = time.monotonic()
-                        return inst
-                    self._count -= 1
-                if self._count < self.max_instances:
-                    self._count += 1
-                    break
-                self._cond.wait()
+            self._waiting.append(turn)
+            try:
+                while True:
+                    if self._stopped:
+                        raise InvocationError("LocalFcStopped", "the local Function Compute is stopping")
+                    if self._waiting[0] is turn:
+                        inst = self._take_idle()
+                        if inst is not None:
+                            return inst
+                        if self._count < self.max_instances:
+                            self._count += 1
+                            break
+                    self._cond.wait()
+            finally:
+                self._waiting.remove(turn)
+                self._cond.notify_all()  # the next in line looks again
         try:
             inst = self._start_instance()
         except Exception:
             with self._cond:
                 self._count -= 1
-                self._cond.notify()
+                self._cond.notify_all()
             raise
         self.started_instances += 1
         return inst
+
+    def _take_idle(self) -> _Instance | None:
+        """A warm instance, busy from now on (the caller holds the lock); dead ones are forgotten."""
+        while self._idle:
+            inst = self._idle.pop()
+            if inst.alive:
+                self.busy.add(inst)
+                inst.billed_from = time.monotonic()
+                return inst
+            self._count -= 1
+        return None
 
     def _start_instance(self) -> _Instance:
         """A new instance, busy, once its handler is imported; one start per core at a time."""
@@ -259,7 +277,7 @@ class FunctionPool:
                 self._idle.append(inst)
             else:
                 self._count -= 1
-            self._cond.notify()
+            self._cond.notify_all()
         if not kept:  # an invocation that began as the pool stopped: its instance ends with it
             inst.kill()
 

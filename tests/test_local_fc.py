@@ -272,3 +272,40 @@ def test_the_wait_for_a_busy_instance_is_not_billed(tmp_path: Path, monkeypatch)
         assert waited_and_ran - billed[1] >= 0.5, "the wait for the busy instance is not billed"
     finally:
         pool.stop()
+
+
+def test_invocations_waiting_for_an_instance_are_served_in_arrival_order(tmp_path: Path):
+    """An invoker that has just released the only instance and invokes again (as an FC async worker
+    does with its next event) waits behind those already waiting, instead of taking it back at once."""
+    import threading
+
+    pool = _pool_of(tmp_path, """
+        import time
+
+        def handler(event, context):
+            time.sleep(0.2)
+            return event.decode()
+        """)
+    served: list[str] = []
+    try:
+        pool.invoke(b"warm-up")
+
+        def eager() -> None:  # two invocations back to back
+            served.append(pool.invoke(b"eager-1"))
+            served.append(pool.invoke(b"eager-2"))
+
+        first = threading.Thread(target=eager)
+        first.start()
+        while not pool.busy:
+            time.sleep(0.01)
+        others = [threading.Thread(target=lambda name=name: served.append(pool.invoke(name.encode())))
+                  for name in ("second", "third")]
+        for thread in others:
+            thread.start()
+            while len(pool._waiting) < others.index(thread) + 1:  # it is in line before the next starts
+                time.sleep(0.01)
+        for thread in [first, *others]:
+            thread.join()
+        assert served == ["eager-1", "second", "third", "eager-2"]
+    finally:
+        pool.stop()
