@@ -72,10 +72,11 @@ def burst_notes(bu: Section) -> list[str]:
         notes.append(f"burst: jobs {f.get('jobs')}, indexes {f.get('indexes')}, duplicates "
                      f"{f.get('duplicate_jobs')}, lost {f.get('lost')} (targets {f.get('uploads')}/"
                      f"{f.get('uploads')}/0/0): see stats.runs for the failed invocations.")
-    ramp = ("16 submit instances each import the SDKs on their first invocation (~0.3 s of CPU each) on the "
-            "same 2 cores as the 1000 uploads, the local OSS and ICE and the first callbacks; on FC every "
-            "instance has its own CPU. Closing it: provisioned instances (FC's provisioned concurrency) or a "
-            "cheaper cold start (see cold_start).")
+    ramp = ("in the first ~10 s the submit instances (16) and then the callback ones (about 10) import the SDKs "
+            "on their first invocation (~0.35 s of CPU each, see cold_start) on the same 2 cores as the 1000 "
+            "uploads and the local OSS and ICE, and jobs are created at 20-40/s; on FC every instance has its own CPU. "
+            "Closing it: more cores, provisioned instances (FC's provisioned concurrency) or a cheaper cold "
+            "start (see cold_start).")
     if f.get("submit_ratio") is not None and f["submit_ratio"] > burst.SUBMIT_RATIO_TARGET:
         limit = burst.SUBMIT_RATIO_TARGET
         notes.append(
