@@ -58,8 +58,8 @@ def callback_notes(cb: Section) -> list[str]:
         f"callback.n1000_ratio {cb.flat['n1000_ratio']:.2f} misses <= {limit} by "
         f"{cb.flat['n1000_ratio'] / limit - 1:.0%}: the handler makes the two round trips it must (GetSnapshotJob "
         "beside page 1, then the other 33 pages at once, on threads kept by the instance), and writes the "
-        "index as n10 does; what is left is the local ICE answering 33 pages at once in one process (signing "
-        "990 URLs and checking 33 signatures: ~35 ms, where ICE answers them on many machines) and writing the "
+        "index as n10 does; what is left is the local ICE answering 33 pages at once in one process (checking "
+        "33 signatures and signing 990 URLs, where ICE answers them on many machines) and writing the "
         "index of 1000 snapshots to the local OSS. Closing it: a local ICE answering pages from several "
         "processes; nothing in the handler (GetSnapshotUrls' PageSize is at most 30)."]
 
