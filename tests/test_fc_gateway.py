@@ -147,7 +147,10 @@ def ctrl_c(proc: subprocess.Popen) -> str:
 def children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
+        try:
+            found.update(int(child) for child in (task / "children").read_text().split())
+        except FileNotFoundError:  # the thread ended since the listing
+            continue
     return found
 
 
