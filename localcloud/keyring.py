@@ -139,8 +139,10 @@ class Keyring:
             self._issue_listeners.append(listener)
 
     def remove_issue_listener(self, listener: Callable[[StsCredentials], object]) -> None:
+        """Stop calling ``listener`` (one never added is no error)."""
         with self._lock:
-            self._issue_listeners.remove(listener)
+            if listener in self._issue_listeners:
+                self._issue_listeners.remove(listener)
 
     def secret_for(self, access_key_id: str, security_token: str | None) -> str:
         """The secret that signs requests of this AccessKeyId and SecurityToken (None or "": none sent)."""

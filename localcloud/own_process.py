@@ -153,6 +153,14 @@ class _ServiceProcess:
         child = self._child = subprocess.Popen(
             [sys.executable, "-c", "from localcloud.own_process import serve; serve()"], env=_child_env(),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self._connect(child, authkey)
+        except BaseException:
+            self.stop()  # the child ends with its stdin
+            raise
+        return self
+
+    def _connect(self, child: subprocess.Popen[str], authkey: bytes) -> None:
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(authkey.hex() + "\n")
         child.stdin.flush()
@@ -165,7 +173,6 @@ class _ServiceProcess:
         self._remote = getattr(manager, self._kind)(keys, self._options)
         self.endpoint = self._remote.attribute("endpoint")
         self.keyring.on_issue(self._remote.accept_sts)
-        return self
 
     @property
     def pid(self) -> int | None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import oss2
 import pytest
@@ -132,3 +133,22 @@ def test_a_child_ends_when_its_parent_is_killed(tmp_path):
         assert _gone(child), "the child outlived its killed parent"
     finally:
         parent.kill()
+
+
+def test_a_service_that_cannot_start_raises_here_and_leaves_no_child():
+    from localcloud.keyring import Keyring
+
+    def my_children() -> set[int]:
+        found: set[int] = set()
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                found.update(int(pid) for pid in (task / "children").read_text().split())
+            except FileNotFoundError:  # a thread that ended since the listing
+                continue
+        return {pid for pid in found if not _gone(pid)}
+
+    before = my_children()
+    oss = OssProcess(keyring=Keyring.generate(), no_such_option=1)
+    with pytest.raises(Exception, match="no_such_option"):
+        oss.start()
+    assert oss.pid is None and my_children() <= before
