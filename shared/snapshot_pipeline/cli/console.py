@@ -29,7 +29,11 @@ def cmd_console(ctx: Context) -> int:
     if a.open:
         webbrowser.open(server.url)
     try:
-        threading.Event().wait()
+        forever = threading.Event()
+        # A timed wait: Ctrl-C may be delivered to a server thread, and an untimed wait of the main
+        # thread would then never return to run the handler (a test saw the console outlive it by 30 s).
+        while not forever.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
