@@ -183,9 +183,11 @@ def test_a_read_only_console_refuses_uploads_and_keys_outside_its_prefix(cloud: 
 def test_snapshots_console_serves_read_only_with_the_operators_credentials(cloud: LocalCloud) -> None:
     """The production path: settings and credentials from the environment, as an operator runs it."""
     env = {**os.environ, **cloud.function_env(), "ALIBABA_CLOUD_ACCESS_KEY_ID": cloud.access_key_id,
-           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cloud.access_key_secret}
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": cloud.access_key_secret,
+           "PYTHONFAULTHANDLER": "1"}  # a console that does not stop shows where it is stuck (SIGABRT below)
     process = subprocess.Popen([sys.executable, "-m", "snapshot_pipeline.cli", "--json", "console",
-                                f"oss://{cloud.options.bucket}/uploads/"], env=env, stdout=subprocess.PIPE, text=True)
+                                f"oss://{cloud.options.bucket}/uploads/"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         started = json.loads("".join(iter(process.stdout.readline, "}\n")) + "}")
@@ -194,7 +196,13 @@ def test_snapshots_console_serves_read_only_with_the_operators_credentials(cloud
         assert _get(started["console_url"] + "api/uploads")[0] == 200
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        try:
+            out, err = process.communicate(timeout=30)  # read to the end: a full pipe must not stop it
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack
+            out, err = process.communicate(timeout=30)
+            raise AssertionError(f"the console did not stop within 30 s of Ctrl-C; its threads:\n{err}") from None
+    assert process.returncode == 0, err
 
 
 def test_requests_from_elsewhere_are_refused(cloud: LocalCloud) -> None:
