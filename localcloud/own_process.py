@@ -19,6 +19,7 @@ local OSS's notifications (the child queues each record; a thread here hands the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import secrets
@@ -30,6 +31,8 @@ from multiprocessing.managers import BaseManager
 from typing import Any
 
 from .keyring import Keyring, StsCredentials
+
+log = logging.getLogger(__name__)
 
 #: What callers do with a LocalOss, forwarded to the child's.
 OSS_CONTROLS = ("create_bucket", "put_objects", "set_faults", "faults", "lose_answers", "fail_requests",
@@ -229,7 +232,10 @@ class OssProcess(_ServiceProcess):
         while not self._stopping.is_set():
             for record in remote.take_records(_RECORD_POLL_S):
                 for listener in list(self._listeners):
-                    listener(record)
+                    try:  # as the in-process Notifier does: one failing listener stops no other record
+                        listener(record)
+                    except Exception:
+                        log.exception("local OSS process: listener %r failed on a record", listener)
 
     def stop(self) -> None:
         self._stopping.set()

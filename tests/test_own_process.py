@@ -152,3 +152,28 @@ def test_a_service_that_cannot_start_raises_here_and_leaves_no_child():
     with pytest.raises(Exception, match="no_such_option"):
         oss.start()
     assert oss.pid is None and my_children() <= before
+
+
+def test_a_failing_listener_stops_no_other_record():
+    from localcloud.keyring import Keyring
+
+    keyring = Keyring.generate()
+    oss = OssProcess(keyring=keyring).start()
+    try:
+        oss.create_bucket("relay")
+        seen: list[str] = []
+
+        def failing(record: dict) -> None:
+            raise RuntimeError("a listener that fails")
+
+        oss.subscribe(failing)
+        oss.subscribe(lambda record: seen.append(record["oss"]["object"]["key"]))
+        bucket = oss2.Bucket(oss2.Auth(keyring.access_key_id, keyring.access_key_secret), oss.endpoint, "relay")
+        for key in ("one", "two"):
+            bucket.put_object(key, b"x")
+        deadline = time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == ["one", "two"]
+    finally:
+        oss.stop()
