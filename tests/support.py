@@ -3,10 +3,14 @@ waiting on a condition."""
 from __future__ import annotations
 
 import copy
+import fnmatch
+import hashlib
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jsonschema
 
@@ -228,3 +232,54 @@ def cli_runner(cloud, state_file, monkeypatch, capsys) -> Callable[..., tuple[in
 def default_result(index: dict) -> dict:
     """What an index shows for the profile ``default`` (today's single-template settings)."""
     return index["profiles"]["default"]
+
+
+def http_call(url: str, method: str = "GET", body: bytes | None = None,
+              timeout: float = PIPELINE_TIMEOUT_S) -> tuple[int, bytes]:
+    """(HTTP status, body) of one request: an error status is an answer here, not an exception."""
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def admin_json(url: str, method: str = "GET", payload: Any = None) -> tuple[int, Any]:
+    """One call of a local service's admin endpoint: (HTTP status, decoded JSON answer)."""
+    status, body = http_call(url, method, json.dumps(payload).encode() if payload is not None else None)
+    return status, json.loads(body)
+
+
+class MemoryStore:
+    """The ObjectStore operations the unit tests' publishers and outboxes use, on a dict (ETag: the MD5)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put_json(self, bucket: str, key: str, doc) -> None:
+        self.objects[(bucket, key)] = json.dumps(doc).encode()
+
+    def create_json(self, bucket: str, key: str, doc) -> bool:
+        if (bucket, key) in self.objects:
+            return False
+        self.put_json(bucket, key, doc)
+        return True
+
+    def get_json(self, bucket: str, key: str):
+        data = self.objects.get((bucket, key))
+        return None if data is None else json.loads(data)
+
+    def list(self, bucket: str, prefix: str, **_):
+        from snapshot_pipeline.domain import ObjectInfo
+
+        for (b, key), data in sorted(self.objects.items()):
+            if b == bucket and key.startswith(prefix):
+                yield ObjectInfo(key, len(data), hashlib.md5(data).hexdigest(), 0.0)
+
+    def delete_many(self, bucket: str, keys) -> None:
+        for key in keys:
+            self.objects.pop((bucket, key), None)
+
+    def keys(self, pattern: str) -> list[str]:
+        return [key for _, key in self.objects if fnmatch.fnmatch(key, pattern)]

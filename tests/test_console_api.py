@@ -27,7 +27,7 @@ from snapshot_pipeline.domain import ObjectInfo, OssLocation
 from snapshot_pipeline.index import parse_vtt
 from snapshot_pipeline.settings import Settings
 from tests.conftest import ROOT
-from tests.support import wait_until
+from tests.support import http_call, wait_until
 
 STILL = {"index": 1, "bucket": "media", "key": "snapshots/media/a.mp4/v/00001.jpg", "url": "u", "time": 2.0}
 JOB = {"id": "j1", "status": "Success", "type": "Normal"}
@@ -139,11 +139,7 @@ def cloud() -> Iterator[LocalCloud]:
 
 
 def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return http_call(url, timeout=30)
 
 
 def test_no_answer_carries_a_credential_or_secret(cloud: LocalCloud, small_video: bytes) -> None:

@@ -30,6 +30,7 @@ from tests.support import (
     PIPELINE_TIMEOUT_S,
     assert_valid_index,
     default_result,
+    http_call,
     jobs_for,
     submit_records,
     version_of,
@@ -130,12 +131,8 @@ def test_latency_is_added_to_every_request(cloud):
 
 
 def admin(cloud, method: str = "GET", body: bytes | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(f"{cloud.oss.endpoint}/__localcloud/faults", data=body, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, answer = http_call(f"{cloud.oss.endpoint}/__localcloud/faults", method, body, timeout=10)
+    return status, json.loads(answer)
 
 
 def test_the_admin_endpoint_shows_and_sets_the_switches_without_a_signature(cloud):

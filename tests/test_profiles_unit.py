@@ -2,19 +2,18 @@
 time, the names each (version, profile) gets, and the index composed from results."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
 from snapshot_pipeline import layout
 from snapshot_pipeline.claims import job_name
-from snapshot_pipeline.domain import ObjectInfo, SnapshotType, Upload
+from snapshot_pipeline.domain import SnapshotType, Upload
 from snapshot_pipeline.index import compose_index, profile_result, source_doc, tombstone_index
 from snapshot_pipeline.profiles import Profile, parse_profiles, poster_time_ms
 from snapshot_pipeline.publish import Publisher
 from snapshot_pipeline.settings import Settings, SettingsError
-from tests.support import assert_valid_index
+from tests.support import MemoryStore, assert_valid_index
 
 BASE = {"REGION": "cn-shanghai", "OUTPUT_BUCKET": "out"}
 THREE = [
@@ -162,28 +161,19 @@ def test_localcloud_up_checks_its_profiles_file_before_starting(tmp_path):
     assert json.loads(_profiles_file(str(good))) == THREE[1:]
 
 
-class InterleavingStore:
-    """The ObjectStore operations composing uses, on a dict; ``before_index_put`` runs (once) just
-    before the next index write lands, to put another writer's work in between."""
+class InterleavingStore(MemoryStore):
+    """A MemoryStore whose ``before_index_put`` runs (once) just before the next index write lands, to
+    put another writer's work in between."""
 
     def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
+        super().__init__()
         self.before_index_put = None
 
     def put_json(self, bucket: str, key: str, doc) -> None:
         if key.endswith("/" + layout.INDEX_FILE) and self.before_index_put is not None:
             meanwhile, self.before_index_put = self.before_index_put, None
             meanwhile()
-        self.objects[(bucket, key)] = json.dumps(doc).encode()
-
-    def get_json(self, bucket: str, key: str):
-        data = self.objects.get((bucket, key))
-        return None if data is None else json.loads(data)
-
-    def list(self, bucket: str, prefix: str, **_):
-        for (b, key), data in sorted(self.objects.items()):
-            if b == bucket and key.startswith(prefix):
-                yield ObjectInfo(key, len(data), hashlib.md5(data).hexdigest(), 0.0)
+        super().put_json(bucket, key, doc)
 
 
 def test_a_writer_whose_stale_index_lands_last_composes_again_and_loses_no_result():

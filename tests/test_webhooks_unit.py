@@ -2,14 +2,13 @@
 outbox's rules over an in-memory store with a virtual clock and a scripted receiver."""
 from __future__ import annotations
 
-import fnmatch
 import json
 import time
 
 import pytest
 
 from snapshot_pipeline import outbox as outbox_module
-from snapshot_pipeline.domain import ObjectInfo, OssLocation
+from snapshot_pipeline.domain import OssLocation
 from snapshot_pipeline.outbox import (
     MAX_ATTEMPTS,
     RETRY_BASE_S,
@@ -29,43 +28,11 @@ from snapshot_pipeline.webhooks import (
     signature,
     verify_signature,
 )
-from tests.support import VirtualTime
+from tests.support import MemoryStore, VirtualTime
 
 SECRET = "whsec_test-secret"
 CHANGE = IndexChange("oss://media/uploads/a.mp4", "20261201T000000Z-ABC", ChangeKind.PROFILE_INDEXED, "default",
                      "snapshots/media/uploads/a.mp4/index.json", None)
-
-
-class MemoryStore:
-    """The ObjectStore operations the outbox uses, on a dict."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-
-    def put_json(self, bucket: str, key: str, doc) -> None:
-        self.objects[(bucket, key)] = json.dumps(doc).encode()
-
-    def create_json(self, bucket: str, key: str, doc) -> bool:
-        if (bucket, key) in self.objects:
-            return False
-        self.put_json(bucket, key, doc)
-        return True
-
-    def get_json(self, bucket: str, key: str):
-        data = self.objects.get((bucket, key))
-        return None if data is None else json.loads(data)
-
-    def list(self, bucket: str, prefix: str, **_):
-        for (b, key), data in sorted(self.objects.items()):
-            if b == bucket and key.startswith(prefix):
-                yield ObjectInfo(key, len(data), "", 0.0)
-
-    def delete_many(self, bucket: str, keys) -> None:
-        for key in keys:
-            self.objects.pop((bucket, key), None)
-
-    def keys(self, pattern: str) -> list[str]:
-        return [key for _, key in self.objects if fnmatch.fnmatch(key, pattern)]
 
 
 class ScriptedReceiver:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -15,7 +13,7 @@ from alibabacloud_tea_openapi.models import Config
 
 from localcloud.ice.server import LocalIce
 from tests.localcloud.support import BackgroundServer, QuietHandler
-from tests.support import PIPELINE_TIMEOUT_S
+from tests.support import PIPELINE_TIMEOUT_S, admin_json, http_call
 
 AK, SK = "LTAIlocalTestKey01", "local-test-secret-0123456789"
 IN, OUT = "ice-test-in", "ice-test-out"
@@ -95,9 +93,10 @@ def client_error(call, *args) -> ClientException:
 
 
 def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return http_call(url, timeout=10)
+
+
+def admin_call(ice, method, name, payload=None):
+    """One call of the local ICE's admin endpoint: (HTTP status, decoded JSON answer)."""
+    return admin_json(f"{ice.url}/__localcloud/{name}", method, payload)
 

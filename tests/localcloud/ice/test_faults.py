@@ -1,16 +1,13 @@
 """The local ICE's injected faults: QPS limits, 5xx errors, latency, dropped callbacks, job delay, admin API."""
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from alibabacloud_ice20201109 import models as m
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
-from tests.localcloud.ice.support import AUTH_KEY, NORMAL, create_template, get_job, run_job, submit
+from tests.localcloud.ice.support import AUTH_KEY, NORMAL, admin_call, create_template, get_job, run_job, submit
 from tests.support import PIPELINE_TIMEOUT_S, wait_until
 
 # Longer than a busy machine takes for the SDK call and the half-second look after the submit.
@@ -98,13 +95,7 @@ def test_job_delay_keeps_the_job_in_init(client, ice, video):
 
 def test_admin_endpoint(ice):
     def call(method, name, payload=None):
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(f"{ice.url}/__localcloud/{name}", data=data, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return admin_call(ice, method, name, payload)
 
     status, faults = call("POST", "faults", {"error_rate": 0.25, "qps_limits": {"SubmitSnapshotJob": 5}})
     assert status == 200 and faults["error_rate"] == 0.25 and faults["qps_limits"] == {"SubmitSnapshotJob": 5}

@@ -3,28 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 from alibabacloud_ice20201109 import models as m
 
 from localcloud.ice.callbacks import NothingToRedeliver
-from tests.localcloud.ice.support import AUTH_KEY, NORMAL, create_template, get_job, run_job, submit
+from tests.localcloud.ice.support import AUTH_KEY, NORMAL, admin_call, create_template, get_job, run_job, submit
 from tests.support import PIPELINE_TIMEOUT_S, wait_until
 
 ONE_FRAME = dict(NORMAL, Count=1)
-
-
-def admin_call(ice, method, name, payload=None):
-    """One call of the admin endpoint: (HTTP status, decoded JSON answer)."""
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(f"{ice.url}/__localcloud/{name}", data=data, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=PIPELINE_TIMEOUT_S) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def event_job_ids(receiver):
